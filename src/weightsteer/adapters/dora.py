@@ -1,0 +1,28 @@
+"""DoRA (Liu et al., 2024, arXiv 2402.09353): weight-decomposed low-rank adaptation.
+
+    W' = m * (W + s B A) / ||W + s B A||_c      (column norm, m: [out] learned magnitude)
+
+The normalisation makes W' non-linear in (B, A), so dW = W'_pos - W'_neg is dense: it is
+extracted exactly, module by module, from the merged weights in float32.
+"""
+
+from peft import LoraConfig
+
+from weightsteer.adapters import Family, register
+
+register(
+    Family(
+        name="dora",
+        default_lr=2e-4,
+        lowrank=False,
+        summary="m (W + sBA)/||W + sBA||; dW dense, exact from merged weights",
+        build=lambda spec, names: LoraConfig(
+            r=spec.rank,
+            lora_alpha=spec.alpha,
+            lora_dropout=spec.dropout,
+            target_modules=names,
+            use_dora=True,
+            **spec.options,
+        ),
+    )
+)

@@ -1,0 +1,27 @@
+"""OFT (Qiu et al., 2023, arXiv 2306.07280): orthogonal fine-tuning.
+
+    W' = R W,   R = blockdiag(R_1, ..., R_k),   R_i = Cayley(Q_i) = (I + Q_i)(I - Q_i)^-1
+
+``rank`` is the OFT block size. dW = (R_pos - R_neg) W is dense; extracted exactly from
+the merged weights in float32.
+"""
+
+from peft import OFTConfig
+
+from weightsteer.adapters import Family, register
+
+register(
+    Family(
+        name="oft",
+        default_lr=1e-3,
+        lowrank=False,
+        summary="R W with block-orthogonal R; dW dense, exact from merged weights",
+        build=lambda spec, names: OFTConfig(
+            r=0,
+            oft_block_size=spec.rank,
+            module_dropout=spec.dropout,
+            target_modules=names,
+            **spec.options,
+        ),
+    )
+)

@@ -1,0 +1,41 @@
+"""PiSSA (Meng et al., 2024, arXiv 2404.02948): LoRA initialised on principal singular vectors.
+
+    W = W_res + s B0 A0     (B0 A0: top-r SVD part of W; ``pissa_niter_4``: randomised SVD)
+    W' = W_res + s B A
+
+Initialisation rewrites the base (W -> W_res); the trainer restores it afterwards and
+saves the adapter converted for the original base (PEFT's rank-2r form
+[B, -B0] @ [A; A0]). With POS and NEG from the same init, the shared -s B0 A0 components
+cancel exactly in pos - neg, leaving
+
+    dW = s (B_pos A_pos - B_neg A_neg)   (rank <= 2r)
+"""
+
+from peft import LoraConfig
+
+from weightsteer.adapters import Family, register
+
+
+def _config(spec, names):
+    opts = dict(spec.options)
+    niter = opts.pop("niter", 4)
+    return LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=names,
+        init_lora_weights=f"pissa_niter_{niter}" if niter else "pissa",
+        **opts,
+    )
+
+
+register(
+    Family(
+        name="pissa",
+        default_lr=2e-4,
+        lowrank=True,
+        mutates_base=True,
+        summary="LoRA on the top-r SVD of W; dW exact at rank <= 2r",
+        build=_config,
+    )
+)

@@ -1,0 +1,255 @@
+"""The ``weightsteer`` command line. Thin: parse, call the library, print.
+
+Exit codes: 0 success, 2 a user error (one line on stderr saying what and how to fix),
+1 an internal error (with traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from weightsteer.errors import UserError
+from weightsteer.naming import DEFAULT_TARGETS
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Contrastive weight steering: turn a behaviour into dW = theta_pos - theta_neg "
+    "and steer with theta_base + alpha * dW.",
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="hub id or local model folder")]
+DtypeOpt = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")]
+OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _load(model: str, dtype: str):
+    from weightsteer.modelling import load_model, load_tokenizer
+
+    _quiet_transformers()
+    with console.status(f"loading {model}"):
+        return load_model(model, dtype=dtype), load_tokenizer(model)
+
+
+def _parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option takes key=value, got {item!r}")
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    return opts
+
+
+@app.command()
+def train(
+    model: ModelOpt,
+    data: Annotated[Path, typer.Option(help="chat jsonl (pairs format: pos.jsonl or neg.jsonl)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="adapter folder to write")],
+    family: Annotated[str, typer.Option(help="lora, dora, pissa, delora, oft or ia3")] = "lora",
+    rank: int = 32,
+    alpha: float = 64.0,
+    lr: Annotated[float | None, typer.Option(help="default: the family's")] = None,
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    batch_size: int = 8,
+    layers: Annotated[str, typer.Option(help="depth fractions lo,hi")] = "0.3,0.8",
+    targets: Annotated[str, typer.Option(help="module kinds, comma-separated")] = (
+        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    ),
+    seed: int = 0,
+    option: Annotated[list[str], typer.Option(help="family option key=value")] = [],  # noqa: B006
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Fine-tune one adapter on a chat jsonl (loss on the assistant's answer only)."""
+    from pydantic import ValidationError
+
+    from weightsteer.adapters import AdapterSpec
+    from weightsteer.train import file_digest, load_chat_jsonl, train_adapter
+
+    records = load_chat_jsonl(data)
+    lohi = _parse_floats(layers, "--layers")
+    if len(lohi) != 2:
+        raise UserError(f"--layers takes two fractions lo,hi, got {layers!r}")
+    try:
+        spec = AdapterSpec(
+            family=family,
+            rank=rank,
+            alpha=alpha,
+            lr=lr,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            layers=tuple(lohi),
+            targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
+            seed=seed,
+            options=_parse_options(option),
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"--{err['loc'][0]}: {err['msg']}") from None
+    if out_dir.exists() and not overwrite:
+        raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
+    m, tok = _load(model, dtype)
+    info = {"path": str(data), "sha256": file_digest(data), "rows": len(records)}
+    train_adapter(m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite)
+    console.print(f"[green]saved[/] {spec.family} adapter ({len(records)} examples)")
+    print(out_dir)
+
+
+@app.command()
+def extract(
+    model: ModelOpt,
+    pos: Annotated[Path, typer.Option(help="POS adapter folder")],
+    neg: Annotated[Path, typer.Option(help="NEG adapter folder")],
+    out_file: Annotated[Path, typer.Option("--out", help="vector file (.safetensors)")],
+    behavior: Annotated[str | None, typer.Option(help="behaviour name for the metadata")] = None,
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Extract dW = theta_pos - theta_neg from two adapters (exact, float32)."""
+    from weightsteer.extract import extract_vector
+    from weightsteer.io import check_writable
+
+    check_writable(out_file, overwrite=overwrite)
+    m, _ = _load(model, dtype)
+    vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
+    vec.save(out_file, overwrite=overwrite)
+    console.print(f"[green]saved[/] {vec}")
+    print(out_file)
+
+
+def _norm_table(rows: list[dict[str, Any]]) -> Table:
+    """Layers x module kinds, norms shaded by size: where the vector lives, at a glance."""
+    order = {k: i for i, k in enumerate(DEFAULT_TARGETS)}
+    kinds = sorted(dict.fromkeys(r["module"] for r in rows), key=lambda k: (order.get(k, 99), k))
+    layers = sorted({r["layer"] for r in rows}, key=lambda x: (x is None, x))
+    cell = {(r["layer"], r["module"]): r["norm"] for r in rows}
+    top = max(cell.values(), default=0.0) or 1.0
+    table = Table(title="||dW|| per layer and module (Frobenius)", show_lines=False)
+    table.add_column("layer", justify="right")
+    for k in kinds:
+        table.add_column(k, justify="right")
+    shades = ["grey50", "white", "yellow", "orange1", "red"]
+    for layer in layers:
+        vals = []
+        for k in kinds:
+            v = cell.get((layer, k))
+            if v is None:
+                vals.append("")
+            else:
+                style = shades[min(int(v / top * len(shades)), len(shades) - 1)]
+                vals.append(f"[{style}]{v:.3g}[/]")
+        table.add_row("-" if layer is None else str(layer), *vals)
+    return table
+
+
+@app.command()
+def info(
+    vector: Annotated[Path, typer.Argument(help="vector file (.safetensors)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
+) -> None:
+    """Show a vector's metadata, ranks and norms per layer and module."""
+    from weightsteer.vector import WeightVector
+
+    vec = WeightVector.load(vector)
+    rows = vec.summary()
+    total = vec.norm()
+    if as_json:
+        print(json.dumps({"meta": vec.meta.model_dump(), "norm": total, "tensors": rows}, indent=2))
+        return
+    ranks = sorted({r["rank"] for r in rows if r["rank"] is not None})
+    meta = vec.meta
+    out.print(f"[bold]{vector}[/]  ({vector.stat().st_size / 2**20:.2f} MiB)")
+    out.print(f"base      {meta.base.model_id} ({meta.base.architecture}, {meta.base.shapes_hash})")
+    out.print(f"family    {meta.family}   behavior {meta.behavior}   seed {meta.seed}")
+    lowrank = sum(r["rank"] is not None for r in rows)
+    rank_text = f"rank {ranks[0]}-{ranks[-1]}" if ranks else "dense"
+    out.print(f"tensors   {len(rows)} ({lowrank} low-rank, {rank_text})   ||dW|| = {total:.4g}")
+    out.print(f"made by   {' | '.join(meta.provenance)}")
+    out.print(_norm_table(rows))
+
+
+@app.command(name="steer")
+def steer_cmd(
+    model: ModelOpt,
+    vector: Annotated[Path, typer.Option(help="vector file (.safetensors)")],
+    alpha: Annotated[float, typer.Option(help="strength: + toward POS, - toward NEG")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the steered HF model")],
+    allow_finetune: Annotated[
+        bool, typer.Option(help="steer a fine-tune of the vector's base")
+    ] = False,
+    dtype: DtypeOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Write theta_base + alpha * dW as a normal HF model folder."""
+    from weightsteer.io import atomic_path, check_writable
+    from weightsteer.steer import Steerer
+    from weightsteer.vector import WeightVector
+
+    check_writable(out_dir, overwrite=overwrite)
+    vec = WeightVector.load(vector)
+    m, tok = _load(model, dtype)
+    with Steerer(m, vec, allow_finetune=allow_finetune) as s:
+        s.set_alpha(alpha)
+        with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+            m.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+    console.print(f"[green]saved[/] model steered with alpha={alpha:g}")
+    print(out_dir)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the demo's artifacts")] = Path(
+        "demo-out"
+    ),
+) -> None:
+    """Build a tiny model, train POS/NEG LoRA adapters, extract dW and steer with it."""
+    from weightsteer.demo import run_demo
+
+    _quiet_transformers()
+    run_demo(out_dir, console=out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv)
+    except UserError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

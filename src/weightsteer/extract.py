@@ -1,0 +1,207 @@
+"""Extract dW = theta_pos - theta_neg from two adapters of one family, exactly, in float32.
+
+* LoRA-type layers without a variant (LoRA, PiSSA converted to LoRA): the factors
+  themselves, ``[s B_pos, -s B_neg] @ [A_pos; A_neg]``, never densified; components shared
+  by both sides (PiSSA's initialisation) cancel exactly.
+* Every other layer (DoRA, OFT, IA3, DeLoRA): the merged weights of each side, computed
+  on a float32 copy of that one module, subtracted. Peak memory stays near one model plus
+  one module; the base model is returned untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weightsteer.errors import UserError
+from weightsteer.modelling import fingerprint, preserved
+from weightsteer.train import read_adapter_info
+from weightsteer.vector import Delta, LowRank, VectorMeta, WeightVector, _lowrank_sum
+from weightsteer.versions import library_versions
+
+SIDES = ("pos", "neg")
+
+
+def _check_adapter_dir(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    cfg = path / "adapter_config.json"
+    if not cfg.is_file():
+        raise UserError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{cfg} is not valid JSON ({e})") from None
+
+
+def _family_of(cfg: dict[str, Any], info: dict[str, Any] | None) -> str:
+    if info:
+        return info["family"]
+    kind = str(cfg.get("peft_type", "unknown")).lower()
+    return "dora" if kind == "lora" and cfg.get("use_dora") else kind
+
+
+def _check_pair(infos: dict[str, dict | None], base_fp) -> None:
+    """Refuse pairs whose contrast would contain more than the data: other recipes, other base."""
+    pos, neg = infos["pos"], infos["neg"]
+    if pos and neg and pos["spec"] != neg["spec"]:
+        diff = sorted(k for k in pos["spec"] if pos["spec"][k] != neg["spec"].get(k))
+        raise UserError(
+            f"POS and NEG adapters were trained with different recipes ({', '.join(diff)}); "
+            "dW would mix recipe differences into the contrast: retrain with one recipe"
+        )
+    for side, info in infos.items():
+        if not info:
+            continue
+        fp = info["base"]
+        if (fp["architecture"], fp["shapes_hash"]) != (base_fp.architecture, base_fp.shapes_hash):
+            raise UserError(
+                f"the {side} adapter was trained on {fp['model_id']} ({fp['architecture']}), "
+                f"not on this model ({base_fp.model_id}); pass the adapter's base as --model"
+            )
+        if fp["weights_hash"] != base_fp.weights_hash:
+            raise UserError(
+                f"the {side} adapter was trained on other weights ({fp['model_id']}) than this "
+                f"model's ({base_fp.model_id}); pass the adapter's base as --model"
+            )
+
+
+@contextmanager
+def _float32_copy(layer: torch.nn.Module) -> Iterator[None]:
+    """Point every tensor of ``layer`` (base and adapters) at a float32 copy; restore after."""
+    tensors = [t for _, t in layer.named_parameters()] + [t for _, t in layer.named_buffers()]
+    originals = [t.data for t in tensors]
+    try:
+        for t in tensors:
+            if t.is_floating_point():
+                t.data = t.data.to(torch.float32, copy=True)
+        yield
+    finally:
+        for t, data in zip(tensors, originals, strict=True):
+            t.data = data
+
+
+@torch.no_grad()
+def _dense_delta(layer, sides: list[str]) -> dict[str, torch.Tensor]:
+    """merged_pos - merged_neg for each parameter of the wrapped module, in float32."""
+    base = layer.get_base_layer()
+    with _float32_copy(layer):
+        pristine = {n: p.data.clone() for n, p in base.named_parameters(recurse=False)}
+        merged: dict[str, dict[str, torch.Tensor]] = {}
+        for side in SIDES:
+            if side in sides:
+                layer.merge(adapter_names=[side])
+            merged[side] = {n: p.data.clone() for n, p in base.named_parameters(recurse=False)}
+            for n, p in base.named_parameters(recurse=False):
+                p.data = pristine[n].clone()
+            layer.merged_adapters.clear()
+    out = {}
+    for n in pristine:
+        d = merged["pos"][n] - merged["neg"][n]
+        if n == "weight" or bool(d.any()):
+            out[n] = d
+    return out
+
+
+def _lowrank_delta(layer, sides: list[str]) -> LowRank:
+    terms = []
+    for sign, side in ((1.0, "pos"), (-1.0, "neg")):
+        if side not in sides:
+            continue
+        A = layer.lora_A[side].weight.detach().float()  # [r, in]
+        B = layer.lora_B[side].weight.detach().float()  # [out, r]
+        if getattr(layer, "fan_in_fan_out", False):  # Conv1D layout: delta is (B A)^T
+            A, B = B.T, A.T
+        terms.append((sign * float(layer.scaling[side]), LowRank(B.contiguous(), A.contiguous())))
+    return _lowrank_sum(terms)
+
+
+def _is_plain_lora(layer, sides: list[str]) -> bool:
+    from peft.tuners.lora import Linear as LoraLinear
+
+    return (
+        isinstance(layer, LoraLinear)
+        and not any(s in layer.lora_variant for s in sides)
+        and not any(layer.lora_bias.get(s, False) for s in sides)
+    )
+
+
+def _adapted_sides(layer) -> list[str]:
+    store = getattr(layer, layer.adapter_layer_names[0])
+    return [s for s in SIDES if s in store]
+
+
+def extract_vector(
+    model: torch.nn.Module,
+    pos_dir: str | Path,
+    neg_dir: str | Path,
+    *,
+    behavior: str | None = None,
+    personas: dict[str, Any] | None = None,
+    model_id: str | None = None,
+    progress: bool = False,
+) -> WeightVector:
+    """dW = theta_pos - theta_neg for the adapters in ``pos_dir`` and ``neg_dir``.
+
+    ``model`` is the base both adapters were trained on (load it in float32 for DoRA-type
+    families, whose merge is non-linear in W); it is returned unchanged.
+    """
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    cfgs = {"pos": _check_adapter_dir(pos_dir), "neg": _check_adapter_dir(neg_dir)}
+    infos = {"pos": read_adapter_info(pos_dir), "neg": read_adapter_info(neg_dir)}
+    families = {side: _family_of(cfgs[side], infos[side]) for side in SIDES}
+    if families["pos"] != families["neg"]:
+        raise UserError(
+            f"POS adapter is {families['pos']} but NEG is {families['neg']}; "
+            "extract from two adapters of one family"
+        )
+    base_fp = fingerprint(model, model_id)
+    _check_pair(infos, base_fp)
+    param_names = {id(p): n for n, p in model.named_parameters()}
+
+    deltas: dict[str, Delta] = {}
+    with preserved(model):
+        peft_model = PeftModel.from_pretrained(model, str(pos_dir), adapter_name="pos")
+        try:
+            peft_model.load_adapter(str(neg_dir), adapter_name="neg")
+            layers = [
+                m
+                for m in peft_model.modules()
+                if isinstance(m, BaseTunerLayer) and _adapted_sides(m)
+            ]
+            iterator = layers
+            if progress:
+                from rich.progress import track
+
+                iterator = track(layers, description="extracting dW", transient=True)
+            for layer in iterator:
+                sides = _adapted_sides(layer)
+                base = layer.get_base_layer()
+                if _is_plain_lora(layer, sides):
+                    deltas[param_names[id(base.weight)]] = _lowrank_delta(layer, sides)
+                else:
+                    for leaf, d in _dense_delta(layer, sides).items():
+                        deltas[param_names[id(getattr(base, leaf))]] = d
+        finally:
+            peft_model.unload()
+
+    info = infos["pos"] or {}
+    spec = info.get("spec", {k: v for k, v in cfgs["pos"].items() if not k.startswith("_")})
+    meta = VectorMeta(
+        base=base_fp,
+        family=families["pos"],
+        adapter=spec,
+        behavior=behavior,
+        personas=personas,
+        seed=info.get("spec", {}).get("seed"),
+        data={side: (infos[side] or {}).get("data", {}) for side in SIDES},
+        versions=library_versions(),
+        provenance=[f"extract pos={Path(pos_dir).name} neg={Path(neg_dir).name}"],
+    )
+    return WeightVector(deltas, meta)

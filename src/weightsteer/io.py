@@ -1,0 +1,70 @@
+"""Atomic writes: artifacts appear under their final name only when complete.
+
+Every file or folder the library writes goes through these helpers, so an interrupted
+command never leaves a half-written artifact behind, and nothing the user made is
+overwritten unless they asked for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from weightsteer.errors import UserError
+
+
+def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Refuse to replace an existing artifact unless ``overwrite`` is set."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; choose another --out or pass --overwrite")
+    return path
+
+
+@contextmanager
+def atomic_path(
+    path: str | Path, *, overwrite: bool = False, is_dir: bool = False
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    On error the temporary is removed and ``path`` is left as it was.
+    """
+    path = check_writable(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp if is_dir else tmp / path.name
+    try:
+        yield target
+        if path.is_dir() and not path.is_symlink():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(target, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | Path, obj: Any, *, overwrite: bool = True) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Read JSON with a clear error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} {path} is not valid JSON ({e})") from None

@@ -1,0 +1,181 @@
+"""Load models and tokenizers, render chats, fingerprint a model.
+
+``--model`` accepts a hub id or a local folder. Chats are rendered with the tokenizer's own
+template; thinking is disabled where the template knows the switch (Qwen3
+``enable_thinking=False``), and a scorer can prefill the start of the assistant turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from weightsteer.errors import UserError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+Message = dict[str, str]
+
+
+def resolve_dtype(name: str) -> torch.dtype | str:
+    """``auto`` (the checkpoint's dtype), ``float32``, ``bfloat16`` or ``float16``."""
+    if name == "auto":
+        return "auto"
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype {name!r}; use one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def _check_source(source: str | Path) -> str:
+    source = str(source)
+    looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
+    if looks_local and not Path(source).expanduser().is_dir():
+        raise UserError(f"model folder {source} does not exist")
+    return str(Path(source).expanduser()) if looks_local else source
+
+
+def load_model(
+    source: str | Path,
+    *,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    device: str | None = None,
+) -> torch.nn.Module:
+    """Load a causal LM from a hub id or a local folder, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    src = _check_source(source)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            src, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load model {source!r}: {first}") from None
+    if device:
+        model.to(device)
+    return model.eval()
+
+
+def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False):
+    """Load the tokenizer; a missing pad token falls back to EOS (scoring pads left)."""
+    from transformers import AutoTokenizer
+
+    src = _check_source(source)
+    try:
+        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load tokenizer {source!r}: {first}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        raise UserError(f"tokenizer of {source!r} has no chat template; use an instruct model")
+    return tok
+
+
+def render_chat(
+    tokenizer,
+    messages: Sequence[Message],
+    *,
+    add_generation_prompt: bool = True,
+    prefill: str | None = None,
+) -> str:
+    """Render ``messages`` through the chat template, optionally prefilling the answer.
+
+    ``prefill`` is appended after the generation prompt: the next token is the model's
+    continuation of an assistant turn that starts with it (``"My choice:"``).
+    """
+    text = tokenizer.apply_chat_template(
+        list(messages),
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+        enable_thinking=False,  # unused variables are ignored by other templates
+    )
+    if prefill:
+        if not add_generation_prompt:
+            raise ValueError("a prefill needs add_generation_prompt=True")
+        text += prefill
+    return text
+
+
+def assistant_suffix(tokenizer) -> str:
+    """The text the template puts after an assistant message (e.g. ``<|im_end|>``).
+
+    Training appends it to each answer so the model learns to end its turn exactly as
+    generation stops; found by rendering a probe message, so it follows any template.
+    """
+    probe = "\x00PROBE\x00"
+    text = render_chat(
+        tokenizer,
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}],
+        add_generation_prompt=False,
+    )
+    if probe not in text:
+        raise UserError("the chat template drops assistant messages; cannot train on it")
+    return text.split(probe, 1)[1].rstrip()
+
+
+class Fingerprint(BaseModel):
+    """What a vector was made for: architecture, parameter layout and a weights sample.
+
+    ``shapes_hash`` covers every parameter name and shape; ``weights_hash`` a fixed sample
+    of values (rounded to bfloat16, so float32 and bfloat16 loads of one checkpoint agree).
+    A fine-tune of the base has the same shapes but another weights hash.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_id: str
+    architecture: str
+    shapes_hash: str
+    weights_hash: str
+    num_layers: int | None = None
+
+
+def parameter_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every parameter of the model's own state (tied weights once)."""
+    return {n: tuple(p.shape) for n, p in model.named_parameters()}
+
+
+@torch.no_grad()
+def fingerprint(model: torch.nn.Module, model_id: str | None = None) -> Fingerprint:
+    """Fingerprint a loaded model (cheap: 16 values per parameter are hashed)."""
+    shapes = hashlib.sha256()
+    weights = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        shapes.update(f"{name}:{tuple(p.shape)};".encode())
+        flat = p.detach().reshape(-1)
+        idx = torch.linspace(0, flat.numel() - 1, min(16, flat.numel())).long().to(flat.device)
+        sample = flat[idx].to(torch.bfloat16).float().cpu()
+        weights.update(sample.numpy().tobytes())
+    config = getattr(model, "config", None)
+    return Fingerprint(
+        model_id=model_id or str(getattr(model, "name_or_path", "") or "unknown"),
+        architecture=type(model).__name__,
+        shapes_hash=shapes.hexdigest()[:16],
+        weights_hash=weights.hexdigest()[:16],
+        num_layers=getattr(config, "num_hidden_layers", None),
+    )
+
+
+@contextmanager
+def preserved(model: torch.nn.Module, weights: Iterable[str] = ()) -> Iterator[None]:
+    """Give ``model`` back as it came: ``requires_grad`` flags, eval mode and (clones of)
+    the named ``weights``, for code that wraps it with PEFT and unloads afterwards."""
+    params = dict(model.named_parameters())
+    flags = {n: p.requires_grad for n, p in params.items()}
+    saved = {n: params[n].detach().clone() for n in weights}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, w in saved.items():
+                params[n].data = w
+        for n, p in params.items():
+            p.requires_grad_(flags[n])
+        model.eval()

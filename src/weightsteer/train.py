@@ -1,0 +1,228 @@
+"""Supervised fine-tuning of one adapter on a chat jsonl, loss on assistant tokens only.
+
+Built on the HF ``Trainer`` so ``accelerate launch`` runs the same code on several devices.
+Guarantees the contrastive recipe depends on:
+
+* **same start**: the adapter is initialised right after ``torch.manual_seed(spec.seed)``
+  on an unmodified base, so POS and NEG adapters of one family and seed start identical;
+* **base untouched**: PEFT modules are unloaded afterwards and, for families whose
+  initialisation rewrites the base (PiSSA), the original weights are restored, so the
+  same loaded model can train POS then NEG;
+* **exact reload**: PiSSA is saved converted for the original base (rank 2r).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weightsteer.adapters import AdapterSpec, get_family, target_module_names
+from weightsteer.errors import UserError
+from weightsteer.io import atomic_path
+from weightsteer.modelling import assistant_suffix, fingerprint, preserved, render_chat
+from weightsteer.versions import library_versions
+
+ADAPTER_INFO = "weightsteer_adapter.json"
+
+
+def load_chat_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a pairs/chat jsonl: one object per line with ``messages`` ending in an answer."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data file {path} does not exist")
+    records = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        msgs = rec.get("messages") if isinstance(rec, dict) else None
+        if not isinstance(msgs, list) or not msgs:
+            raise UserError(f"{path}:{i}: needs a non-empty 'messages' list")
+        for m in msgs:
+            if not (isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m):
+                raise UserError(f"{path}:{i}: each message needs 'role' and string 'content'")
+        if msgs[-1]["role"] != "assistant":
+            raise UserError(f"{path}:{i}: the last message must be the assistant's answer")
+        if any(m["role"] == "system" for m in msgs):
+            raise UserError(
+                f"{path}:{i}: training messages carry a system prompt; the persona must be "
+                "stripped at train time (see the pairs format)"
+            )
+        records.append(rec)
+    if not records:
+        raise UserError(f"data file {path} holds no examples")
+    return records
+
+
+def tokenize_chats(
+    tokenizer, records: Sequence[dict[str, Any]], max_length: int
+) -> list[dict[str, list[int]]]:
+    """Token ids and labels (-100 on the prompt) for each chat.
+
+    Prompt and answer are tokenised separately, exactly as at generation time: the prompt
+    ends with the template's generation prompt, the answer with the end-of-turn text.
+    """
+    suffix = assistant_suffix(tokenizer)
+    out = []
+    for rec in records:
+        msgs = rec["messages"]
+        prompt = render_chat(tokenizer, msgs[:-1], add_generation_prompt=True)
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tokenizer(msgs[-1]["content"] + suffix, add_special_tokens=False)["input_ids"]
+        ids = (p_ids + a_ids)[:max_length]
+        labels = ([-100] * len(p_ids) + a_ids)[:max_length]
+        if any(t != -100 for t in labels):
+            out.append({"input_ids": ids, "labels": labels})
+    if not out:
+        raise UserError(f"every example is longer than max_length={max_length} before its answer")
+    return out
+
+
+class _Collator:
+    """Right-pad a batch; padding is masked out of attention and loss."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        n = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), n), self.pad_id, dtype=torch.long)  # [batch, seq]
+        labels = torch.full((len(batch), n), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), n), dtype=torch.long)
+        for i, b in enumerate(batch):
+            k = len(b["input_ids"])
+            ids[i, :k] = torch.tensor(b["input_ids"])
+            labels[i, :k] = torch.tensor(b["labels"])
+            mask[i, :k] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def train_adapter(
+    model: torch.nn.Module,
+    tokenizer,
+    records: Sequence[dict[str, Any]],
+    spec: AdapterSpec,
+    out_dir: str | Path,
+    *,
+    data_info: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> Path:
+    """Train one adapter on ``records`` and save it (PEFT folder + ``weightsteer_adapter.json``).
+
+    ``model`` is left exactly as it was given (same modules, same weights). ``callbacks``
+    are HF ``TrainerCallback``s (e.g. to watch the weights drift while training).
+    """
+    from peft import get_peft_model
+    from transformers import Trainer, TrainingArguments
+
+    family = get_family(spec.family)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
+    names = target_module_names(model, spec)
+    examples = tokenize_chats(tokenizer, records, spec.max_length)
+    base_fp = fingerprint(model)
+
+    restore = [f"{m}.weight" for m in names] if family.mutates_base else []
+    with preserved(model, restore):
+        torch.manual_seed(spec.seed)
+        peft_model = get_peft_model(model, family.build(spec, names))
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                init_dir = None
+                if family.mutates_base:  # PEFT converts against the initial adapter on save
+                    init_dir = Path(scratch) / "initial"
+                    cfg = peft_model.peft_config["default"]
+                    init_mode, cfg.init_lora_weights = cfg.init_lora_weights, True
+                    peft_model.save_pretrained(str(init_dir))
+                    cfg.init_lora_weights = init_mode
+                use_cuda = torch.cuda.is_available()
+                args = TrainingArguments(
+                    output_dir=str(Path(scratch) / "trainer"),
+                    per_device_train_batch_size=spec.batch_size,
+                    gradient_accumulation_steps=spec.grad_accum,
+                    learning_rate=spec.learning_rate,
+                    warmup_steps=spec.warmup_steps,
+                    weight_decay=spec.weight_decay,
+                    num_train_epochs=spec.epochs,
+                    max_steps=spec.max_steps,
+                    lr_scheduler_type="linear",
+                    logging_steps=10,
+                    save_strategy="no",
+                    report_to=[],
+                    seed=spec.seed,
+                    data_seed=spec.seed,
+                    remove_unused_columns=False,
+                    label_names=["labels"],
+                    use_cpu=not use_cuda,
+                    bf16=use_cuda and torch.cuda.is_bf16_supported(),
+                    disable_tqdm=not progress,
+                    dataloader_num_workers=0,
+                )
+                trainer = Trainer(
+                    model=peft_model,
+                    args=args,
+                    train_dataset=examples,
+                    data_collator=_Collator(tokenizer.pad_token_id),
+                    callbacks=list(callbacks),
+                )
+                if not progress:
+                    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+                    trainer.remove_callback(PrinterCallback)
+                    trainer.remove_callback(ProgressCallback)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", category=FutureWarning)
+                    result = trainer.train()
+                peft_model.eval()
+                info = {
+                    "family": spec.family,
+                    "spec": spec.model_dump(mode="json"),
+                    "base": base_fp.model_dump(),
+                    "modules": names,
+                    "data": {**(data_info or {}), "examples": len(examples)},
+                    "train": {
+                        "steps": int(result.global_step),
+                        "loss": float(result.training_loss),
+                        "tokens": int(sum(len(e["input_ids"]) for e in examples) * spec.epochs),
+                    },
+                    "versions": library_versions(),
+                }
+                with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+                    kw = (
+                        {"path_initial_model_for_weight_conversion": str(init_dir)}
+                        if init_dir
+                        else {}
+                    )
+                    peft_model.save_pretrained(str(tmp), **kw)
+                    (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        finally:
+            peft_model.unload()
+    return out_dir
+
+
+def read_adapter_info(adapter_dir: str | Path) -> dict[str, Any] | None:
+    """The recipe saved next to an adapter by ``train_adapter`` (None for foreign adapters)."""
+    path = Path(adapter_dir) / ADAPTER_INFO
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
