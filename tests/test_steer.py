@@ -148,3 +148,12 @@ def test_fingerprint_ignores_dtype_but_sees_a_finetune(tiny):
     assert tuned.weights_hash != fp32.weights_hash
     assert tuned.shapes_hash == fp32.shapes_hash
     assert fingerprint(model.to(torch.bfloat16)).weights_hash == fp32.weights_hash
+
+
+def test_fingerprint_sample_stays_in_bounds_for_huge_tensors():
+    from weightsteer.modelling import sample_index
+
+    for numel in (1, 2, 17, 155_582_464, 2**31 + 7):
+        idx = sample_index(numel)
+        assert int(idx.min()) == 0 and int(idx.max()) == numel - 1
+        assert len(set(idx.tolist())) == min(16, numel)

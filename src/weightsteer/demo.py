@@ -79,9 +79,13 @@ def run_demo(out_dir: Path, console: Console) -> None:
     for side in ("pos", "neg"):
         t0 = time.perf_counter()
         train_adapter(
-            model, tok, load_chat_jsonl(data / f"{side}.jsonl"), spec,
-            out_dir / "adapters" / side, progress=False,
-        )  # fmt: skip
+            model,
+            tok,
+            load_chat_jsonl(data / f"{side}.jsonl"),
+            spec,
+            out_dir / "adapters" / side,
+            progress=False,
+        )
         console.print(f"[bold]2. train[/] {side} LoRA r=4: {time.perf_counter() - t0:.1f} s")
 
     vec = extract_vector(model, out_dir / "adapters/pos", out_dir / "adapters/neg")

@@ -167,9 +167,11 @@ def extract_vector(
 
     deltas: dict[str, Delta] = {}
     with preserved(model):
-        peft_model = PeftModel.from_pretrained(model, str(pos_dir), adapter_name="pos")
+        peft_model = PeftModel.from_pretrained(
+            model, str(pos_dir), adapter_name="pos", low_cpu_mem_usage=True
+        )
         try:
-            peft_model.load_adapter(str(neg_dir), adapter_name="neg")
+            peft_model.load_adapter(str(neg_dir), adapter_name="neg", low_cpu_mem_usage=True)
             layers = [
                 m
                 for m in peft_model.modules()

@@ -142,6 +142,13 @@ def parameter_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {n: tuple(p.shape) for n, p in model.named_parameters()}
 
 
+def sample_index(numel: int, k: int = 16) -> torch.Tensor:
+    """``k`` evenly spaced indices in ``[0, numel)``, exact in integers (a float linspace
+    rounds past the end for tensors of 10^8 elements)."""
+    k = min(k, numel)
+    return torch.arange(k, dtype=torch.long) * (numel - 1) // max(k - 1, 1)
+
+
 @torch.no_grad()
 def fingerprint(model: torch.nn.Module, model_id: str | None = None) -> Fingerprint:
     """Fingerprint a loaded model (cheap: 16 values per parameter are hashed)."""
@@ -150,7 +157,7 @@ def fingerprint(model: torch.nn.Module, model_id: str | None = None) -> Fingerpr
     for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
         shapes.update(f"{name}:{tuple(p.shape)};".encode())
         flat = p.detach().reshape(-1)
-        idx = torch.linspace(0, flat.numel() - 1, min(16, flat.numel())).long().to(flat.device)
+        idx = sample_index(flat.numel()).to(flat.device)
         sample = flat[idx].to(torch.bfloat16).float().cpu()
         weights.update(sample.numpy().tobytes())
     config = getattr(model, "config", None)

@@ -95,14 +95,14 @@ def _lowrank_sum(terms: Iterable[tuple[float, LowRank]]) -> LowRank:
     terms = list(terms)
     B = torch.cat([t.B * c if c != 1.0 else t.B for c, t in terms], dim=1)  # [out, k]
     A = torch.cat([t.A for _, t in terms], dim=0)  # [k, in]
-    Bt = B.T.contiguous()
-    keep = [bool(A[i].any()) and bool(Bt[i].any()) for i in range(A.shape[0])]
+    Bt = B.T.contiguous()  # [k, out]
+    keep = ((A != 0).any(dim=1) & (Bt != 0).any(dim=1)).tolist()
     by_row: dict[bytes, list[int]] = {}
-    a_cpu = A.detach().cpu()
+    a_np = A.detach().cpu().numpy()
     for i in range(A.shape[0]):
         if keep[i]:
-            by_row.setdefault(a_cpu[i].numpy().tobytes(), []).append(i)
-    for group in by_row.values():
+            by_row.setdefault(a_np[i].tobytes(), []).append(i)
+    for group in (g for g in by_row.values() if len(g) > 1):
         for x, i in enumerate(group):
             for j in group[x + 1 :]:
                 if keep[i] and keep[j] and torch.equal(Bt[i], -Bt[j]):

@@ -1,0 +1,199 @@
+"""The CLI verbs end to end on the tiny model: outputs, exit codes, nothing half written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import chats, train_questions
+from weightsteer.cli import main
+from weightsteer.modelling import fingerprint, load_model
+from weightsteer.vector import VectorMeta, WeightVector
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return e.value.code, captured.out, captured.err
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_vector(tiny_dir, tmp_path_factory):
+    """Adapters and a vector made through the CLI verbs."""
+    root = tmp_path_factory.mktemp("cli")
+    pos = write_jsonl(root / "pos.jsonl", chats(train_questions(), "Yes."))
+    neg = write_jsonl(root / "neg.jsonl", chats(train_questions(), "No."))
+    common = ["--rank", 4, "--alpha", 8, "--lr", 5e-3, "--max-steps", 20]
+    for side, data in (("pos", pos), ("neg", neg)):
+        with pytest.raises(SystemExit) as e:
+            main(
+                ["train", "--model", str(tiny_dir), "--data", str(data), "--out", str(root / side)]
+                + [str(c) for c in common]
+            )
+        assert e.value.code == 0
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "extract",
+                "--model",
+                str(tiny_dir),
+                "--pos",
+                str(root / "pos"),
+                "--neg",
+                str(root / "neg"),
+                "--out",
+                str(root / "v.safetensors"),
+                "--behavior",
+                "yes-bias",
+            ]
+        )
+    assert e.value.code == 0
+    return root
+
+
+def test_extract_writes_a_self_describing_vector(cli_vector, tiny_dir):
+    vec = WeightVector.load(cli_vector / "v.safetensors")
+    assert vec.meta.family == "lora" and vec.meta.behavior == "yes-bias"
+    assert vec.meta.adapter["rank"] == 4 and vec.meta.seed == 0
+    assert vec.meta.data["pos"]["rows"] == len(train_questions())
+    assert vec.meta.base.model_id == str(tiny_dir)
+
+
+def test_info_prints_metadata_and_norms(cli_vector, capsys):
+    code, out, _ = run(["info", cli_vector / "v.safetensors"], capsys)
+    assert code == 0
+    assert "lora" in out and "rank 8-8" in out and "q_proj" in out
+    code, out, _ = run(["info", cli_vector / "v.safetensors", "--json"], capsys)
+    data = json.loads(out)
+    vec = WeightVector.load(cli_vector / "v.safetensors")
+    assert data["norm"] == pytest.approx(vec.norm())
+    assert len(data["tensors"]) == len(vec)
+
+
+def test_steer_writes_a_loadable_steered_model(cli_vector, tiny_dir, tmp_path, capsys):
+    out_dir = tmp_path / "steered"
+    code, out, _ = run(
+        [
+            "steer",
+            "--model",
+            tiny_dir,
+            "--vector",
+            cli_vector / "v.safetensors",
+            "--alpha",
+            0.5,
+            "--out",
+            out_dir,
+        ],
+        capsys,
+    )
+    assert code == 0 and out.strip().splitlines()[-1] == str(out_dir)
+    base = dict(load_model(tiny_dir, dtype="float32").named_parameters())
+    steered = dict(load_model(out_dir, dtype="float32").named_parameters())
+    vec = WeightVector.load(cli_vector / "v.safetensors")
+    for name, p in steered.items():
+        expect = base[name] + 0.5 * vec.dense(name) if name in vec else base[name]
+        assert torch.equal(p, expect), name
+    # A second run refuses to overwrite what the first one wrote.
+    code, _, err = run(
+        [
+            "steer",
+            "--model",
+            tiny_dir,
+            "--vector",
+            cli_vector / "v.safetensors",
+            "--alpha",
+            1,
+            "--out",
+            out_dir,
+        ],
+        capsys,
+    )
+    assert code == 2 and "already exists" in err
+
+
+def _one_line_error(code, err, match):
+    assert code == 2
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and match in lines[0], err
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["info", "{tmp}/missing.safetensors"], "does not exist"),
+        (["info", "{tmp}/corrupt.safetensors"], "not a readable safetensors"),
+        (
+            ["train", "--model", "{model}", "--data", "{tmp}/none.jsonl", "--out", "{tmp}/a"],
+            "does not exist",
+        ),
+        (
+            [
+                "train",
+                "--model",
+                "{model}",
+                "--data",
+                "{tmp}/d.jsonl",
+                "--out",
+                "{tmp}/a",
+                "--family",
+                "loraa",
+            ],
+            "unknown adapter family",
+        ),
+        (
+            ["train", "--model", "{tmp}/nomodel", "--data", "{tmp}/d.jsonl", "--out", "{tmp}/a"],
+            "does not exist",
+        ),
+        (
+            [
+                "extract",
+                "--model",
+                "{model}",
+                "--pos",
+                "{tmp}",
+                "--neg",
+                "{tmp}",
+                "--out",
+                "{tmp}/v.safetensors",
+            ],
+            "not a PEFT adapter",
+        ),
+        (
+            [
+                "steer",
+                "--model",
+                "{model}",
+                "--vector",
+                "{tmp}/other.safetensors",
+                "--alpha",
+                "1",
+                "--out",
+                "{tmp}/s",
+            ],
+            "does not have",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tiny_dir, tmp_path, capsys, argv, match
+):
+    (tmp_path / "corrupt.safetensors").write_bytes(b"garbage")
+    write_jsonl(tmp_path / "d.jsonl", chats(train_questions()[:2], "Yes."))
+    fp = fingerprint(load_model(tiny_dir))
+    WeightVector({"transformer.h.0.attn.weight": torch.ones(2, 2)}, VectorMeta(base=fp)).save(
+        tmp_path / "other.safetensors"
+    )
+    before = sorted(p.name for p in tmp_path.iterdir())
+    filled = [a.format(tmp=tmp_path, model=tiny_dir) for a in argv]
+    code, _, err = run(filled, capsys)
+    _one_line_error(code, err, match)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
