@@ -199,7 +199,7 @@ def main() -> None:
         print(timing)
     ours, naive = routes["ours"], routes["naive"]
     result = {
-        "shape": "Qwen3-0.6B (random init, bfloat16), LoRA r=32 alpha=64, layers 8-21, 7 projections",
+        "shape": "Qwen3-0.6B (random init, bf16), LoRA r=32 alpha=64, layers 8-21, 7 projections",
         "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
         "routes": routes,
         "sizes": sizes,
@@ -218,6 +218,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "core.json").write_text(json.dumps(result, indent=2) + "\n")
     r = result["ratios"]
+    mib = {k: v / 2**20 for k, v in sizes.items()}
     md = [
         f"# Core benchmark\n\n{result['shape']}; {result['machine']}.\n",
         "| measure | weightsteer | naive / reference | ratio | target |",
@@ -226,10 +227,10 @@ def main() -> None:
         f"{r['extraction_speedup']:.1f}x faster | >= 10x |",
         f"| peak memory / one model | {ours['peak_over_model']:.2f} | "
         f"{naive['peak_over_model']:.2f} | | <= 1.2 |",
-        f"| file vs dense fp32 of steered tensors | {sizes['vector_file_bytes'] / 2**20:.1f} MiB | "
-        f"{sizes['dense_steered_fp32_bytes'] / 2**20:.1f} MiB | {r['file_over_dense_steered']:.1%} | <= 5% |",
-        f"| file vs dense fp32 of the whole model diff | {sizes['vector_file_bytes'] / 2**20:.1f} MiB | "
-        f"{sizes['dense_full_fp32_bytes'] / 2**20:.0f} MiB | {r['file_over_dense_full_model']:.1%} | <= 5% |",
+        f"| file vs dense fp32 of steered tensors | {mib['vector_file_bytes']:.1f} MiB | "
+        f"{mib['dense_steered_fp32_bytes']:.1f} MiB | {r['file_over_dense_steered']:.1%} | <= 5% |",
+        f"| file vs dense fp32 of the whole model diff | {mib['vector_file_bytes']:.1f} MiB | "
+        f"{mib['dense_full_fp32_bytes']:.0f} MiB | {r['file_over_dense_full_model']:.1%} | <= 5% |",
         f"| alpha switch vs forward 8x64 (s) | {timing['switch_s']:.3f} | "
         f"{timing['forward_8x64_s']:.3f} | {r['switch_over_forward']:.2f} | < 1 |",
     ]
