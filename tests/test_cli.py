@@ -80,42 +80,18 @@ def test_info_prints_metadata_and_norms(cli_vector, capsys):
 
 def test_steer_writes_a_loadable_steered_model(cli_vector, tiny_dir, tmp_path, capsys):
     out_dir = tmp_path / "steered"
-    code, out, _ = run(
-        [
-            "steer",
-            "--model",
-            tiny_dir,
-            "--vector",
-            cli_vector / "v.safetensors",
-            "--alpha",
-            0.5,
-            "--out",
-            out_dir,
-        ],
-        capsys,
-    )
+    vector = cli_vector / "v.safetensors"
+    argv = ["steer", "--model", tiny_dir, "--vector", vector, "--out", out_dir, "--alpha"]
+    code, out, _ = run([*argv, 0.5], capsys)
     assert code == 0 and out.strip().splitlines()[-1] == str(out_dir)
     base = dict(load_model(tiny_dir, dtype="float32").named_parameters())
     steered = dict(load_model(out_dir, dtype="float32").named_parameters())
-    vec = WeightVector.load(cli_vector / "v.safetensors")
+    vec = WeightVector.load(vector)
     for name, p in steered.items():
         expect = base[name] + 0.5 * vec.dense(name) if name in vec else base[name]
         assert torch.equal(p, expect), name
     # A second run refuses to overwrite what the first one wrote.
-    code, _, err = run(
-        [
-            "steer",
-            "--model",
-            tiny_dir,
-            "--vector",
-            cli_vector / "v.safetensors",
-            "--alpha",
-            1,
-            "--out",
-            out_dir,
-        ],
-        capsys,
-    )
+    code, _, err = run([*argv, 1], capsys)
     assert code == 2 and "already exists" in err
 
 
