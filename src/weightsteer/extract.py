@@ -21,7 +21,7 @@ import torch
 from weightsteer.errors import UserError
 from weightsteer.modelling import fingerprint, preserved
 from weightsteer.train import read_adapter_info
-from weightsteer.vector import Delta, LowRank, VectorMeta, WeightVector, _lowrank_sum
+from weightsteer.vector import Delta, LowRank, VectorMeta, WeightVector, lowrank_sum
 from weightsteer.versions import library_versions
 
 SIDES = ("pos", "neg")
@@ -117,7 +117,7 @@ def _lowrank_delta(layer, sides: list[str]) -> LowRank:
         if getattr(layer, "fan_in_fan_out", False):  # Conv1D layout: delta is (B A)^T
             A, B = B.T, A.T
         terms.append((sign * float(layer.scaling[side]), LowRank(B.contiguous(), A.contiguous())))
-    return _lowrank_sum(terms)
+    return lowrank_sum(terms)
 
 
 def _is_plain_lora(layer, sides: list[str]) -> bool:

@@ -86,7 +86,7 @@ def _shape(d: Delta) -> tuple[int, ...]:
     return d.shape if isinstance(d, LowRank) else tuple(d.shape)
 
 
-def _lowrank_sum(terms: Iterable[tuple[float, LowRank]]) -> LowRank:
+def lowrank_sum(terms: Iterable[tuple[float, LowRank]]) -> LowRank:
     """sum_i c_i B_i A_i as one factor pair; exactly cancelling components are dropped.
 
     A component (column b of B, row a of A) is dropped when b or a is zero, or when the
@@ -119,7 +119,7 @@ def _combine(a: Delta | None, b: Delta | None, cb: float) -> Delta:
     if b is None:
         return a
     if isinstance(a, LowRank) and isinstance(b, LowRank):
-        return _lowrank_sum([(1.0, a), (cb, b)])
+        return lowrank_sum([(1.0, a), (cb, b)])
     da = a.dense() if isinstance(a, LowRank) else a
     db = b.dense() if isinstance(b, LowRank) else b
     return da + cb * db
