@@ -7,14 +7,12 @@ overwritten unless they asked for it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from weightsteer.errors import UserError
 
@@ -51,20 +49,3 @@ def atomic_path(
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_json(path: str | Path, obj: Any, *, overwrite: bool = True) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str | Path, what: str = "file") -> Any:
-    """Read JSON with a clear error for a missing or corrupt file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {path} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{what} {path} is not valid JSON ({e})") from None

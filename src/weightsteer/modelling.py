@@ -137,11 +137,6 @@ class Fingerprint(BaseModel):
     num_layers: int | None = None
 
 
-def parameter_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every parameter of the model's own state (tied weights once)."""
-    return {n: tuple(p.shape) for n, p in model.named_parameters()}
-
-
 def sample_index(numel: int, k: int = 16) -> torch.Tensor:
     """``k`` evenly spaced indices in ``[0, numel)``, exact in integers (a float linspace
     rounds past the end for tensors of 10^8 elements)."""
