@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import psutil
 import torch
+
+from weightsteer.vector import WeightVector
 
 RESULTS = Path(__file__).parent / "results"
 SHAPE = dict(
@@ -143,12 +146,10 @@ def worker(route: str, root: Path) -> dict:
     }
 
 
-def switch_vs_forward(root: Path) -> dict:
+def switch_vs_forward(root: Path, vec) -> dict:
     from weightsteer.steer import Steerer
-    from weightsteer.vector import WeightVector
 
     model = load_base(root)
-    vec = WeightVector.load(root / "vector.safetensors")
     ids = torch.randint(0, SHAPE["vocab_size"], (8, 64))
     fwd, sw = [], []
     with torch.no_grad(), Steerer(model, vec) as s:
@@ -186,16 +187,13 @@ def main() -> None:
                 sys.exit(f"{route} worker failed:\n{res.stderr[-3000:]}")
             routes[route] = json.loads(res.stdout.strip().splitlines()[-1])
             print(route, routes[route])
+        vec = WeightVector.load(root / "vector.safetensors")
         sizes = {
             "vector_file_bytes": (root / "vector.safetensors").stat().st_size,
-            "dense_steered_fp32_bytes": sum(
-                4 * SHAPE["hidden_size"] * o for o in (2048, 1024, 1024, 3072, 3072, 3072)
-            )
-            * len(LAYERS)
-            + 4 * 2048 * SHAPE["hidden_size"] * len(LAYERS),
+            "dense_steered_fp32_bytes": 4 * sum(math.prod(vec.shape(n)) for n in vec),
             "dense_full_fp32_bytes": routes["ours"]["model_bytes"] * 2,
         }
-        timing = switch_vs_forward(root)
+        timing = switch_vs_forward(root, vec)
         print(timing)
     ours, naive = routes["ours"], routes["naive"]
     result = {
