@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 from transformers import TrainerCallback
 
 from conftest import FAMILIES, chats, held_out_prompts, spec_for, train_questions
+from weightsteer import extract
 from weightsteer.errors import UserError
 from weightsteer.extract import extract_vector
 from weightsteer.modelling import load_model
@@ -138,6 +140,48 @@ def test_recipe_mismatch_is_refused(tiny, tmp_path):
         extract_vector(model, tmp_path / "pos", tmp_path / "oft")
     with pytest.raises(UserError, match="not a PEFT adapter"):
         extract_vector(model, tmp_path / "pos", tmp_path)
+
+
+def _copy_with_config(src, dst, **changes):
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "adapter_config.json").read_text())
+    (dst / "adapter_config.json").write_text(json.dumps({**cfg, **changes}))
+    return dst
+
+
+@pytest.mark.parametrize("variant", ["lora", "pissa", "lora-rslora"])
+def test_file_route_equals_peft_route_bitwise(tiny, trained, tmp_path, monkeypatch, variant):
+    """Plain LoRA factors read from the files are the very factors PEFT's layers hold."""
+    model, _ = tiny
+    pos, neg = trained[variant.split("-")[0]]
+    if variant == "lora-rslora":  # scaling alpha / sqrt(r) instead of alpha / r
+        pos = _copy_with_config(pos, tmp_path / "pos", use_rslora=True)
+        neg = _copy_with_config(neg, tmp_path / "neg", use_rslora=True)
+    with monkeypatch.context() as m:
+        m.setattr(extract, "_deltas_via_peft", None)  # must not be reached
+        fast = extract.extract_vector(model, pos, neg)
+    with monkeypatch.context() as m:
+        m.setattr(extract, "_lowrank_from_files", lambda *a: None)
+        slow = extract.extract_vector(model, pos, neg)
+    assert list(fast) == list(slow)
+    for name in fast:
+        f, s = fast[name], slow[name]
+        assert torch.equal(f.A, s.A) and torch.equal(f.B, s.B), name
+
+
+def test_factors_that_do_not_fit_the_model_are_refused(tiny, trained, tmp_path):
+    model, _ = tiny
+    pos, neg = trained["lora"]
+    with torch.no_grad():  # same names, but layer 1's q_proj now has another fan-in
+        model.model.layers[1].self_attn.q_proj = torch.nn.Linear(
+            7, model.model.layers[1].self_attn.q_proj.out_features, bias=False
+        )
+    with pytest.raises(UserError, match="do not fit"):
+        extract._lowrank_from_files(
+            model,
+            {"pos": pos, "neg": neg},
+            {s: extract._check_adapter_dir(d) for s, d in (("pos", pos), ("neg", neg))},
+        )
 
 
 def test_adapter_of_another_base_is_refused(tiny, trained):

@@ -2,7 +2,10 @@
 
 * LoRA-type layers without a variant (LoRA, PiSSA converted to LoRA): the factors
   themselves, ``[s B_pos, -s B_neg] @ [A_pos; A_neg]``, never densified; components shared
-  by both sides (PiSSA's initialisation) cancel exactly.
+  by both sides (PiSSA's initialisation) cancel exactly. When both adapter configs are
+  plain LoRA (no variant, pattern, bias or saved modules), the factors are read straight
+  from ``adapter_model.safetensors`` without building a PEFT model; otherwise they are
+  read off the PEFT layers. Both routes give bit-identical factors.
 * Every other layer (DoRA, OFT, IA3, DeLoRA): the merged weights of each side, computed
   on a float32 copy of that one module, subtracted. Peak memory stays near one model plus
   one module; the base model is returned untouched.
@@ -11,6 +14,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +125,91 @@ def _lowrank_delta(layer, sides: list[str]) -> LowRank:
     return lowrank_sum(terms)
 
 
+# adapter_config.json keys that do not change what a trained plain LoRA adds to W.
+_INERT_KEYS = {
+    "auto_mapping", "base_model_name_or_path", "exclude_modules", "inference_mode",
+    "layers_pattern", "layers_to_transform", "lora_dropout", "megatron_core", "peft_version",
+    "qalora_group_size", "revision", "target_modules", "task_type", "loftq_config",
+    "ensure_weight_tying", "r", "lora_alpha", "use_rslora", "peft_type", "bias",
+    "init_lora_weights",
+}  # fmt: skip
+_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
+
+
+def _plain_lora_scaling(cfg: dict[str, Any]) -> float | None:
+    """``lora_alpha / r`` (or ``/ sqrt(r)``) if ``cfg`` is plain LoRA, else None.
+
+    Every key outside ``_INERT_KEYS`` must be empty/false (no DoRA, rank or alpha patterns,
+    LoRA bias, saved modules, Conv1D layout, replication, ...); an init that rewrites the base
+    (PiSSA before conversion, OLoRA, LoftQ, ...) also disqualifies: its deltas are relative
+    to another W.
+    """
+    if cfg.get("peft_type") != "LORA" or cfg.get("bias", "none") != "none":
+        return None
+    if cfg.get("init_lora_weights", True) not in (True, False, "gaussian"):
+        return None
+    if any(v for k, v in cfg.items() if k not in _INERT_KEYS and not k.startswith("_")):
+        return None
+    r, alpha = cfg.get("r"), cfg.get("lora_alpha")
+    if not isinstance(r, int) or r <= 0 or not isinstance(alpha, int | float):
+        return None
+    return alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
+
+
+def _read_factors(path: Path) -> dict[str, dict[str, torch.Tensor]] | None:
+    """module -> {"A": [r, in], "B": [out, r]} in float32, or None if the file holds more."""
+    from safetensors import SafetensorError, safe_open
+
+    file = path / "adapter_model.safetensors"
+    if not file.is_file():
+        return None
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                m = _KEY.match(key)
+                if m is None:
+                    return None
+                out.setdefault(m["module"], {})[m["ab"]] = f.get_tensor(key).float()
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{file} is not a readable safetensors file ({e})") from None
+    if any(set(ab) != {"A", "B"} for ab in out.values()):
+        return None
+    return out
+
+
+def _lowrank_from_files(
+    model: torch.nn.Module, dirs: dict[str, Path], cfgs: dict[str, dict[str, Any]]
+) -> dict[str, Delta] | None:
+    """The LoRA route without PEFT: factors from the files, checked against ``model``."""
+    scalings = {side: _plain_lora_scaling(cfgs[side]) for side in SIDES}
+    if None in scalings.values():
+        return None
+    factors = {side: _read_factors(dirs[side]) for side in SIDES}
+    if None in factors.values():
+        return None
+    modules = dict(model.named_modules())
+    deltas: dict[str, Delta] = {}
+    for name in sorted(set(factors["pos"]) | set(factors["neg"])):
+        layer = modules.get(name)
+        if not isinstance(layer, torch.nn.Linear):
+            return None  # not a linear of this model: let PEFT name the problem
+        terms = []
+        for sign, side in ((1.0, "pos"), (-1.0, "neg")):
+            if name in factors[side]:
+                A, B = factors[side][name]["A"], factors[side][name]["B"]
+                if (B.shape[0], A.shape[1]) != tuple(layer.weight.shape) or A.shape[0] != B.shape[
+                    1
+                ]:
+                    raise UserError(
+                        f"the {side} adapter's factors for {name} do not fit this model's "
+                        f"weight {tuple(layer.weight.shape)}; pass the adapter's base as --model"
+                    )
+                terms.append((sign * scalings[side], LowRank(B, A)))
+        deltas[f"{name}.weight"] = lowrank_sum(terms)
+    return deltas
+
+
 def _is_plain_lora(layer, sides: list[str]) -> bool:
     from peft.tuners.lora import Linear as LoraLinear
 
@@ -135,43 +225,19 @@ def _adapted_sides(layer) -> list[str]:
     return [s for s in SIDES if s in store]
 
 
-def extract_vector(
-    model: torch.nn.Module,
-    pos_dir: str | Path,
-    neg_dir: str | Path,
-    *,
-    behavior: str | None = None,
-    personas: dict[str, Any] | None = None,
-    model_id: str | None = None,
-    progress: bool = False,
-) -> WeightVector:
-    """dW = theta_pos - theta_neg for the adapters in ``pos_dir`` and ``neg_dir``.
-
-    ``model`` is the base both adapters were trained on (load it in float32 for DoRA-type
-    families, whose merge is non-linear in W); it is returned unchanged.
-    """
+def _deltas_via_peft(model: torch.nn.Module, dirs: dict[str, Path], progress: bool):
+    """Both adapters loaded into one PEFT model; each wrapped layer gives its delta."""
     from peft import PeftModel
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    cfgs = {"pos": _check_adapter_dir(pos_dir), "neg": _check_adapter_dir(neg_dir)}
-    infos = {"pos": read_adapter_info(pos_dir), "neg": read_adapter_info(neg_dir)}
-    families = {side: _family_of(cfgs[side], infos[side]) for side in SIDES}
-    if families["pos"] != families["neg"]:
-        raise UserError(
-            f"POS adapter is {families['pos']} but NEG is {families['neg']}; "
-            "extract from two adapters of one family"
-        )
-    base_fp = fingerprint(model, model_id)
-    _check_pair(infos, base_fp)
     param_names = {id(p): n for n, p in model.named_parameters()}
-
     deltas: dict[str, Delta] = {}
     with preserved(model):
         peft_model = PeftModel.from_pretrained(
-            model, str(pos_dir), adapter_name="pos", low_cpu_mem_usage=True
+            model, str(dirs["pos"]), adapter_name="pos", low_cpu_mem_usage=True
         )
         try:
-            peft_model.load_adapter(str(neg_dir), adapter_name="neg", low_cpu_mem_usage=True)
+            peft_model.load_adapter(str(dirs["neg"]), adapter_name="neg", low_cpu_mem_usage=True)
             layers = [
                 m
                 for m in peft_model.modules()
@@ -192,6 +258,38 @@ def extract_vector(
                         deltas[param_names[id(getattr(base, leaf))]] = d
         finally:
             peft_model.unload()
+    return deltas
+
+
+def extract_vector(
+    model: torch.nn.Module,
+    pos_dir: str | Path,
+    neg_dir: str | Path,
+    *,
+    behavior: str | None = None,
+    personas: dict[str, Any] | None = None,
+    model_id: str | None = None,
+    progress: bool = False,
+) -> WeightVector:
+    """dW = theta_pos - theta_neg for the adapters in ``pos_dir`` and ``neg_dir``.
+
+    ``model`` is the base both adapters were trained on (load it in float32 for DoRA-type
+    families, whose merge is non-linear in W); it is returned unchanged.
+    """
+    cfgs = {"pos": _check_adapter_dir(pos_dir), "neg": _check_adapter_dir(neg_dir)}
+    infos = {"pos": read_adapter_info(pos_dir), "neg": read_adapter_info(neg_dir)}
+    families = {side: _family_of(cfgs[side], infos[side]) for side in SIDES}
+    if families["pos"] != families["neg"]:
+        raise UserError(
+            f"POS adapter is {families['pos']} but NEG is {families['neg']}; "
+            "extract from two adapters of one family"
+        )
+    base_fp = fingerprint(model, model_id)
+    _check_pair(infos, base_fp)
+    dirs = {"pos": Path(pos_dir), "neg": Path(neg_dir)}
+    deltas = _lowrank_from_files(model, dirs, cfgs)
+    if deltas is None:
+        deltas = _deltas_via_peft(model, dirs, progress)
 
     info = infos["pos"] or {}
     spec = info.get("spec", {k: v for k, v in cfgs["pos"].items() if not k.startswith("_")})
