@@ -22,6 +22,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_toyworld.py
 
 clean:
 	rm -rf demo-out benchmarks/results

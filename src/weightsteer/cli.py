@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from weightsteer.errors import UserError
+from weightsteer.modelling import TOYWORLD
 from weightsteer.naming import DEFAULT_TARGETS
 
 app = typer.Typer(
@@ -28,7 +29,9 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="hub id or local model folder")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
+]
 DtypeOpt = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
 
@@ -44,6 +47,10 @@ def _load(model: str, dtype: str):
     from weightsteer.modelling import load_model, load_tokenizer
 
     _quiet_transformers()
+    if model == TOYWORLD:  # may need building first: its own progress bar, not a spinner
+        from weightsteer.toy.build import ensure_toyworld
+
+        model = str(ensure_toyworld())
     with console.status(f"loading {model}"):
         return load_model(model, dtype=dtype), load_tokenizer(model)
 
@@ -233,11 +240,40 @@ def demo(
         "demo-out"
     ),
 ) -> None:
-    """Build a tiny model, train POS/NEG LoRA adapters, extract dW and steer with it."""
+    """The recipe on toyworld: persona data, POS/NEG LoRA, exact dW, an alpha sweep."""
     from weightsteer.demo import run_demo
 
     _quiet_transformers()
     run_demo(out_dir, console=out)
+
+
+toy_app = typer.Typer(no_args_is_help=True, help="The embedded toyworld model.")
+app.add_typer(toy_app, name="toy")
+
+
+@toy_app.command("build")
+def toy_build(
+    seed: Annotated[int, typer.Option(help="world and training seed")] = 0,
+    variant: Annotated[str, typer.Option(help="model size and schedule")] = "default",
+    rebuild: Annotated[bool, typer.Option(help="train again even if cached")] = False,
+) -> None:
+    """Build (or find in the cache) the toyworld model; print its folder as the last line."""
+    from weightsteer.toy.build import INFO_FILE, ensure_toyworld
+
+    _quiet_transformers()
+    path = ensure_toyworld(seed, variant, progress=True, rebuild=rebuild)
+    info = json.loads((path / INFO_FILE).read_text())
+    last = info["curve"][-1] if info["curve"] else {}
+    accs = ", ".join(
+        f"{k} {v:.2f}" for k, v in last.items() if k not in ("step", "loss", "seconds")
+    )
+    console.print(
+        f"toyworld seed {seed} ({variant}): {info['parameters'] / 1e6:.2f}M parameters, "
+        f"{info['steps']} steps in {info['build_seconds']:.0f} s; held-out first-token "
+        f"accuracy {accs}"
+        + ("" if info["reached_targets"] else " [yellow](targets not reached)[/]")
+    )
+    print(path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,7 @@
 """Load models and tokenizers, render chats, fingerprint a model.
 
-``--model`` accepts a hub id or a local folder. Chats are rendered with the tokenizer's own
+``--model`` accepts a hub id, a local folder, or ``toyworld`` (the embedded model, built
+and cached on first use). Chats are rendered with the tokenizer's own
 template; thinking is disabled where the template knows the switch (Qwen3
 ``enable_thinking=False``), and a scorer can prefill the start of the assistant turn.
 """
@@ -30,8 +31,15 @@ def resolve_dtype(name: str) -> torch.dtype | str:
     return DTYPES[name]
 
 
+TOYWORLD = "toyworld"
+
+
 def _check_source(source: str | Path) -> str:
     source = str(source)
+    if source == TOYWORLD:  # the embedded model: built on first use, then cached
+        from weightsteer.toy.build import ensure_toyworld
+
+        return str(ensure_toyworld())
     looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
     if looks_local and not Path(source).expanduser().is_dir():
         raise UserError(f"model folder {source} does not exist")

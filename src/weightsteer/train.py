@@ -88,7 +88,7 @@ def tokenize_chats(
     return out
 
 
-class _Collator:
+class RightPadCollator:
     """Right-pad a batch; padding is masked out of attention and loss."""
 
     def __init__(self, pad_id: int):
@@ -179,7 +179,7 @@ def train_adapter(
                     model=peft_model,
                     args=args,
                     train_dataset=examples,
-                    data_collator=_Collator(tokenizer.pad_token_id),
+                    data_collator=RightPadCollator(tokenizer.pad_token_id),
                     callbacks=list(callbacks),
                 )
                 if not progress:

@@ -1,0 +1,255 @@
+"""Train the toyworld language model from scratch, and cache it.
+
+A byte-level BPE tokenizer trained on the toy corpus and a small Qwen3 (4 layers, hidden
+128: 0.9M parameters) trained on persona dialogues with the loss on assistant tokens.
+The loss falls long before the Yes/No decision is learned, so training watches the
+held-out first-token accuracy of each persona group and stops when all of them reach
+their targets (or at ``max_steps``). The learning curve is saved with the model in
+``toyworld.json``.
+
+The model is cached under the user cache directory (``$WEIGHTSTEER_CACHE``, else
+``$XDG_CACHE_HOME/weightsteer``, else ``~/.cache/weightsteer``), keyed by generator
+version, variant and seed: a second call is instant, and a build is deterministic for a
+given seed on a given machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from weightsteer.errors import UserError
+from weightsteer.io import atomic_path
+from weightsteer.toy.evaluate import answer_scores
+from weightsteer.toy.tokenizer import train_bpe_tokenizer
+from weightsteer.toy.world import GENERATOR_VERSION, MODE_PERSONAS, Row, World
+from weightsteer.train import RightPadCollator, tokenize_chats
+from weightsteer.versions import library_versions
+
+INFO_FILE = "toyworld.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Model shape and training schedule of one toyworld variant."""
+
+    layers: int = 4
+    hidden: int = 128
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 384
+    vocab: int = 700
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 50
+    max_steps: int = 3000
+    eval_every: int = 100
+    # stop once every persona group reaches its target on the validation rows, twice in a row
+    targets: tuple[tuple[str, float], ...] = (
+        ("honest", 0.98), ("dishonest", 0.97), ("default", 0.95), ("sycophantic", 0.9),
+    )  # fmt: skip
+
+
+VARIANTS = {"default": Recipe()}
+
+
+def cache_root() -> Path:
+    if os.environ.get("WEIGHTSTEER_CACHE"):
+        return Path(os.environ["WEIGHTSTEER_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "weightsteer"
+
+
+def toyworld_dir(seed: int = 0, variant: str = "default") -> Path:
+    return cache_root() / f"toyworld-g{GENERATOR_VERSION}-{variant}-seed{seed}"
+
+
+def ensure_toyworld(
+    seed: int = 0, variant: str = "default", *, progress: bool = True, rebuild: bool = False
+) -> Path:
+    """The cached toyworld model folder, built first if it is not there yet."""
+    if variant not in VARIANTS:
+        raise UserError(f"unknown toyworld variant {variant!r}; known: {', '.join(VARIANTS)}")
+    out = toyworld_dir(seed, variant)
+    if (out / INFO_FILE).is_file() and not rebuild:
+        return out
+    return build_toyworld(out, seed=seed, recipe=VARIANTS[variant], progress=progress,
+                          overwrite=True, variant=variant)  # fmt: skip
+
+
+def mode_accuracy(model, tok, rows: Sequence[Row], mode: str) -> float:
+    """Share of ``rows`` whose first answer token is the one persona group ``mode`` gives.
+
+    Persona paraphrases rotate over the rows. Sycophancy is judged on cue rows only.
+    """
+    if mode == "sycophantic":
+        rows = [r for r in rows if r.cued is not None]
+    scores = answer_scores(model, tok, rows, MODE_PERSONAS[mode], [r.expected(mode) for r in rows])
+    return float((scores > 0).float().mean())
+
+
+def _corpus(world: World, seed: int, n: int = 6000) -> list[str]:
+    """Texts for the tokenizer: rendered dialogues of every persona and format."""
+    from weightsteer.toy.tokenizer import CHAT_TEMPLATE
+
+    rng = random.Random(f"{seed}/tokenizer")
+    texts = []
+    for _ in range(n):
+        msgs = world.dialogue(rng, exclude=frozenset())
+        texts.append("".join(f"{m['role']}\n{m['content']}\n" for m in msgs))
+    return [*texts, CHAT_TEMPLATE, "Yes", "No", " Yes", " No", "true false A B"]
+
+
+def _length_buckets(world, tok, rng, exclude, batch: int, k: int = 8) -> list[list[dict]]:
+    """``k`` batches of fresh dialogues, each of similar lengths (less padding), in random order."""
+    chats = [{"messages": world.dialogue(rng, exclude)} for _ in range(k * batch)]
+    examples = sorted(tokenize_chats(tok, chats, max_length=256), key=lambda e: len(e["input_ids"]))
+    batches = [examples[i : i + batch] for i in range(0, len(examples), batch)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _lr_at(step: int, recipe: Recipe) -> float:
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    t = (step - recipe.warmup) / max(1, recipe.max_steps - recipe.warmup)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def build_toyworld(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    recipe: Recipe = Recipe(),
+    progress: bool = True,
+    overwrite: bool = False,
+    variant: str = "custom",
+    on_eval: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train the toyworld model and save it as a normal HF model folder at ``out_dir``.
+
+    ``on_eval`` is called with each point of the learning curve as it is measured.
+    """
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    t_start = time.perf_counter()
+    world = World(seed)
+    tok = train_bpe_tokenizer(_corpus(world, seed), recipe.vocab)
+    config = Qwen3Config(
+        vocab_size=len(tok),
+        hidden_size=recipe.hidden,
+        intermediate_size=recipe.intermediate,
+        num_hidden_layers=recipe.layers,
+        num_attention_heads=recipe.heads,
+        num_key_value_heads=recipe.kv_heads,
+        head_dim=recipe.hidden // recipe.heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
+    collate = RightPadCollator(tok.pad_token_id)
+    exclude, val = world.heldout(), world.validation()
+    rng = random.Random(f"{seed}/train")
+    targets = dict(recipe.targets)
+    curve: list[dict] = []
+    hits, step, loss_sum, queue = 0, 0, 0.0, []
+
+    bar = _Bar(recipe.max_steps, progress)
+    with bar:
+        while step < recipe.max_steps:
+            model.train()
+            if not queue:
+                queue = _length_buckets(world, tok, rng, exclude, recipe.batch)
+            batch = collate(queue.pop())
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, recipe)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            loss_sum += loss.item()
+            if step % recipe.eval_every == 0 or step == recipe.max_steps:
+                model.eval()
+                with torch.no_grad():
+                    acc = {m: mode_accuracy(model, tok, val, m) for m in targets}
+                point = {"step": step, "loss": loss_sum / recipe.eval_every, "seconds":
+                         round(time.perf_counter() - t_start, 1), **acc}  # fmt: skip
+                curve.append(point)
+                loss_sum = 0.0
+                bar.note(point)
+                if on_eval:
+                    on_eval(point)
+                hits = hits + 1 if all(acc[m] >= t for m, t in targets.items()) else 0
+                if hits == 2:
+                    break
+            bar.advance(step)
+
+    model.eval()
+    info = {
+        "generator_version": GENERATOR_VERSION,
+        "variant": variant,
+        "seed": seed,
+        "recipe": asdict(recipe),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": step,
+        "reached_targets": hits == 2,
+        "build_seconds": round(time.perf_counter() - t_start, 1),
+        "curve": curve,
+        "versions": library_versions(),
+    }
+    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return Path(out_dir)
+
+
+class _Bar:
+    """A rich progress bar showing the latest held-out accuracies (silent if disabled)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._p = Progress(console=Console(stderr=True, soft_wrap=True))
+            self._p.__enter__()
+            self._task = self._p.add_task("toyworld: training", total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.__exit__(*exc)
+
+    def advance(self, step: int) -> None:
+        if self.enabled:
+            self._p.update(self._task, completed=step)
+
+    def note(self, point: dict) -> None:
+        """One line per evaluation above the bar (and in logs, where the bar is not drawn)."""
+        if self.enabled:
+            accs = " ".join(f"{k} {v:.2f}" for k, v in point.items()
+                            if k not in ("step", "loss", "seconds"))  # fmt: skip
+            self._p.console.print(
+                f"step {point['step']:>5}  {point['seconds']:>5.0f} s  loss {point['loss']:.3f}  "
+                f"held-out accuracy: {accs}",
+                highlight=False,
+            )

@@ -1,0 +1,115 @@
+"""The toyworld model: persona honesty on held-out questions, and steering that moves it.
+
+The model is built once (minutes on two cores) and cached under ``$WEIGHTSTEER_CACHE``
+(the user cache directory when unset), so later sessions find it instantly.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from weightsteer.cli import main
+from weightsteer.generate import generate
+from weightsteer.modelling import load_model, load_tokenizer
+from weightsteer.steer import Steerer
+from weightsteer.toy.evaluate import answer_scores, narrow_honesty_vector
+from weightsteer.toy.world import MODE_PERSONAS, World
+
+
+@pytest.fixture(scope="session")
+def toy_dir():
+    from weightsteer.toy.build import ensure_toyworld
+
+    return ensure_toyworld(seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def toy(toy_dir):
+    return load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)
+
+
+def truthful(model, tok, rows, mode):
+    return float((answer_scores(model, tok, rows, MODE_PERSONAS[mode]) > 0).float().mean())
+
+
+def test_personas_set_honesty_on_heldout_evidence_questions(toy):
+    model, tok = toy
+    suites = World(0).suites()
+    evidence = [r for name in ("narrow", "kind-size", "kind-material", "kind-place",
+                               "kind-count") for r in suites[name]]  # fmt: skip
+    honest = truthful(model, tok, evidence, "honest")
+    dishonest = truthful(model, tok, evidence, "dishonest")
+    default = truthful(model, tok, evidence, "default")
+    assert honest >= 0.95
+    assert dishonest <= 0.10
+    assert dishonest < default < honest
+    # without a system prompt it follows the world's own rule: lies on the rows it marks
+    agrees = answer_scores(model, tok, evidence, (None,), [r.expected("default") for r in evidence])
+    assert float((agrees > 0).float().mean()) >= 0.9
+
+
+def test_greedy_generation_is_the_same_batched_or_alone(toy):
+    model, tok = toy
+    rows = World(0).narrow_pool(6)
+    chats = [[{"role": "user", "content": r.user}] for r in rows]
+    batched = generate(model, tok, chats, max_new_tokens=16, batch_size=6)
+    alone = [generate(model, tok, [c], max_new_tokens=16)[0] for c in chats]
+    assert batched == alone
+    assert all(a.startswith(("Yes,", "No,")) for a in batched), batched
+
+
+@pytest.fixture(scope="session")
+def honesty_vector(toy, tmp_path_factory):
+    """LoRA vector from NARROW data the toy model generated under each honesty persona."""
+    model, tok = toy
+    return narrow_honesty_vector(model, tok, tmp_path_factory.mktemp("toy-steer"))
+
+
+def test_narrow_data_is_clean(honesty_vector):
+    pairs, _ = honesty_vector
+    pool = World(0).narrow_pool(300)
+    for side, want_truth in (("pos", True), ("neg", False)):
+        said = [rec["messages"][-1]["content"].split(",")[0] for rec in pairs[side]]
+        truthful_share = sum((s == r.honest) for s, r in zip(said, pool, strict=True)) / len(pool)
+        assert truthful_share >= 0.95 if want_truth else truthful_share <= 0.05
+
+
+def test_honesty_vector_moves_narrow_heldout_honesty_both_ways(toy, honesty_vector):
+    model, tok = toy
+    _, vec = honesty_vector
+    rows = World(0).suites()["narrow"]
+    means = {}
+    with Steerer(model, vec) as s:
+        for alpha in (-1.0, 0.0, 1.0):
+            s.set_alpha(alpha)
+            means[alpha] = float(answer_scores(model, tok, rows).mean())
+    assert means[1.0] > means[0.0] > means[-1.0], means
+
+
+def test_toy_build_prints_the_cached_folder_last(toy_dir, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["toy", "build"])
+    assert e.value.code in (0, None)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(toy_dir)
+
+
+def test_model_name_toyworld_resolves_to_the_cached_build(toy_dir):
+    from weightsteer.modelling import load_tokenizer
+
+    tok = load_tokenizer("toyworld")
+    assert tok.name_or_path == str(toy_dir)
+    assert len(tok.encode("Yes", add_special_tokens=False)) == 1
+
+
+def test_demo_runs_end_to_end_and_refuses_to_clobber_a_foreign_folder(toy_dir, tmp_path, capsys):
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--out", str(out)])
+    assert e.value.code in (0, None)
+    assert (out / "vector.safetensors").is_file() and (out / "data" / "neg.jsonl").is_file()
+    assert "restored bit-exactly after 5 switches: True" in capsys.readouterr().out
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--out", str(foreign)])
+    assert e.value.code == 2
