@@ -29,6 +29,7 @@ import torch
 from weightsteer.errors import UserError
 from weightsteer.io import atomic_path
 from weightsteer.toy.evaluate import answer_scores
+from weightsteer.toy.tiny import random_qwen3
 from weightsteer.toy.tokenizer import train_bpe_tokenizer
 from weightsteer.toy.world import GENERATOR_VERSION, MODE_PERSONAS, Row, World
 from weightsteer.train import RightPadCollator, tokenize_chats
@@ -138,27 +139,12 @@ def build_toyworld(
 
     ``on_eval`` is called with each point of the learning curve as it is measured.
     """
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
     t_start = time.perf_counter()
     world = World(seed)
     tok = train_bpe_tokenizer(_corpus(world, seed), recipe.vocab)
-    config = Qwen3Config(
-        vocab_size=len(tok),
-        hidden_size=recipe.hidden,
-        intermediate_size=recipe.intermediate,
-        num_hidden_layers=recipe.layers,
-        num_attention_heads=recipe.heads,
-        num_key_value_heads=recipe.kv_heads,
-        head_dim=recipe.hidden // recipe.heads,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
-    )
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config)
+    model = random_qwen3(tok, layers=recipe.layers, hidden=recipe.hidden, heads=recipe.heads,
+                         kv_heads=recipe.kv_heads, intermediate=recipe.intermediate,
+                         max_positions=256, seed=seed)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
     collate = RightPadCollator(tok.pad_token_id)
     exclude, val = world.heldout(), world.validation()

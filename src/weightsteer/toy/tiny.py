@@ -31,6 +31,31 @@ def corpus() -> list[str]:
     return lines
 
 
+def random_qwen3(
+    tokenizer, *, layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int,
+    max_positions: int, seed: int,
+):  # fmt: skip
+    """A freshly initialised Qwen3 (seeded) sized for ``tokenizer``, embeddings tied."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=hidden // heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    return Qwen3ForCausalLM(config)
+
+
 def build_tiny_model(
     out_dir: str | Path,
     *,
@@ -44,25 +69,9 @@ def build_tiny_model(
     overwrite: bool = False,
 ) -> Path:
     """Build and save the tiny model; deterministic for a given seed."""
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
     tokenizer = train_bpe_tokenizer(corpus(), vocab_size)
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=hidden // heads,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-    )
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config)
+    model = random_qwen3(tokenizer, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                         intermediate=intermediate, max_positions=512, seed=seed)  # fmt: skip
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
