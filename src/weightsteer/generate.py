@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from weightsteer.errors import UserError
-from weightsteer.modelling import Message, render_chat
+from weightsteer.modelling import Message, left_padded_batches, render_chat
 from weightsteer.personas import PersonaPair, persona_chat
 
 
@@ -31,23 +31,14 @@ def generate(
     if not chats:
         raise UserError("nothing to generate: the question list is empty")
     prompts = [render_chat(tokenizer, c) for c in chats]
-    encoded = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if progress:
-        from rich.progress import track
-
-        batches = track(batches, description="generating", transient=True)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id
     out: list[str] = [""] * len(prompts)
-    for idx in batches:
-        n = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), n), pad, dtype=torch.long)  # [batch, seq], left-padded
-        mask = torch.zeros((len(idx), n), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, n - len(encoded[i]) :] = torch.tensor(encoded[i])
-            mask[row, n - len(encoded[i]) :] = 1
+    batches = left_padded_batches(
+        tokenizer, prompts, batch_size, progress="generating" if progress else None
+    )
+    for idx, ids, mask in batches:
+        n = ids.shape[1]
         gen = model.generate(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),

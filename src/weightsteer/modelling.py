@@ -111,6 +111,33 @@ def render_chat(
     return text
 
 
+def left_padded_batches(
+    tokenizer, prompts: Sequence[str], batch_size: int, *, progress: str | None = None
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """``(indices, ids, mask)`` batches of ``prompts``, similar lengths together, left-padded.
+
+    ``ids`` and ``mask`` are ``[batch, seq]``; the prompt ends at the last position of every
+    row, where the next token is predicted. ``progress`` names a progress bar.
+    """
+    encoded = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if progress:
+        from rich.progress import track
+
+        batches = track(batches, description=progress, transient=True)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for idx in batches:
+        n = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), n), dtype=torch.long)
+        for row, i in enumerate(idx):
+            k = len(encoded[i])
+            ids[row, n - k :] = torch.tensor(encoded[i])
+            mask[row, n - k :] = 1
+        yield idx, ids, mask
+
+
 def assistant_suffix(tokenizer) -> str:
     """The text the template puts after an assistant message (e.g. ``<|im_end|>``).
 

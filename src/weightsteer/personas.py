@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from weightsteer.errors import UserError
-
 
 @dataclass(frozen=True)
 class PersonaPair:
@@ -41,14 +39,6 @@ PAIRS: dict[str, PersonaPair] = {
         neg=_pretend("independent", "objective", "frank"),
     ),
 }
-
-
-def get_pair(behavior: str) -> PersonaPair:
-    try:
-        return PAIRS[behavior]
-    except KeyError:
-        known = ", ".join(sorted(PAIRS))
-        raise UserError(f"unknown behaviour {behavior!r}; known: {known}") from None
 
 
 def persona_chat(system: str | None, user: str) -> list[dict[str, str]]:

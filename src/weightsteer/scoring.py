@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from weightsteer.errors import UserError
+from weightsteer.modelling import left_padded_batches
 
 
 @dataclass(frozen=True)
@@ -103,24 +104,12 @@ def score_choices(
     # bf16 matmul on CPU is slow; one float32 copy of the head per call is not.
     head_weight = weight.float() if device.type == "cpu" else weight
 
-    encoded = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     logratio = torch.empty(len(prompts))
     pmass = torch.empty(len(prompts))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if progress:
-        from rich.progress import track
-
-        batches = track(batches, description="scoring", transient=True)
-    for idx in batches:
-        n = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), n), pad, dtype=torch.long)  # [batch, seq], left-padded
-        mask = torch.zeros((len(idx), n), dtype=torch.long)
-        for row, i in enumerate(idx):
-            k = len(encoded[i])
-            ids[row, n - k :] = torch.tensor(encoded[i])
-            mask[row, n - k :] = 1
+    batches = left_padded_batches(
+        tokenizer, prompts, batch_size, progress="scoring" if progress else None
+    )
+    for idx, ids, mask in batches:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = backbone(
             input_ids=ids.to(device),

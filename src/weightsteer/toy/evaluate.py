@@ -9,7 +9,7 @@ import torch
 from weightsteer.modelling import render_chat
 from weightsteer.personas import persona_chat
 from weightsteer.scoring import score_choices
-from weightsteer.toy.world import Row
+from weightsteer.toy.world import MODE_PERSONAS, Row, World
 
 
 def answer_scores(
@@ -38,8 +38,6 @@ def answer_scores(
 
 def persona_table(model, tok, suites: dict[str, list[Row]]) -> dict[str, dict[str, float]]:
     """Truthful-answer rate of every suite under the honest, dishonest and no-persona prompts."""
-    from weightsteer.toy.world import MODE_PERSONAS
-
     return {
         name: {
             mode: float((answer_scores(model, tok, rows, MODE_PERSONAS[mode]) > 0).float().mean())
@@ -60,7 +58,6 @@ def narrow_honesty_vector(
     from weightsteer.extract import extract_vector
     from weightsteer.generate import generate_pairs
     from weightsteer.personas import PAIRS
-    from weightsteer.toy.world import World
     from weightsteer.train import train_adapter
 
     spec = spec or AdapterSpec(family="lora", rank=8, alpha=16, lr=1e-3, epochs=4, warmup_steps=5)
