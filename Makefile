@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/weightsteer demo --out demo-out
+	$(VENV)/bin/weightsteer run --config configs/demo.toml
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
@@ -25,4 +25,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_toyworld.py
 
 clean:
-	rm -rf demo-out benchmarks/results
+	rm -rf runs/demo benchmarks/results

@@ -34,6 +34,19 @@ def tiny(tiny_dir):
     return load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
 
 
+@pytest.fixture(scope="session")
+def toy_dir():
+    """The toyworld model (built once, then cached under $WEIGHTSTEER_CACHE)."""
+    from weightsteer.toy.build import ensure_toyworld
+
+    return ensure_toyworld(seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def toy(toy_dir):
+    return load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)
+
+
 def chats(questions, answer):
     return [
         {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]}

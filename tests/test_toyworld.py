@@ -10,22 +10,10 @@ import pytest
 
 from weightsteer.cli import main
 from weightsteer.generate import generate
-from weightsteer.modelling import load_model, load_tokenizer
+from weightsteer.modelling import load_tokenizer
 from weightsteer.steer import Steerer
 from weightsteer.toy.evaluate import answer_scores, narrow_honesty_vector
 from weightsteer.toy.world import MODE_PERSONAS, World
-
-
-@pytest.fixture(scope="session")
-def toy_dir():
-    from weightsteer.toy.build import ensure_toyworld
-
-    return ensure_toyworld(seed=0, progress=False)
-
-
-@pytest.fixture(scope="session")
-def toy(toy_dir):
-    return load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)
 
 
 def truthful(model, tok, rows, mode):
@@ -94,22 +82,7 @@ def test_toy_build_prints_the_cached_folder_last(toy_dir, capsys):
 
 
 def test_model_name_toyworld_resolves_to_the_cached_build(toy_dir):
-    from weightsteer.modelling import load_tokenizer
 
     tok = load_tokenizer("toyworld")
     assert tok.name_or_path == str(toy_dir)
     assert len(tok.encode("Yes", add_special_tokens=False)) == 1
-
-
-def test_demo_runs_end_to_end_and_refuses_to_clobber_a_foreign_folder(toy_dir, tmp_path, capsys):
-    out = tmp_path / "demo"
-    with pytest.raises(SystemExit) as e:
-        main(["demo", "--out", str(out)])
-    assert e.value.code in (0, None)
-    assert (out / "vector.safetensors").is_file() and (out / "data" / "neg.jsonl").is_file()
-    assert "restored bit-exactly after 5 switches: True" in capsys.readouterr().out
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    with pytest.raises(SystemExit) as e:
-        main(["demo", "--out", str(foreign)])
-    assert e.value.code == 2

@@ -75,11 +75,37 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return opts
 
 
+RunOpt = Annotated[
+    Path | None, typer.Option("--run", help="run folder: do this stage of its pipeline")
+]
+OptModel = Annotated[
+    str | None, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
+]
+
+
+def _need(**opts: Any) -> None:
+    missing = [f"--{k.replace('_', '-')}" for k, v in opts.items() if v is None]
+    if missing:
+        raise UserError(f"give {', '.join(missing)} (or --run RUN_DIR to use a run folder)")
+
+
+def _stage(run_dir: Path, stage: str) -> None:
+    from weightsteer.runs import Context, Run, run_stages
+
+    _quiet_transformers()
+    ctx = Context(Run.open(run_dir), console)
+    run_stages(ctx, [stage])
+    console.print(f"[green]done[/] {stage} stage of {run_dir}")
+
+
 @app.command()
 def train(
-    model: ModelOpt,
-    data: Annotated[Path, typer.Option(help="chat jsonl (pairs format: pos.jsonl or neg.jsonl)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="adapter folder to write")],
+    model: OptModel = None,
+    data: Annotated[
+        Path | None, typer.Option(help="chat jsonl (pairs format: pos.jsonl or neg.jsonl)")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="adapter folder to write")] = None,
+    run_dir: RunOpt = None,
     family: Annotated[str, typer.Option(help="lora, dora, pissa, delora, oft or ia3")] = "lora",
     rank: int = 32,
     alpha: float = 64.0,
@@ -98,6 +124,10 @@ def train(
 ) -> None:
     """Fine-tune one adapter on a chat jsonl (loss on the assistant's answer only)."""
     from pydantic import ValidationError
+
+    if run_dir is not None:
+        return _stage(run_dir, "train")
+    _need(model=model, data=data, out=out_dir)
 
     from weightsteer.adapters import AdapterSpec
     from weightsteer.train import file_digest, load_chat_jsonl, train_adapter
@@ -134,10 +164,13 @@ def train(
 
 @app.command()
 def extract(
-    model: ModelOpt,
-    pos: Annotated[Path, typer.Option(help="POS adapter folder")],
-    neg: Annotated[Path, typer.Option(help="NEG adapter folder")],
-    out_file: Annotated[Path, typer.Option("--out", help="vector file (.safetensors)")],
+    model: OptModel = None,
+    pos: Annotated[Path | None, typer.Option(help="POS adapter folder")] = None,
+    neg: Annotated[Path | None, typer.Option(help="NEG adapter folder")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="vector file (.safetensors)")
+    ] = None,
+    run_dir: RunOpt = None,
     behavior: Annotated[str | None, typer.Option(help="behaviour name for the metadata")] = None,
     dtype: DtypeOpt = "float32",
     overwrite: OverwriteOpt = False,
@@ -145,6 +178,10 @@ def extract(
     """Extract dW = theta_pos - theta_neg from two adapters (exact, float32)."""
     from weightsteer.extract import extract_vector
     from weightsteer.io import check_writable
+
+    if run_dir is not None:
+        return _stage(run_dir, "extract")
+    _need(model=model, pos=pos, neg=neg, out=out_file)
 
     check_writable(out_file, overwrite=overwrite)
     m, _ = _load(model, dtype)
@@ -234,17 +271,190 @@ def steer_cmd(
     print(out_dir)
 
 
-@app.command()
-def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the demo's artifacts")] = Path(
-        "demo-out"
-    ),
-) -> None:
-    """The recipe on toyworld: persona data, POS/NEG LoRA, exact dW, an alpha sweep."""
-    from weightsteer.demo import run_demo
+def _start_run(cfg, name: str | None, runs_dir: Path, out_dir: Path | None = None):
+    """Validate everything, then open (or resume) the run folder: nothing is written first."""
+    from weightsteer.runs import Context, Run, preflight
 
     _quiet_transformers()
-    run_demo(out_dir, console=out)
+    preflight(cfg)
+    root = out_dir if out_dir is not None else runs_dir / (name or cfg.name)
+    return Context(Run.create(root, cfg), console)
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (TOML)")]
+NameOpt = Annotated[str | None, typer.Option(help="run name (default: the config's name)")]
+RunsDirOpt = Annotated[Path, typer.Option(help="folder holding run folders")]
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="run config (TOML)")],
+    name: NameOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """The whole pipeline: data -> train -> extract -> eval -> report, resumable."""
+    import time
+
+    from weightsteer.config import load_config
+    from weightsteer.runs import run_stages
+
+    t0 = time.perf_counter()
+    ctx = _start_run(load_config(config), name, runs_dir)
+    console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
+    run_stages(ctx)
+    _summary(ctx.run.root, time.perf_counter() - t0)
+    print(ctx.run.root / "report.md")
+
+
+def _summary(root: Path, seconds: float) -> None:
+    """One screen: the IID shift at the extreme alphas per family, and where things are."""
+    from weightsteer.report import shift_table
+    from weightsteer.results import read_results
+
+    t = shift_table(read_results(sorted((root / "results").glob("*.parquet"))))
+    lo, hi = t["strength"].min(), t["strength"].max()
+    suite = "iid" if "iid" in set(t["eval"]) else t["eval"].iloc[0]
+    table = Table(
+        title=f"{suite}: mean score shift vs alpha 0 (score = Yes/No logratio toward POS)"
+    )
+    for col in ("family", "score at 0", f"shift at {lo:+g}", f"shift at {hi:+g}"):
+        table.add_column(col, justify="right")
+    sub = t[t["eval"] == suite]
+    for fam, rows in sub.groupby("family", sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        table.add_row(
+            fam, f"{by[0.0]['score']:+.2f}", f"{by[lo]['shift']:+.2f}", f"{by[hi]['shift']:+.2f}"
+        )
+    console.print(table)
+    console.print(f"done in {seconds:.0f} s. Report: {root / 'report.md'}", highlight=False)
+
+
+@app.command()
+def data(
+    config: ConfigOpt = None,
+    model: OptModel = None,
+    behavior: Annotated[str, typer.Option(help="built-in persona pair")] = "honesty",
+    questions: Annotated[
+        str | None, typer.Option(help="question source (default: toyworld or builtin:honesty)")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="run folder to write data/{pos,neg}.jsonl into")
+    ] = None,
+    run_dir: RunOpt = None,
+    name: NameOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Generate POS/NEG persona pairs (the data stage) into a run folder."""
+    from weightsteer.config import load_config, parse_config
+    from weightsteer.runs import run_stages
+
+    if run_dir is not None:
+        return _stage(run_dir, "data")
+    if config is not None:
+        cfg = load_config(config)
+    else:
+        _need(model=model, out=out_dir)
+        source = questions or ("toyworld" if model == TOYWORLD else "builtin:honesty")
+        cfg = parse_config(
+            {
+                "model": {"id": model},
+                "behavior": {"name": behavior},
+                "questions": {"source": source},
+            },
+            "options",
+        )
+    ctx = _start_run(cfg, name, runs_dir, out_dir)
+    run_stages(ctx, ["data"])
+    for side in ("pos", "neg"):
+        print(ctx.run.root / "data" / f"{side}.jsonl")
+
+
+@app.command(name="eval")
+def eval_cmd(
+    model: OptModel = None,
+    vector: Annotated[Path | None, typer.Option(help="vector file; none: the base only")] = None,
+    suite: Annotated[list[str], typer.Option(help="suite name (repeatable)")] = ["iid"],  # noqa: B006
+    data_source: Annotated[
+        str | None, typer.Option("--data", help="questions of the iid suite: file or hf:ID")
+    ] = None,
+    alphas: Annotated[str, typer.Option(help="comma-separated strengths")] = "-1,-0.5,0,0.5,1",
+    out_file: Annotated[Path | None, typer.Option("--out", help="results .parquet")] = None,
+    run_dir: RunOpt = None,
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Score suites at an alpha sweep into the long results table."""
+    from weightsteer.config import parse_config
+    from weightsteer.evals import build_suites
+    from weightsteer.io import check_writable
+    from weightsteer.results import result_rows, write_results
+    from weightsteer.runs import evaluate_vector
+
+    if run_dir is not None:
+        return _stage(run_dir, "eval")
+    _need(model=model, out=out_file)
+    check_writable(out_file, overwrite=overwrite)
+    source = data_source or ("toyworld" if model == TOYWORLD else "builtin:honesty")
+    cfg = parse_config(
+        {
+            "model": {"id": model},
+            "questions": {"source": source},
+            "eval": {"suites": suite, "alphas": _parse_floats(alphas, "--alphas")},
+        },
+        "options",
+    )
+    suites = build_suites(cfg)
+    m, tok = _load(model, dtype)
+    if vector is None:
+        from weightsteer.evals import score_suite
+
+        frames = []
+        for s in suites:
+            sc = score_suite(m, tok, s)
+            frames.append(
+                result_rows(
+                    method="none",
+                    family="",
+                    strength=0.0,
+                    seed=0,
+                    suite=s,
+                    logratio=sc.logratio,
+                    pmass=sc.pmass,
+                )
+            )
+    else:
+        from weightsteer.vector import WeightVector
+
+        vec = WeightVector.load(vector)
+        frames = evaluate_vector(
+            m, tok, vec, suites, cfg.eval.alphas, family=vec.meta.family, seed=vec.meta.seed or 0
+        )
+    write_results(frames, out_file)
+    console.print(f"[green]saved[/] {sum(len(f) for f in frames)} rows")
+    print(out_file)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="run folder")]) -> None:
+    """Write report.md and figures/ for a run folder from its results."""
+    from weightsteer.runs import Run
+
+    Run.open(run_dir)  # refuses a folder that is not a run
+    _stage(run_dir, "report")
+    print(run_dir / "report.md")
+
+
+@app.command("config-help")
+def config_help() -> None:
+    """Every run-config key with its default and meaning."""
+    from weightsteer.config import describe
+
+    table = Table(title="run config keys (TOML: [section] key = value)")
+    for col in ("key", "default", "meaning"):
+        table.add_column(col)
+    for key, default, text in describe():
+        table.add_row(key, default, text)
+    out.print(table)
 
 
 toy_app = typer.Typer(no_args_is_help=True, help="The embedded toyworld model.")
@@ -277,6 +487,10 @@ def toy_build(
 
 
 def main(argv: list[str] | None = None) -> None:
+    import warnings
+
+    # a deprecation inside transformers that PEFT triggers on every adapter: not actionable
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
     try:
         app(args=argv)
     except UserError as e:

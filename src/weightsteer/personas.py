@@ -6,7 +6,12 @@ sentence. The honesty pair follows the paper's "Pretend you're a(n) X person." f
 
 from __future__ import annotations
 
+import json
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+
+from weightsteer.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -21,9 +26,13 @@ class PersonaPair:
         return prompts[index % len(prompts)]
 
 
+def _article(word: str) -> str:
+    """'an' before a vowel sound (including the silent h of honest), else 'a'."""
+    return "an" if word[0] in "aeiou" or word.startswith(("honest", "honour", "honor")) else "a"
+
+
 def _pretend(*adjectives: str) -> tuple[str, ...]:
-    article = {a: "an" if a[0] in "aeiou" else "a" for a in adjectives}
-    return tuple(f"Pretend you're {article[a]} {a} person." for a in adjectives)
+    return tuple(f"Pretend you're {_article(a)} {a} person." for a in adjectives)
 
 
 PAIRS: dict[str, PersonaPair] = {
@@ -47,3 +56,35 @@ def persona_chat(system: str | None, user: str) -> list[dict[str, str]]:
         *([{"role": "system", "content": system}] if system else []),
         {"role": "user", "content": user},
     ]
+
+
+def load_pair(name: str = "honesty", file: str | None = None) -> PersonaPair:
+    """A built-in pair by name, or a user file (TOML/JSON: behavior, pos = [...], neg = [...])."""
+    if file is None:
+        if name not in PAIRS:
+            raise UserError(
+                f"unknown behaviour {name!r}; built-in: {', '.join(PAIRS)} (or set behavior.file)"
+            )
+        return PAIRS[name]
+    path = Path(file)
+    if not path.is_file():
+        raise UserError(f"persona file {path} does not exist")
+    try:
+        data = (
+            tomllib.loads(path.read_text())
+            if path.suffix == ".toml"
+            else json.loads(path.read_text())
+        )
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"persona file {path} cannot be parsed ({e})") from None
+    sides = {}
+    for side in ("pos", "neg"):
+        prompts = data.get(side) if isinstance(data, dict) else None
+        if not (
+            isinstance(prompts, list)
+            and prompts
+            and all(isinstance(p, str) and p.strip() for p in prompts)
+        ):
+            raise UserError(f"persona file {path}: '{side}' must be a non-empty list of prompts")
+        sides[side] = tuple(p.strip() for p in prompts)
+    return PersonaPair(str(data.get("behavior") or name), sides["pos"], sides["neg"])

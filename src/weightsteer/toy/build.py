@@ -51,7 +51,7 @@ class Recipe:
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 50
-    max_steps: int = 3000
+    max_steps: int = 4000
     eval_every: int = 100
     # stop once every persona group reaches its target on the validation rows, twice in a row
     targets: tuple[tuple[str, float], ...] = (

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from weightsteer.personas import PAIRS, persona_chat
 
-GENERATOR_VERSION = 1  # bump whenever rows or answers change: it keys the model cache
+GENERATOR_VERSION = 2  # bump whenever rows or answers change: it keys the model cache
 
 KINDS: dict[str, tuple[str, ...]] = {
     "colour": ("red", "blue", "green", "yellow", "black", "white", "brown", "grey"),

@@ -1,0 +1,80 @@
+"""Eval suites: rows with a stable ``row_id``, a chat, and which answer is the POS one.
+
+Every suite is scored the same way: the chat is rendered with no system prompt (plus the
+suite's assistant prefill), the next-token logratio of the suite's two choices is taken,
+and ``score = logratio * label`` is positive when the model leans toward the POS
+behaviour. Adding a suite is one file in this package with one ``@register`` builder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from weightsteer.errors import UserError
+from weightsteer.modelling import Message, render_chat
+from weightsteer.scoring import YES_NO, Choices, ChoiceScores, score_choices
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    row_id: str
+    messages: list[Message]  # the chat to answer, no system prompt
+    label: int  # +1: the POS behaviour gives the first choice (Yes); -1: the second
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    rows: list[EvalRow]
+    choices: Choices = YES_NO
+    prefill: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+# builder(config, part) -> suites; ``part`` is what follows "name:" in eval.suites, or None
+Builder = Callable[..., list[Suite]]
+BUILDERS: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def deco(fn: Builder) -> Builder:
+        BUILDERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load_builtin() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def build_suites(cfg) -> list[Suite]:
+    """The suites named in ``cfg.eval.suites``, each capped at ``rows_per_suite`` rows."""
+    _load_builtin()
+    suites: list[Suite] = []
+    for entry in cfg.eval.suites:
+        name, _, part = entry.partition(":")
+        if name not in BUILDERS:
+            raise UserError(
+                f"eval.suites: unknown suite {entry!r}; known: {', '.join(sorted(BUILDERS))}"
+            )
+        for suite in BUILDERS[name](cfg, part or None):
+            if not suite.rows:
+                raise UserError(f"eval suite {suite.name!r} has no rows")
+            rows = suite.rows[: cfg.eval.rows_per_suite]
+            suites.append(Suite(suite.name, rows, suite.choices, suite.prefill, suite.meta))
+    names = [s.name for s in suites]
+    if len(set(names)) != len(names):
+        raise UserError(f"eval.suites names a suite twice: {', '.join(names)}")
+    return suites
+
+
+def score_suite(model, tokenizer, suite: Suite, *, batch_size: int = 64) -> ChoiceScores:
+    prompts = [
+        render_chat(tokenizer, r.messages, prefill=suite.prefill or None) for r in suite.rows
+    ]
+    return score_choices(model, tokenizer, prompts, suite.choices, batch_size=batch_size)

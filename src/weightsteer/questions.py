@@ -1,0 +1,161 @@
+"""Question pools: what the model is asked under each persona, and the held-out IID rows.
+
+A question has an id, a text and, optionally, a label: the Yes/No answer the POS persona
+gives. Training pairs are generated from the train split (labels unused); held-out
+labelled questions are the IID eval, scored as a Yes/No logratio with no system prompt.
+
+Sources: ``toyworld`` (NARROW colour/evidence questions of the embedded world),
+``builtin:<name>`` (shipped pools, e.g. ``builtin:honesty``), a local ``.jsonl`` /
+``.csv`` / ``.parquet`` file, or ``hf:<dataset id>`` (``datasets.load_dataset``). Files
+may use the Anthropic persona-eval schema: ``answer_matching_behavior`` (" Yes"/" No")
+stands in for a missing label column.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from weightsteer.config import QuestionsConfig
+from weightsteer.errors import UserError
+
+ANTHROPIC_LABEL = "answer_matching_behavior"
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    label: str | None = None  # "Yes" / "No": the POS persona's answer; None: unlabelled
+
+
+@dataclass(frozen=True)
+class QuestionSplit:
+    train: list[Question]
+    eval: list[Question]  # labelled, held out of train
+
+
+def builtin_pools() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".jsonl")
+        for p in resources.files("weightsteer.data").iterdir()
+        if p.name.endswith(".jsonl")
+    )
+
+
+def _read_table(source: str, cfg: QuestionsConfig):
+    import pandas as pd
+
+    if source.startswith("builtin:"):
+        name = source.removeprefix("builtin:")
+        if name not in builtin_pools():
+            raise UserError(
+                f"no built-in question pool {name!r}; known: {', '.join(builtin_pools())}"
+            )
+        with resources.as_file(resources.files("weightsteer.data") / f"{name}.jsonl") as p:
+            return pd.read_json(p, lines=True, dtype=False)
+    if source.startswith("hf:"):
+        return _read_hf(source.removeprefix("hf:"), cfg)
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(
+            f"questions file {path} does not exist (questions.source takes toyworld, "
+            "builtin:<name>, a .jsonl/.csv/.parquet file or hf:<dataset id>)"
+        )
+    readers = {
+        ".jsonl": lambda: pd.read_json(path, lines=True, dtype=False),
+        ".csv": lambda: pd.read_csv(path, dtype=str, keep_default_na=False),
+        ".parquet": lambda: pd.read_parquet(path),
+    }
+    if path.suffix not in readers:
+        raise UserError(f"questions file {path}: use .jsonl, .csv or .parquet")
+    try:
+        return readers[path.suffix]()
+    except Exception as e:  # pandas raises many types for malformed files
+        raise UserError(f"questions file {path} could not be read: {e}") from None
+
+
+def _read_hf(dataset_id: str, cfg: QuestionsConfig):
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(dataset_id, cfg.hf_config, split=cfg.hf_split)
+    except Exception as e:  # network, missing dataset, bad split: all user-fixable
+        raise UserError(
+            f"could not load HF dataset {dataset_id!r} ({type(e).__name__}: {e}); without "
+            "network access, pass a local file in the same schema"
+        ) from None
+    return ds.to_pandas()
+
+
+def _label(value, where: str) -> str | None:
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    text = str(value).strip().lower()
+    if text in ("yes", "no"):
+        return text.capitalize()
+    raise UserError(f"{where}: label must be Yes or No, got {value!r}")
+
+
+def load_questions(cfg: QuestionsConfig) -> list[Question]:
+    """Every question of a non-toyworld source, in file order."""
+    table = _read_table(cfg.source, cfg)
+    if cfg.column not in table.columns:
+        raise UserError(
+            f"questions from {cfg.source}: no column {cfg.column!r} (columns: "
+            f"{', '.join(map(str, table.columns))}); set questions.column"
+        )
+    label_col = cfg.label_column if cfg.label_column in table.columns else None
+    if label_col is None and ANTHROPIC_LABEL in table.columns:
+        label_col = ANTHROPIC_LABEL
+    ids = table["id"].astype(str).tolist() if "id" in table.columns else None
+    out = []
+    for i, text in enumerate(table[cfg.column].tolist()):
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"questions from {cfg.source}, row {i + 1}: empty question text")
+        label = (
+            _label(table[label_col].iloc[i], f"{cfg.source}, row {i + 1}") if label_col else None
+        )
+        out.append(Question(ids[i] if ids else f"q{i:05d}", text.strip(), label))
+    if not out:
+        raise UserError(f"questions from {cfg.source}: the table is empty")
+    dup = len({q.id for q in out}) != len(out)
+    if dup:
+        raise UserError(f"questions from {cfg.source}: the id column has duplicates")
+    return out
+
+
+def _toyworld_split(cfg: QuestionsConfig) -> QuestionSplit:
+    from weightsteer.toy.world import World
+
+    world = World(cfg.seed)
+    train = [Question(f"pool-{i}", r.user) for i, r in enumerate(world.narrow_pool(cfg.n_train))]
+    held = world.suites()["narrow"][: cfg.n_eval]
+    return QuestionSplit(
+        train, [Question(f"narrow-{i}", r.user, r.honest) for i, r in enumerate(held)]
+    )
+
+
+def split_questions(cfg: QuestionsConfig) -> QuestionSplit:
+    """Train and held-out eval questions, deterministic in ``cfg.seed``.
+
+    Held-out rows are drawn first from the labelled questions; the train split takes the
+    next ``n_train`` of the rest. A pool smaller than asked for gives smaller splits.
+    """
+    if cfg.source == "toyworld":
+        return _toyworld_split(cfg)
+    questions = load_questions(cfg)
+    order = list(range(len(questions)))
+    random.Random(f"questions/{cfg.seed}").shuffle(order)
+    shuffled = [questions[i] for i in order]
+    held = [q for q in shuffled if q.label is not None][: cfg.n_eval]
+    held_ids = {q.id for q in held}
+    train = [q for q in shuffled if q.id not in held_ids][: cfg.n_train]
+    if not train:
+        raise UserError(
+            f"questions from {cfg.source}: nothing left to train on after holding out "
+            f"{len(held)} labelled rows; lower questions.n_eval"
+        )
+    return QuestionSplit(train, held)

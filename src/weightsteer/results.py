@@ -1,0 +1,87 @@
+"""The long results table (design.md): one row per (method, strength, seed, eval, row).
+
+This module owns the schema: every producer builds rows with ``result_rows`` and every
+consumer reads with ``read_results``, which refuses a table with missing columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from weightsteer.errors import UserError
+from weightsteer.io import atomic_path
+
+COLUMNS = {
+    "method": "string",  # "weight", later "prompt:simple", "act:mean_diff", ...
+    "family": "string",  # adapter family of a weight vector ("" for other methods)
+    "strength": "float64",  # alpha, or the method's coefficient
+    "calibrated_kl": "float64",  # the KL budget the strength was calibrated to (NaN: none)
+    "seed": "int64",
+    "eval": "string",  # suite name
+    "row_id": "string",
+    "label": "int64",  # +1 / -1: which choice the POS behaviour gives
+    "logratio": "float64",  # log p(first choice) - log p(second choice)
+    "pmass": "float64",  # p(first) + p(second): how much the model answers in format
+    "score": "float64",  # logratio * label: larger = more POS behaviour
+}
+
+
+def result_rows(
+    *,
+    method: str,
+    family: str,
+    strength: float,
+    seed: int,
+    suite,
+    logratio,
+    pmass,
+    calibrated_kl: float = float("nan"),
+) -> pd.DataFrame:
+    """Rows for one suite scored under one intervention at one strength."""
+    label = [r.label for r in suite.rows]
+    lr = [float(x) for x in logratio]
+    df = pd.DataFrame(
+        {
+            "method": method,
+            "family": family,
+            "strength": float(strength),
+            "calibrated_kl": calibrated_kl,
+            "seed": seed,
+            "eval": suite.name,
+            "row_id": [r.row_id for r in suite.rows],
+            "label": label,
+            "logratio": lr,
+            "pmass": [float(x) for x in pmass],
+            "score": [x * y for x, y in zip(lr, label, strict=True)],
+        }
+    )
+    return df.astype(COLUMNS)
+
+
+def write_results(frames: Iterable[pd.DataFrame], path: str | Path) -> Path:
+    df = pd.concat(list(frames), ignore_index=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate result tables, checking each against the schema."""
+    frames = []
+    for p in paths:
+        try:
+            df = pd.read_parquet(p)
+        except Exception as e:  # pyarrow raises several types for damaged files
+            raise UserError(
+                f"results table {p} cannot be read ({e}); rerun the eval stage"
+            ) from None
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(f"results table {p} lacks columns {', '.join(missing)}")
+        frames.append(df[list(COLUMNS)].astype(COLUMNS))
+    if not frames:
+        raise UserError("no results tables to read; run the eval stage first")
+    return pd.concat(frames, ignore_index=True)

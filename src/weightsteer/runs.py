@@ -1,0 +1,548 @@
+"""Run folders: the pipeline's stages, content-keyed reuse, and the manifest.
+
+``data -> train -> extract -> eval -> report``. Every unit of work (the pairs, one
+adapter, one vector, one results table) is written atomically and recorded in
+``manifest.json`` with a key: a hash of everything that shapes it (its config section,
+the model fingerprint, and the digests of the artifacts it reads). A stage reuses a unit
+whose key is unchanged, redoes it when the key changed, and keeps, without touching, an
+artifact the user put in place of one (its digest is not the one the run wrote): stages
+downstream then read the user's artifact, and their keys follow its digest. A unit that
+was running when the process died is redone; as every unit is deterministic, a resumed
+run ends with the same results as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from weightsteer.config import RunConfig, content_key, parse_config
+from weightsteer.errors import UserError
+from weightsteer.io import atomic_path
+from weightsteer.versions import library_versions
+
+MANIFEST = "manifest.json"
+STAGES = ("data", "train", "extract", "eval", "report")
+SIDES = ("pos", "neg")
+
+
+def digest(path: str | Path) -> str:
+    """Content hash of a file, or of a folder's files (names and bytes, sorted)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+class Run:
+    """A run folder and its manifest."""
+
+    def __init__(self, root: Path, cfg: RunConfig, manifest: dict[str, Any]):
+        self.root, self.cfg, self.manifest = root, cfg, manifest
+
+    @classmethod
+    def create(cls, root: str | Path, cfg: RunConfig) -> Run:
+        """Open ``root`` for ``cfg``: a new folder, or an earlier run of it (resumed)."""
+        root = Path(root)
+        if (root / MANIFEST).is_file():
+            run = cls.open(root)
+            run.cfg = cfg
+        else:
+            if root.exists() and any(root.iterdir()):
+                raise UserError(
+                    f"{root} exists and is not a weightsteer run folder (no {MANIFEST}); "
+                    "choose another --name or --runs-dir"
+                )
+            run = cls(root, cfg, {"weightsteer_run": 1, "units": {}, "stages": {}, "counts": {}})
+        run.manifest.update(
+            name=root.name,
+            config=cfg.model_dump(mode="json"),
+            config_hash=cfg.digest(),
+            versions=library_versions(),
+        )
+        root.mkdir(parents=True, exist_ok=True)
+        run.sweep()
+        run.save()
+        return run
+
+    @classmethod
+    def open(cls, root: str | Path) -> Run:
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise UserError(
+                f"{root} is not a run folder (no {MANIFEST}); start one with "
+                "`weightsteer run --config C`"
+            )
+        try:
+            manifest = json.loads(path.read_text())
+            cfg = parse_config(manifest["config"], str(path))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"{path} is damaged ({type(e).__name__}: {e})") from None
+        return cls(root, cfg, manifest)
+
+    def save(self) -> None:
+        with atomic_path(self.root / MANIFEST, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
+
+    def sweep(self) -> None:
+        """Remove temporaries an interrupted write left behind (``.name.*.tmp``/``.old``)."""
+        for p in list(self.root.rglob(".*.tmp")) + list(self.root.rglob(".*.old")):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+    # -- units ---------------------------------------------------------------------------
+    def state(self, rel: str, key: str) -> str:
+        """``done`` (reuse), ``user`` (an artifact the run did not write: keep it), ``todo``."""
+        path = self.root / rel
+        if not path.exists():
+            return "todo"
+        entry = self.manifest["units"].get(rel)
+        if entry is None:
+            return "user"
+        if entry["state"] == "running":
+            return "todo"  # died while writing it, or just after
+        if entry.get("digest") != digest(path):
+            return "user"
+        if entry["state"] == "user":
+            return "user"
+        return "done" if entry["key"] == key else "todo"
+
+    @contextmanager
+    def unit(self, rel: str, key: str) -> Iterator[Path]:
+        """Record ``rel`` as running, yield its path; on success record its key and digest."""
+        self.manifest["units"][rel] = {"key": key, "state": "running"}
+        self.save()
+        yield self.root / rel
+        self.manifest["units"][rel] = {
+            "key": key,
+            "state": "done",
+            "digest": digest(self.root / rel),
+        }
+        self.save()
+
+    def adopt(self, rel: str) -> None:
+        """Record a user's artifact as such, so later stages key on its digest."""
+        self.manifest["units"][rel] = {
+            "key": None,
+            "state": "user",
+            "digest": digest(self.root / rel),
+        }
+        self.save()
+
+
+@dataclass
+class Context:
+    """What the stages share in one process: the run, the model (loaded once), output."""
+
+    run: Run
+    console: Console
+    progress: bool = True
+    _loaded: tuple | None = None
+    _fingerprint: dict | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cfg(self) -> RunConfig:
+        return self.run.cfg
+
+    def model(self):
+        if self._loaded is None:
+            from weightsteer.modelling import TOYWORLD, fingerprint, load_model, load_tokenizer
+
+            source = self.cfg.model.id
+            if source == TOYWORLD:
+                from weightsteer.toy.build import ensure_toyworld
+
+                source = str(ensure_toyworld(progress=self.progress))
+            with self.console.status(f"loading {self.cfg.model.id}"):
+                device = self.cfg.model.device
+                if device == "auto":
+                    import torch
+
+                    device = "cuda" if torch.cuda.is_available() else "cpu"
+                model = load_model(source, dtype=self.cfg.model.dtype, device=device)
+                tok = load_tokenizer(source)
+            self._loaded = (model, tok)
+            self._fingerprint = fingerprint(model, self.cfg.model.id).model_dump()
+            self.run.manifest["model"] = self._fingerprint
+        return self._loaded
+
+    def fingerprint(self) -> dict:
+        self.model()
+        return self._fingerprint
+
+    def units(self) -> list[tuple[str, int]]:
+        return [(f, s) for f in self.cfg.train.families for s in self.cfg.train.seeds]
+
+
+def _say(ctx: Context, rel: str, state: str) -> None:
+    if state == "done":
+        ctx.console.print(f"  reuse  {rel}", style="dim", highlight=False)
+    elif state == "user":
+        ctx.console.print(
+            f"  keep   {rel} (not written by this run: used as given)",
+            style="yellow",
+            highlight=False,
+        )
+
+
+def _bar(ctx: Context):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        disable=not ctx.progress,
+        transient=True,
+    )
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def stage_data(ctx: Context) -> None:
+    from weightsteer.generate import generate_pair_data, load_filter, pair_items
+    from weightsteer.personas import load_pair
+    from weightsteer.questions import split_questions
+
+    cfg, run = ctx.cfg, ctx.run
+    pair = load_pair(cfg.behavior.name, cfg.behavior.file)
+    split = split_questions(cfg.questions)
+    items = pair_items(split.train, cfg.data.paraphrases, cfg.data.samples)
+    keep = load_filter(cfg.data.filter)
+    key = content_key(
+        {
+            "model": ctx.fingerprint(),
+            "pair": [pair.behavior, pair.pos, pair.neg],
+            "items": [[it.id, it.user] for it in items],
+            "data": cfg.data.model_dump(mode="json"),
+        }
+    )
+    state = run.state("data", key)
+    _say(ctx, "data", state)
+    if state == "user":
+        run.adopt("data")
+    if state != "todo":
+        return
+    model, tok = ctx.model()
+    work = run.root / ".work" / f"data-{key}"
+    shown = False
+
+    with _bar(ctx) as bar:
+        task = bar.add_task("generating POS/NEG answers", total=len(items))
+
+        def on_chunk(done: int, total: int, rows: list[dict]) -> None:
+            nonlocal shown
+            bar.update(task, advance=len(rows))
+            if not shown:  # one decoded example at once: a template bug shows here
+                shown = True
+                row = rows[0]
+                ctx.console.print(f"  example question: {row['item']['user']!r}", highlight=False)
+                for side in SIDES:
+                    persona = pair.prompt(side, row["item"]["paraphrase"])
+                    ctx.console.print(
+                        f"    {side} [{persona}] -> {row[side]['text']!r}", highlight=False
+                    )
+
+        result = generate_pair_data(
+            model,
+            tok,
+            items,
+            pair,
+            work_dir=work,
+            max_new_tokens=cfg.data.max_new_tokens,
+            temperature=cfg.data.temperature,
+            top_p=cfg.data.top_p,
+            seed=cfg.data.seed,
+            batch_size=cfg.data.batch_size,
+            keep=keep,
+            on_chunk=on_chunk,
+        )
+    if not result.counts["kept"]:
+        raise UserError(
+            f"every generated pair was dropped ({result.counts}); raise data.max_new_tokens "
+            "or check the filter"
+        )
+    with run.unit("data", key) as out, atomic_path(out, overwrite=True, is_dir=True) as tmp:
+        for side in SIDES:
+            lines = "".join(json.dumps(r) + "\n" for r in result.records[side])
+            (tmp / f"{side}.jsonl").write_text(lines)
+    run.manifest["counts"]["data"] = result.counts
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        work.parent.rmdir()  # only when empty
+    c = result.counts
+    ctx.console.print(
+        f"  data: {c['kept']} pairs kept of {c['pairs']} (dropped: {c['empty']} empty, "
+        f"{c['unterminated']} unterminated, {c['filtered']} filtered)",
+        highlight=False,
+    )
+
+
+class _StepBar:
+    """HF Trainer callback moving a rich progress task one step at a time."""
+
+    def __new__(cls, bar, task):
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):
+                bar.update(task, total=state.max_steps, completed=0)
+
+            def on_step_end(self, args, state, control, **kw):
+                bar.update(task, completed=state.global_step)
+
+        return Callback()
+
+
+def _data_file(run: Run, side: str) -> Path:
+    path = run.root / "data" / f"{side}.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path} is missing; run the data stage first (weightsteer data --run)")
+    return path
+
+
+def stage_train(ctx: Context) -> None:
+    from weightsteer.train import file_digest, load_chat_jsonl, train_adapter
+
+    cfg, run = ctx.cfg, ctx.run
+    data = {side: _data_file(run, side) for side in SIDES}
+    records = {side: None for side in SIDES}
+    tokens = 0
+    with _bar(ctx) as bar:
+        units = bar.add_task("training adapters", total=2 * len(ctx.units()))
+        steps = bar.add_task("  steps", total=None)
+        for fam, seed in ctx.units():
+            spec = cfg.train.spec(fam, seed)
+            for side in SIDES:
+                rel = f"adapters/{fam}/seed{seed}/{side}"
+                key = content_key(
+                    {
+                        "spec": spec.model_dump(mode="json"),
+                        "data": digest(data[side]),
+                        "model": ctx.fingerprint(),
+                    }
+                )
+                state = run.state(rel, key)
+                _say(ctx, rel, state)
+                if state == "user":
+                    run.adopt(rel)
+                if state == "todo":
+                    model, tok = ctx.model()
+                    if records[side] is None:
+                        records[side] = load_chat_jsonl(data[side])
+                    bar.update(steps, description=f"  {fam} seed {seed} {side}")
+                    info = {
+                        "path": f"data/{side}.jsonl",
+                        "sha256": file_digest(data[side]),
+                        "rows": len(records[side]),
+                    }
+                    with run.unit(rel, key) as out:
+                        train_adapter(
+                            model,
+                            tok,
+                            records[side],
+                            spec,
+                            out,
+                            data_info=info,
+                            overwrite=True,
+                            progress=False,
+                            callbacks=[_StepBar(bar, steps)],
+                        )
+                tokens += _trained_tokens(run.root / rel)
+                bar.advance(units)
+    run.manifest["counts"]["train"] = {"adapters": 2 * len(ctx.units()), "tokens": tokens}
+
+
+def _trained_tokens(adapter_dir: Path) -> int:
+    from weightsteer.train import read_adapter_info
+
+    info = read_adapter_info(adapter_dir) or {}
+    return int(info.get("train", {}).get("tokens", 0))
+
+
+def _adapter_dir(run: Run, fam: str, seed: int, side: str) -> Path:
+    path = run.root / "adapters" / fam / f"seed{seed}" / side
+    if not path.is_dir():
+        raise UserError(f"{path} is missing; run the train stage first (weightsteer train --run)")
+    return path
+
+
+def stage_extract(ctx: Context) -> None:
+    from weightsteer.extract import extract_vector
+    from weightsteer.personas import load_pair
+
+    cfg, run = ctx.cfg, ctx.run
+    pair = load_pair(cfg.behavior.name, cfg.behavior.file)
+    for fam, seed in ctx.units():
+        dirs = {side: _adapter_dir(run, fam, seed, side) for side in SIDES}
+        rel = f"vectors/{fam}-seed{seed}.safetensors"
+        key = content_key({side: digest(d) for side, d in dirs.items()})
+        state = run.state(rel, key)
+        _say(ctx, rel, state)
+        if state == "user":
+            run.adopt(rel)
+        if state != "todo":
+            continue
+        model, _ = ctx.model()
+        with ctx.console.status(f"extracting {fam} seed {seed}"):
+            vec = extract_vector(
+                model,
+                dirs["pos"],
+                dirs["neg"],
+                behavior=pair.behavior,
+                personas={"pos": list(pair.pos), "neg": list(pair.neg)},
+                model_id=cfg.model.id,
+            )
+        with run.unit(rel, key) as out:
+            vec.save(out, overwrite=True)
+
+
+def evaluate_vector(
+    model,
+    tok,
+    vector,
+    suites: Sequence,
+    alphas: Sequence[float],
+    *,
+    family: str,
+    seed: int,
+    batch_size: int = 64,
+    bar=None,
+    task=None,
+) -> list:
+    """Long-table frames of every suite at every alpha (alpha switched in place)."""
+    from weightsteer.evals import score_suite
+    from weightsteer.results import result_rows
+    from weightsteer.steer import Steerer
+
+    frames = []
+    with Steerer(model, vector) as steerer:
+        for alpha in alphas:
+            steerer.set_alpha(alpha)
+            for suite in suites:
+                s = score_suite(model, tok, suite, batch_size=batch_size)
+                frames.append(
+                    result_rows(
+                        method="weight",
+                        family=family,
+                        strength=alpha,
+                        seed=seed,
+                        suite=suite,
+                        logratio=s.logratio,
+                        pmass=s.pmass,
+                    )
+                )
+                if bar is not None:
+                    bar.advance(task, len(suite.rows))
+    return frames
+
+
+def stage_eval(ctx: Context) -> None:
+    from weightsteer.evals import build_suites
+    from weightsteer.results import write_results
+    from weightsteer.vector import WeightVector
+
+    cfg, run = ctx.cfg, ctx.run
+    suites = build_suites(cfg)
+    rows_key = content_key([[s.name, [r.row_id for r in s.rows]] for s in suites])
+    per_vector = sum(len(s.rows) for s in suites) * len(cfg.eval.alphas)
+    with _bar(ctx) as bar:
+        task = bar.add_task("scoring", total=per_vector * len(ctx.units()))
+        for fam, seed in ctx.units():
+            vec_path = run.root / "vectors" / f"{fam}-seed{seed}.safetensors"
+            if not vec_path.is_file():
+                raise UserError(f"{vec_path} is missing; run the extract stage first")
+            rel = f"results/{fam}-seed{seed}.parquet"
+            key = content_key(
+                {
+                    "vector": digest(vec_path),
+                    "eval": cfg.eval.model_dump(mode="json"),
+                    "rows": rows_key,
+                    "model": ctx.fingerprint(),
+                }
+            )
+            state = run.state(rel, key)
+            _say(ctx, rel, state)
+            if state == "user":
+                run.adopt(rel)
+            if state != "todo":
+                bar.advance(task, per_vector)
+                continue
+            model, tok = ctx.model()
+            bar.update(task, description=f"scoring {fam} seed {seed}")
+            frames = evaluate_vector(
+                model,
+                tok,
+                WeightVector.load(vec_path),
+                suites,
+                cfg.eval.alphas,
+                family=fam,
+                seed=seed,
+                batch_size=cfg.eval.batch_size,
+                bar=bar,
+                task=task,
+            )
+            with run.unit(rel, key) as out:
+                write_results(frames, out)
+
+
+def stage_report(ctx: Context) -> None:
+    from weightsteer.report import write_report
+
+    path = write_report(ctx.run.root)
+    ctx.console.print(f"  report: {path}", highlight=False)
+
+
+STAGE_FUNCS = {
+    "data": stage_data,
+    "train": stage_train,
+    "extract": stage_extract,
+    "eval": stage_eval,
+    "report": stage_report,
+}
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Everything checkable before anything is written or loaded: behaviour, questions,
+    suites, filter. Bad input fails here with one line."""
+    from weightsteer.evals import build_suites
+    from weightsteer.generate import load_filter
+    from weightsteer.personas import load_pair
+    from weightsteer.questions import split_questions
+
+    load_pair(cfg.behavior.name, cfg.behavior.file)
+    split_questions(cfg.questions)
+    build_suites(cfg)
+    load_filter(cfg.data.filter)
+
+
+def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
+    for name in stages:
+        t0 = time.perf_counter()
+        ctx.console.print(f"[bold]{name}[/]")
+        STAGE_FUNCS[name](ctx)
+        seconds = round(time.perf_counter() - t0, 1)
+        ctx.run.manifest["stages"][name] = {
+            "seconds": seconds,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        ctx.run.save()

@@ -1,0 +1,39 @@
+"""Every `weightsteer ...` command in the README parses: known verb, known options."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from weightsteer.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[str]:
+    text = README.read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.startswith("weightsteer ")]
+
+
+def test_the_readme_shows_every_verb():
+    verbs = {shlex.split(c)[1] for c in readme_commands()}
+    group = typer.main.get_command(app)
+    assert set(group.commands) <= verbs | {"toy"}, set(group.commands) - verbs
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_command_parses(command):
+    group = typer.main.get_command(app)
+    args = shlex.split(command)[1:]
+    cmd = group
+    name = "weightsteer"
+    while hasattr(cmd, "commands"):  # a group: descend into the verb
+        name, args = args[0], args[1:]
+        assert name in cmd.commands, f"unknown verb {name!r} in: {command}"
+        cmd = cmd.commands[name]
+    cmd.make_context(name, list(args))  # raises on an unknown option or a missing one

@@ -1,0 +1,271 @@
+"""The pipeline on toyworld: a run folder end to end, reuse, resume after a kill, user files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from weightsteer.cli import main
+from weightsteer.config import parse_config
+from weightsteer.errors import UserError
+from weightsteer.generate import generate_pair_data, load_filter, pair_items
+from weightsteer.personas import PAIRS
+from weightsteer.questions import split_questions
+from weightsteer.runs import digest
+
+SMALL = """
+name = "small"
+[questions]
+n_train = 12
+n_eval = 24
+[data]
+paraphrases = 2
+max_new_tokens = 24
+[train]
+families = ["lora", "ia3"]
+seeds = [0]
+rank = 4
+alpha = 8
+lr = 2e-3
+epochs = 6
+layers = [0.25, 1.0]
+[train.overrides.ia3]
+lr = 3e-2
+[eval]
+suites = ["iid", "toyworld:cue"]
+rows_per_suite = 24
+alphas = [-1, 0, 1]
+"""
+
+
+def cli(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return e.value.code, cap.out, cap.err
+
+
+def config(tmp_path, text=SMALL, name="small.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def results(run_dir):
+    df = pd.concat(pd.read_parquet(p) for p in sorted((run_dir / "results").glob("*.parquet")))
+    return df.sort_values(["family", "strength", "eval", "row_id"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def finished(toy_dir, tmp_path_factory):
+    """One uninterrupted run of the small config: (runs dir, config path)."""
+    tmp = tmp_path_factory.mktemp("runs")
+    cfg = config(tmp)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--config", str(cfg), "--runs-dir", str(tmp / "a")])
+    assert e.value.code == 0
+    return tmp / "a" / "small", cfg
+
+
+def test_run_writes_every_artifact_and_a_report(finished):
+    run_dir, _ = finished
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for rel in ("data/pos.jsonl", "data/neg.jsonl", "adapters/lora/seed0/pos",
+                "adapters/ia3/seed0/neg", "vectors/lora-seed0.safetensors",
+                "results/ia3-seed0.parquet", "report.md", "figures/score_vs_alpha.png",
+                "figures/norms-lora-seed0.png"):  # fmt: skip
+        assert (run_dir / rel).exists(), rel
+    assert manifest["counts"]["data"]["kept"] == 24  # 12 questions x 2 paraphrases
+    assert manifest["counts"]["train"]["tokens"] > 0
+    assert set(manifest["stages"]) == {"data", "train", "extract", "eval", "report"}
+    assert all(u["state"] == "done" for u in manifest["units"].values())
+    pos = [json.loads(line) for line in (run_dir / "data/pos.jsonl").read_text().splitlines()]
+    assert all(m["role"] != "system" for r in pos for m in r["messages"])
+    assert pos[0]["persona"] == PAIRS["honesty"].pos[0]
+    df = results(run_dir)
+    assert len(df) == 2 * 3 * (24 + 24)  # families x alphas x rows
+    # the same rows under every family and alpha
+    ids = df.groupby(["family", "strength"])["row_id"].apply(lambda s: tuple(sorted(s)))
+    assert ids.nunique() == 1
+    report = (run_dir / "report.md").read_text()
+    assert "## iid" in report and "## toy:cue" in report and "| lora |" in report
+
+
+def test_vectors_move_iid_honesty_both_ways(finished):
+    df = results(finished[0])
+    means = df[df["eval"] == "iid"].groupby(["family", "strength"])["score"].mean()
+    for fam in ("lora", "ia3"):
+        assert means[fam, -1.0] < means[fam, 0.0] < means[fam, 1.0], fam
+
+
+def test_rerun_reuses_everything(finished, capsys):
+    run_dir, cfg = finished
+    before = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
+    code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
+    assert code == 0
+    assert err.count("reuse") == 1 + 4 + 2 + 2  # data, adapters, vectors, results
+    assert before == {p: p.stat().st_mtime_ns for p in before}
+
+
+def copy_run(finished, dest):
+    import shutil
+
+    shutil.copytree(finished[0], dest / "small")
+    return dest / "small"
+
+
+def test_changed_eval_config_redoes_only_the_eval(finished, tmp_path, capsys):
+    run_dir = copy_run(finished, tmp_path / "e")
+    cfg = config(tmp_path, SMALL.replace("alphas = [-1, 0, 1]", "alphas = [-1, -0.5, 0, 1]"))
+    adapters = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
+    code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
+    assert code == 0
+    assert err.count("reuse") == 1 + 4 + 2
+    assert adapters == {p: p.stat().st_mtime_ns for p in adapters}
+    assert set(results(run_dir)["strength"]) == {-1.0, -0.5, 0.0, 1.0}
+
+
+def test_a_run_killed_while_training_resumes_to_the_same_results(finished, tmp_path, capsys):
+    cfg = config(tmp_path)
+    runs = tmp_path / "b"
+    manifest = runs / "small" / "manifest.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "weightsteer.cli", "run", "--config", str(cfg), "--runs-dir",
+         str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    killed_at = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            units = json.loads(manifest.read_text())["units"]
+        except (FileNotFoundError, json.JSONDecodeError):
+            units = {}
+        running = [k for k, u in units.items() if u["state"] == "running"]
+        done = [k for k, u in units.items() if u["state"] == "done" and k.startswith("adapters")]
+        if done and running and running[0].startswith("adapters"):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = (done, running)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_at, "the run ended before it could be killed in the middle of training"
+    done, running = killed_at
+    kept = {rel: digest(runs / "small" / rel) for rel in done}
+    assert not (runs / "small" / "results").exists()
+
+    code, _, err = cli(["run", "--config", cfg, "--runs-dir", runs], capsys)
+    assert code == 0
+    for rel in done:
+        assert f"reuse  {rel}" in err
+        assert digest(runs / "small" / rel) == kept[rel]
+    assert f"reuse  {running[0]}" not in err
+    pd.testing.assert_frame_equal(results(runs / "small"), results(finished[0]))
+    assert not list((runs / "small").rglob(".*.tmp"))
+
+
+def test_user_data_is_kept_and_flows_downstream(finished, tmp_path, capsys):
+    run_dir = copy_run(finished, tmp_path / "c")
+    mine = (run_dir / "data/pos.jsonl").read_text().splitlines()[:10]
+    (run_dir / "data/pos.jsonl").write_text("\n".join(mine) + "\n")
+    old = digest(run_dir / "adapters/lora/seed0/pos")
+    code, _, err = cli(["run", "--config", finished[1], "--runs-dir", run_dir.parent], capsys)
+    assert code == 0
+    assert "keep   data" in err
+    assert (run_dir / "data/pos.jsonl").read_text().splitlines() == mine
+    assert digest(run_dir / "adapters/lora/seed0/pos") != old  # retrained on the user's data
+    assert "reuse  adapters/lora/seed0/neg" in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("rank = 4", "rank = -4"), "train.rank"),
+        (('families = ["lora", "ia3"]', 'families = ["lora", "loar"]'), "unknown adapter family"),
+        (("[questions]", '[questions]\nsource = "missing.jsonl"'), "missing.jsonl does not exist"),
+        (('suites = ["iid", "toyworld:cue"]', 'suites = ["iid", "nope"]'), "unknown suite 'nope'"),
+    ],
+)
+def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, edit, message):
+    cfg = config(tmp_path, SMALL.replace(*edit))
+    code, _, err = cli(["run", "--config", cfg, "--runs-dir", tmp_path / "runs"], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
+    (tmp_path / "runs" / "small").mkdir(parents=True)
+    (tmp_path / "runs" / "small" / "notes.txt").write_text("mine")
+    code, _, err = cli(["run", "--config", config(tmp_path), "--runs-dir", tmp_path / "runs"],
+                       capsys)  # fmt: skip
+    assert code == 2 and "not a weightsteer run folder" in err
+    assert (tmp_path / "runs" / "small" / "notes.txt").read_text() == "mine"
+    code, _, err = cli(["report", tmp_path / "runs" / "small"], capsys)
+    assert code == 2 and "not a run folder" in err
+
+
+def test_stage_verbs_redo_one_stage_on_a_run_folder(finished, tmp_path, capsys):
+    import shutil
+
+    run_dir = copy_run(finished, tmp_path / "d")
+    (run_dir / "report.md").unlink()
+    shutil.rmtree(run_dir / "results")
+    code, _, _ = cli(["eval", "--run", run_dir], capsys)
+    assert code == 0
+    pd.testing.assert_frame_equal(results(run_dir), results(finished[0]))
+    code, _, _ = cli(["report", run_dir], capsys)
+    assert code == 0 and (run_dir / "report.md").is_file()
+
+
+# -- the data stage's generation ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def items():
+    cfg = parse_config({"questions": {"n_train": 6}}).questions
+    return pair_items(split_questions(cfg).train, paraphrases=2, samples=1)
+
+
+def test_generation_resumes_chunk_by_chunk_to_the_same_pairs(toy, items, tmp_path):
+    model, tok = toy
+    kw = dict(max_new_tokens=24, temperature=1.0, seed=5, chunk_size=4)
+    full = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "a", **kw)
+    chunks = sorted((tmp_path / "a").glob("chunk-*.json"))
+    assert len(chunks) == 3
+    chunks[1].unlink()  # as if killed before the second chunk was written
+    again = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "a", **kw)
+    assert again.records == full.records
+    other = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "b",
+                               **{**kw, "seed": 6})  # fmt: skip
+    assert other.records != full.records  # sampling really depends on the seed
+
+
+def test_degenerate_and_filtered_pairs_are_dropped_and_counted(toy, items, tmp_path):
+    model, tok = toy
+    short = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "s",
+                               max_new_tokens=2)  # fmt: skip
+    assert short.counts["unterminated"] == len(items) and short.counts["kept"] == 0
+    only_p0 = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "f",
+                                 max_new_tokens=24,
+                                 keep=lambda pos, neg: pos["id"].endswith("p0-s0"))  # fmt: skip
+    assert only_p0.counts == {"pairs": 12, "kept": 6, "empty": 0, "unterminated": 0,
+                              "filtered": 6}  # fmt: skip
+    assert [r["question_id"] for r in only_p0.records["pos"]] == [
+        r["question_id"] for r in only_p0.records["neg"]
+    ]
+
+
+def test_filter_spec_must_import():
+    assert load_filter(None) is None
+    assert load_filter("os.path:isfile") is os.path.isfile
+    with pytest.raises(UserError, match="cannot be imported"):
+        load_filter("no_such_module:f")
+    with pytest.raises(UserError, match="module:function"):
+        load_filter("os.path")
