@@ -297,20 +297,18 @@ def stage_data(ctx: Context) -> None:
     )
 
 
-class _StepBar:
-    """HF Trainer callback moving a rich progress task one step at a time."""
+def _step_callback(bar, task):
+    """An HF Trainer callback moving a rich progress task one optimiser step at a time."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, bar, task):
-        from transformers import TrainerCallback
+    class StepBar(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            bar.update(task, total=state.max_steps, completed=0)
 
-        class Callback(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kw):
-                bar.update(task, total=state.max_steps, completed=0)
+        def on_step_end(self, args, state, control, **kw):
+            bar.update(task, completed=state.global_step)
 
-            def on_step_end(self, args, state, control, **kw):
-                bar.update(task, completed=state.global_step)
-
-        return Callback()
+    return StepBar()
 
 
 def _data_file(run: Run, side: str) -> Path:
@@ -365,7 +363,7 @@ def stage_train(ctx: Context) -> None:
                             data_info=info,
                             overwrite=True,
                             progress=False,
-                            callbacks=[_StepBar(bar, steps)],
+                            callbacks=[_step_callback(bar, steps)],
                         )
                 tokens += _trained_tokens(run.root / rel)
                 bar.advance(units)
