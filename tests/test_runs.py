@@ -269,3 +269,20 @@ def test_filter_spec_must_import():
         load_filter("no_such_module:f")
     with pytest.raises(UserError, match="module:function"):
         load_filter("os.path")
+
+
+def test_standalone_eval_at_alpha_0_equals_the_unsteered_model(finished, tmp_path, capsys):
+    vec = finished[0] / "vectors" / "lora-seed0.safetensors"
+    base, steered = tmp_path / "base.parquet", tmp_path / "steered.parquet"
+    code, _, _ = cli(["eval", "--model", "toyworld", "--suite", "toyworld:cue", "--out", base],
+                     capsys)  # fmt: skip
+    assert code == 0
+    code, _, _ = cli(["eval", "--model", "toyworld", "--vector", vec, "--suite", "toyworld:cue",
+                      "--alphas=-1,0,1", "--out", steered], capsys)  # fmt: skip
+    assert code == 0
+    b, s = pd.read_parquet(base), pd.read_parquet(steered)
+    assert set(b["method"]) == {"none"} and set(s["strength"]) == {-1.0, 0.0, 1.0}
+    at0 = s[s["strength"] == 0.0].reset_index(drop=True)
+    assert list(at0["row_id"]) == list(b["row_id"])
+    assert (at0["score"] - b["score"]).abs().max() < 1e-5
+    assert s[s["strength"] == 1.0]["score"].mean() > at0["score"].mean()

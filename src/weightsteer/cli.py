@@ -387,7 +387,7 @@ def eval_cmd(
     from weightsteer.config import parse_config
     from weightsteer.evals import build_suites
     from weightsteer.io import check_writable
-    from weightsteer.results import result_rows, write_results
+    from weightsteer.results import write_results
     from weightsteer.runs import evaluate_vector
 
     if run_dir is not None:
@@ -405,30 +405,20 @@ def eval_cmd(
     )
     suites = build_suites(cfg)
     m, tok = _load(model, dtype)
-    if vector is None:
-        from weightsteer.evals import score_suite
-
-        frames = []
-        for s in suites:
-            sc = score_suite(m, tok, s)
-            frames.append(
-                result_rows(
-                    method="none",
-                    family="",
-                    strength=0.0,
-                    seed=0,
-                    suite=s,
-                    logratio=sc.logratio,
-                    pmass=sc.pmass,
-                )
-            )
-    else:
+    vec = None
+    if vector is not None:
         from weightsteer.vector import WeightVector
 
         vec = WeightVector.load(vector)
-        frames = evaluate_vector(
-            m, tok, vec, suites, cfg.eval.alphas, family=vec.meta.family, seed=vec.meta.seed or 0
-        )
+    frames = evaluate_vector(
+        m,
+        tok,
+        vec,
+        suites,
+        cfg.eval.alphas,
+        family=vec.meta.family if vec else "",
+        seed=(vec.meta.seed or 0) if vec else 0,
+    )
     write_results(frames, out_file)
     console.print(f"[green]saved[/] {sum(len(f) for f in frames)} rows")
     print(out_file)
@@ -437,10 +427,7 @@ def eval_cmd(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="run folder")]) -> None:
     """Write report.md and figures/ for a run folder from its results."""
-    from weightsteer.runs import Run
-
-    Run.open(run_dir)  # refuses a folder that is not a run
-    _stage(run_dir, "report")
+    _stage(run_dir, "report")  # refuses a folder that is not a run
     print(run_dir / "report.md")
 
 

@@ -427,20 +427,28 @@ def evaluate_vector(
     bar=None,
     task=None,
 ) -> list:
-    """Long-table frames of every suite at every alpha (alpha switched in place)."""
+    """Long-table frames of every suite at every alpha (alpha switched in place).
+
+    ``vector=None`` scores the unsteered model once (method ``none``, strength 0).
+    """
     from weightsteer.evals import score_suite
     from weightsteer.results import result_rows
     from weightsteer.steer import Steerer
 
     frames = []
-    with Steerer(model, vector) as steerer:
+    if vector is None:
+        steering, alphas, method = contextlib.nullcontext(), [0.0], "none"
+    else:
+        steering, method = Steerer(model, vector), "weight"
+    with steering as steerer:
         for alpha in alphas:
-            steerer.set_alpha(alpha)
+            if steerer is not None:
+                steerer.set_alpha(alpha)
             for suite in suites:
                 s = score_suite(model, tok, suite, batch_size=batch_size)
                 frames.append(
                     result_rows(
-                        method="weight",
+                        method=method,
                         family=family,
                         strength=alpha,
                         seed=seed,
