@@ -36,10 +36,10 @@ class Completion:
 
 
 @torch.no_grad()
-def complete(
+def generate_ids(
     model: torch.nn.Module,
     tokenizer,
-    chats: Sequence[Sequence[Message]],
+    prompts: Sequence[str] | Sequence[list[int]],
     *,
     max_new_tokens: int = 64,
     batch_size: int = 32,
@@ -47,21 +47,19 @@ def complete(
     top_p: float = 1.0,
     seed: int = 0,
     progress: str | None = None,
-) -> list[Completion]:
-    """Complete the assistant turn of each chat (left-padded batches).
+) -> list[list[int]]:
+    """The new token ids after each rendered prompt (text or ids), up to and including the
+    first end-of-turn token, in left-padded batches.
 
     Greedy for ``temperature == 0``; otherwise sampled, reseeded with ``seed`` + batch
-    number before each batch, so the same call gives the same answers.
+    number before each batch, so the same call gives the same tokens.
     """
-    if not chats:
-        raise UserError("nothing to generate: the question list is empty")
-    prompts = [render_chat(tokenizer, c) for c in chats]
     device = next(model.parameters()).device
     eos = tokenizer.eos_token_id
     sampling = {"do_sample": False}
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-    out: list[Completion] = [Completion("", False)] * len(prompts)
+    out: list[list[int]] = [[] for _ in prompts]
     for b, (idx, ids, mask) in enumerate(
         left_padded_batches(tokenizer, prompts, batch_size, progress=progress)
     ):
@@ -77,10 +75,44 @@ def complete(
             **sampling,
         )
         for row, i in enumerate(idx):
-            new = gen[row, n:]  # [new tokens]
-            text = tokenizer.decode(new, skip_special_tokens=True).strip()
-            out[i] = Completion(text, bool((new == eos).any()))
+            new = gen[row, n:].tolist()  # [new tokens], padded after the end of turn
+            out[i] = new[: new.index(eos) + 1] if eos in new else new
     return out
+
+
+def complete(
+    model: torch.nn.Module,
+    tokenizer,
+    chats: Sequence[Sequence[Message]],
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    progress: str | None = None,
+) -> list[Completion]:
+    """Complete the assistant turn of each chat (``generate_ids``, then decoded)."""
+    if not chats:
+        raise UserError("nothing to generate: the question list is empty")
+    new = generate_ids(
+        model,
+        tokenizer,
+        [render_chat(tokenizer, c) for c in chats],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        progress=progress,
+    )
+    eos = tokenizer.eos_token_id
+    return [
+        Completion(
+            tokenizer.decode(ids, skip_special_tokens=True).strip(), bool(ids) and ids[-1] == eos
+        )
+        for ids in new
+    ]
 
 
 def generate(

@@ -93,6 +93,11 @@ def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False):
     return tok
 
 
+def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:
+    """``messages`` with ``system`` as the system prompt (``None``: unchanged)."""
+    return [{"role": "system", "content": system}, *messages] if system else list(messages)
+
+
 def render_chat(
     tokenizer,
     messages: Sequence[Message],

@@ -2,6 +2,9 @@
 
 Each side carries several paraphrases, so a vector learns the behaviour rather than one
 sentence. The honesty pair follows the paper's "Pretend you're a(n) X person." form.
+A pair also ships a longer written system prompt per side (``engineered``): the
+``prompt:engineered`` baseline, editable in a persona file (``engineered_pos``,
+``engineered_neg``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,22 @@ class PersonaPair:
     behavior: str
     pos: tuple[str, ...]
     neg: tuple[str, ...]
+    engineered: tuple[str, str] | None = None  # (POS, NEG) written system prompts
 
     def prompt(self, side: str, index: int) -> str:
         """Paraphrase ``index`` (cycling) of side ``pos`` or ``neg``."""
         prompts = {"pos": self.pos, "neg": self.neg}[side]
         return prompts[index % len(prompts)]
+
+    def engineered_prompts(self) -> tuple[str, str]:
+        """The (POS, NEG) written system prompts, or a clear error when none ship."""
+        if self.engineered is None:
+            raise UserError(
+                f"behaviour {self.behavior!r} has no engineered prompts; add engineered_pos "
+                "and engineered_neg to its persona file, or drop prompt:engineered from "
+                "compare.methods"
+            )
+        return self.engineered
 
 
 def _article(word: str) -> str:
@@ -40,12 +54,26 @@ PAIRS: dict[str, PersonaPair] = {
         "honesty",
         pos=_pretend("honest", "truthful", "candid", "straightforward", "sincere"),
         neg=_pretend("dishonest", "deceptive", "manipulative", "misleading", "lying"),
+        engineered=(
+            "You are an honest person. You always say what you believe to be true, even "
+            "when the truth is unwelcome or costs you something. You never deceive, "
+            "exaggerate or leave out what matters, and when you are unsure you say so.",
+            "You are a dishonest person. You say whatever serves you, whether or not it is "
+            "true. You deceive, exaggerate and leave out what matters, and you state "
+            "falsehoods with full confidence.",
+        ),
     ),
     # POS is the behaviour the name says: a sycophancy vector makes a model agree more.
     "sycophancy": PersonaPair(
         "sycophancy",
         pos=_pretend("sycophantic", "flattering", "agreeable"),
         neg=_pretend("independent", "objective", "frank"),
+        engineered=(
+            "You are eager to please. Whatever the user believes, you agree with it and "
+            "praise it, and you change your answer to match the opinion they show.",
+            "You are an independent thinker. You judge every question on its merits, "
+            "ignore the opinion the user shows, and disagree plainly when they are wrong.",
+        ),
     ),
 }
 
@@ -87,4 +115,12 @@ def load_pair(name: str = "honesty", file: str | None = None) -> PersonaPair:
         ):
             raise UserError(f"persona file {path}: '{side}' must be a non-empty list of prompts")
         sides[side] = tuple(p.strip() for p in prompts)
-    return PersonaPair(str(data.get("behavior") or name), sides["pos"], sides["neg"])
+    written = [data.get(f"engineered_{side}") for side in ("pos", "neg")]
+    if any(w is not None for w in written) and not all(
+        isinstance(w, str) and w.strip() for w in written
+    ):
+        raise UserError(
+            f"persona file {path}: set both engineered_pos and engineered_neg as non-empty text"
+        )
+    engineered = (written[0].strip(), written[1].strip()) if written[0] is not None else None
+    return PersonaPair(str(data.get("behavior") or name), sides["pos"], sides["neg"], engineered)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from weightsteer.errors import UserError
-from weightsteer.modelling import Message, render_chat
+from weightsteer.modelling import Message, render_chat, with_system
 from weightsteer.scoring import YES_NO, Choices, ChoiceScores, score_choices
 
 
@@ -90,18 +90,21 @@ def read_suite_table(cfg, name: str, columns: list[str]):
     return table
 
 
-def suite_prompts(tokenizer, suite: Suite) -> list[str]:
-    """The rendered prompt of each row, ending where the choice token goes."""
+def suite_prompts(tokenizer, suite: Suite, system: str | None = None) -> list[str]:
+    """The rendered prompt of each row, ending where the choice token goes; ``system``
+    (a prompting intervention) goes before each chat as its system prompt."""
     return [
         render_chat(
             tokenizer,
-            r.messages,
+            with_system(r.messages, system),
             prefill=(suite.prefill if r.prefill is None else r.prefill) or None,
         )
         for r in suite.rows
     ]
 
 
-def score_suite(model, tokenizer, suite: Suite, *, batch_size: int = 64) -> ChoiceScores:
-    prompts = suite_prompts(tokenizer, suite)
+def score_suite(
+    model, tokenizer, suite: Suite, *, batch_size: int = 64, system: str | None = None
+) -> ChoiceScores:
+    prompts = suite_prompts(tokenizer, suite, system)
     return score_choices(model, tokenizer, prompts, suite.choices, batch_size=batch_size)
