@@ -17,9 +17,9 @@ from weightsteer.config import parse_config
 from weightsteer.errors import UserError
 from weightsteer.filters import build_filter, check_filter, judge_margins, per_pair
 from weightsteer.generate import generate_pair_data, pair_items
+from weightsteer.io import digest
 from weightsteer.personas import PAIRS
 from weightsteer.questions import split_questions
-from weightsteer.runs import digest
 
 SMALL = """
 name = "small"
@@ -43,6 +43,11 @@ lr = 3e-2
 suites = ["claims", "toyworld:cue"]
 rows_per_suite = 24
 alphas = [-1, 0, 1]
+[compare]
+methods = ["weight", "prompt:simple", "act:mean_diff"]
+n_calibration = 8
+n_audit = 4
+tokens = 12
 """
 
 
@@ -81,11 +86,15 @@ def test_run_writes_every_artifact_and_a_report(finished):
     for rel in ("data/pos.jsonl", "data/neg.jsonl", "adapters/lora/seed0/pos",
                 "adapters/ia3/seed0/neg", "vectors/lora-seed0.safetensors",
                 "results/ia3-seed0.parquet", "report.md", "figures/score_vs_alpha.png",
-                "figures/norms-lora-seed0.png"):  # fmt: skip
+                "figures/norms-lora-seed0.png", "compare/none.parquet",
+                "compare/weight-ia3-seed0.parquet", "compare/prompt-simple.parquet",
+                "compare/act-mean_diff.parquet", "compare/activation/act-mean_diff.safetensors",
+                "figures/compare.png"):  # fmt: skip
         assert (run_dir / rel).exists(), rel
     assert manifest["counts"]["data"]["kept"] == 24  # 12 questions x 2 paraphrases
     assert manifest["counts"]["train"]["tokens"] > 0
-    assert set(manifest["stages"]) == {"data", "train", "extract", "eval", "report"}
+    assert set(manifest["stages"]) == {"data", "train", "extract", "eval", "compare", "report"}
+    assert manifest["counts"]["compare"] == {"calibration": 8, "audit": 4, "dropped": 0}
     assert all(u["state"] == "done" for u in manifest["units"].values())
     pos = [json.loads(line) for line in (run_dir / "data/pos.jsonl").read_text().splitlines()]
     assert all(m["role"] != "system" for r in pos for m in r["messages"])
@@ -97,6 +106,34 @@ def test_run_writes_every_artifact_and_a_report(finished):
     assert ids.nunique() == 1
     report = (run_dir / "report.md").read_text()
     assert "## claims" in report and "## toy:cue" in report and "| lora |" in report
+    assert "## Calibrated comparison at 1 nat" in report and "### toy:cue (calibrated)" in report
+
+
+def test_compare_scores_every_method_on_the_eval_rows_at_its_calibrated_strengths(finished):
+    from weightsteer.results import read_results, results_calibration
+
+    run_dir, _ = finished
+    df = read_results(sorted((run_dir / "compare").glob("*.parquet")))
+    ev = results(run_dir)
+    key = ["eval", "row_id"]
+    # the unsteered model scored once, equal to the eval stage's alpha 0, row for row
+    base = df[df["method"] == "none"].sort_values(key).reset_index(drop=True)
+    zero = ev[(ev["family"] == "lora") & (ev["strength"] == 0)].sort_values(key)
+    assert base["score"].tolist() == zero["score"].tolist()
+    for (method, family), sub in df[df["method"] != "none"].groupby(["method", "family"]):
+        slug = method.replace(":", "-") + (f"-{family}-seed0" if family else "")
+        cals = results_calibration(run_dir / "compare" / f"{slug}.parquet")
+        assert [c["sign"] for c in cals] == [1, -1]
+        assert set(sub["strength"]) == {c["strength"] for c in cals}
+        assert (sub["calibrated_kl"] == 1.0).all()
+        for strength, rows in sub.groupby("strength"):
+            assert sorted(rows["row_id"]) == sorted(base["row_id"]), (method, strength)
+        statuses = {c["status"] for c in cals}
+        assert statuses == {"fixed"} if method.startswith("prompt") else statuses <= {
+            "ok", "jumps", "not converged", "too weak", "too strong"}  # fmt: skip
+        for c in cals:
+            if c["status"] == "ok":
+                assert abs(c["kl"] - 1.0) <= 0.1
 
 
 def test_vectors_move_claims_honesty_both_ways(finished):
@@ -111,7 +148,8 @@ def test_rerun_reuses_everything(finished, capsys):
     before = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    assert err.count("reuse") == 1 + 4 + 2 + 2  # data, adapters, vectors, results
+    # data, adapters, vectors, results, compare (base, 2 vectors, prompt, activation)
+    assert err.count("reuse") == 1 + 4 + 2 + 2 + 5
     assert before == {p: p.stat().st_mtime_ns for p in before}
 
 
@@ -128,7 +166,7 @@ def test_changed_eval_config_redoes_only_the_eval(finished, tmp_path, capsys):
     adapters = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    assert err.count("reuse") == 1 + 4 + 2
+    assert err.count("reuse") == 1 + 4 + 2 + 5  # the comparison does not use the alphas
     assert adapters == {p: p.stat().st_mtime_ns for p in adapters}
     assert set(results(run_dir)["strength"]) == {-1.0, -0.5, 0.0, 1.0}
 
@@ -196,14 +234,35 @@ def test_user_data_is_kept_and_flows_downstream(finished, tmp_path, capsys):
         ),
         (("max_new_tokens = 24", 'filter = "judge:./no-judge"'), "./no-judge does not exist"),
         (('name = "small"', 'name = "small"\n[model]\nid = "./no-model"'), "does not exist"),
+        (('"act:mean_diff"]', '"act:nope"]'), "unknown method 'act:nope'"),
+        (("n_audit = 4", 'n_audit = 4\nprompts = "my-prompts.jsonl"'), "does not exist"),
+        (
+            ("n_audit = 4", 'n_audit = 100\nprompts = "builtin:chat-prompts"'),
+            "need n_calibration + n_audit = 108",
+        ),
+        (("[compare]", '[behavior]\nfile = "{tmp}/p.toml"\n[compare]'), "no engineered prompts"),
     ],
 )
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, edit, message):
-    cfg = config(tmp_path, SMALL.replace(*edit))
+    (tmp_path / "p.toml").write_text('pos = ["Be honest."]\nneg = ["Lie."]\n')
+    text = SMALL.replace(*edit).replace('"prompt:simple"', '"prompt:engineered"')
+    text = text.replace("{tmp}", str(tmp_path))
+    cfg = config(tmp_path, text)
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", tmp_path / "runs"], capsys)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_compare_verb_reuses_the_run_and_prints_the_calibrated_table(finished, tmp_path, capsys):
+    run_dir = copy_run(finished, tmp_path / "f")
+    code, out, err = cli(["compare", "--config", finished[1], "--runs-dir", run_dir.parent], capsys)
+    assert code == 0
+    lines = err.splitlines()
+    assert sum(line.startswith("  reuse") for line in lines) == 1 + 4 + 2 + 5
+    assert "eval" not in lines  # the alpha sweep is not part of the comparison
+    assert "claims at 1 nat" in err and "prompt:simple" in err and "act:mean_diff" in err
+    assert out.strip().splitlines()[-1].endswith("report.md")
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):

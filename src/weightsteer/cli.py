@@ -306,6 +306,57 @@ def run(
     print(ctx.run.root / "report.md")
 
 
+@app.command()
+def compare(
+    config: Annotated[Path, typer.Option("--config", "-c", help="run config (TOML)")],
+    name: NameOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Weight steering vs prompting vs activation steering at the same KL budget:
+    data -> train -> extract (reused when done) -> compare -> report."""
+    from weightsteer.config import load_config
+    from weightsteer.runs import run_stages
+
+    cfg = load_config(config)
+    if not cfg.compare.methods:
+        raise UserError(f"{config}: compare.methods is empty; list the methods to compare")
+    ctx = _start_run(cfg, name, runs_dir)
+    console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
+    run_stages(ctx, ["data", "train", "extract", "compare", "report"])
+    _compare_summary(ctx.run.root)
+    print(ctx.run.root / "report.md")
+
+
+def _compare_summary(root: Path) -> None:
+    """The first suite's calibrated comparison, one row per method."""
+    from weightsteer.metrics import comparison_frame, suite_metrics
+    from weightsteer.report import TINYMFV, achieved_kl, calibration_rows, label
+    from weightsteer.results import read_results
+    from weightsteer.runs import Run
+
+    paths = sorted((root / "compare").glob("*.parquet"))
+    df = comparison_frame(read_results(paths))
+    kls = achieved_kl(calibration_rows(paths))
+    suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
+    t = suite_metrics(df[df["eval"] == suite], Run.open(root).cfg.metrics)
+    budget = float(df["calibrated_kl"].dropna().iloc[0])
+    table = Table(title=f"{suite} at {budget:g} nat: mean score shift vs unsteered [95% CI]")
+    for col in ("method", "KL + / -", f"shift at +{budget:g}", f"shift at -{budget:g}", "SI k=1"):
+        table.add_column(col, justify="right")
+    for (method, family), rows in t.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        cells = [
+            f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
+            for s in (budget, -budget)
+        ]
+        si = by[budget].get("si_k1", float("nan"))
+        table.add_row(label(method, family), kls.get((method, family), ""), *cells, f"{si:+.1f}")
+    console.print(table)
+    console.print(
+        "KL * : a prompt's fixed cost (it has no strength to tune); ⚠ : missed the budget"
+    )
+
+
 def _summary(root: Path, seconds: float) -> None:
     """One screen: the first suite's shift at the extreme strengths per family, and where
     the report is."""
@@ -402,8 +453,9 @@ def eval_cmd(
     from weightsteer.config import load_config, parse_config
     from weightsteer.evals import build_suites
     from weightsteer.io import check_writable
+    from weightsteer.methods import NONE
     from weightsteer.results import write_results
-    from weightsteer.runs import evaluate_vector
+    from weightsteer.runs import evaluate_intervention
 
     if run_dir is not None:
         return _stage(run_dir, "eval")
@@ -425,20 +477,15 @@ def eval_cmd(
     cfg = parse_config(data, "options")
     suites = build_suites(cfg)
     m, tok = _load(model, dtype)
-    vec = None
+    intervention, strengths = NONE, [0.0]
     if vector is not None:
+        from weightsteer.methods.weight import WeightSteering
         from weightsteer.vector import WeightVector
 
         vec = WeightVector.load(vector)
-    frames = evaluate_vector(
-        m,
-        tok,
-        vec,
-        suites,
-        cfg.eval.alphas,
-        family=vec.meta.family if vec else "",
-        seed=(vec.meta.seed or 0) if vec else 0,
-    )
+        intervention = WeightSteering(vector=vec, family=vec.meta.family, seed=vec.meta.seed or 0)
+        strengths = cfg.eval.alphas
+    frames = evaluate_intervention(m, tok, intervention, suites, strengths)
     write_results(frames, out_file, cfg.model_dump(mode="json"))
     console.print(f"[green]saved[/] {sum(len(f) for f in frames)} rows")
     print(out_file)

@@ -218,6 +218,64 @@ class MetricsConfig(_Section):
     seed: int = Field(0, description="bootstrap seed")
 
 
+class ActivationConfig(_Section):
+    position: Literal["prompt", "response"] = Field(
+        "response",
+        description="hidden states fitted at the last prompt token, or averaged over the "
+        "answer's tokens",
+    )
+    layers: tuple[float, float] | None = Field(
+        None, description="depth fractions [lo, hi) of the hooked blocks (none: train.layers)"
+    )
+    batch_size: int = Field(16, ge=1, description="chats run together when fitting")
+
+
+class CompareConfig(_Section):
+    methods: tuple[str, ...] = Field(
+        (
+            "weight",
+            "prompt:simple",
+            "prompt:engineered",
+            "act:mean_diff",
+            "act:pca",
+            "act:directional_ablation",
+        ),
+        description="interventions compared at the same KL ([]: skip the compare stage)",
+    )
+    target_kl: float = Field(1.0, gt=0, description="KL budget (nats) every method is set to")
+    quantile: float = Field(
+        0.95, gt=0, le=1, description="the per-token KL quantile that must equal target_kl"
+    )
+    tokens: int = Field(20, ge=1, description="greedy tokens generated per calibration prompt")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="relative tolerance on the calibrated KL")
+    max_evals: int = Field(16, ge=2, description="KL measurements per strength search")
+    prompts: str = Field(
+        "auto",
+        description="calibration prompts: auto (toyworld rows, else builtin:chat-prompts), "
+        "a file or hf: id with a prompt column",
+    )
+    column: str = Field("prompt", description="column holding the calibration prompts")
+    hf_split: str = Field("train", description="split of an hf: source")
+    n_calibration: int = Field(24, ge=1, description="prompts the strength is searched on")
+    n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
+    batch_size: int = Field(16, ge=1, description="prompts generated together")
+    activation: ActivationConfig = ActivationConfig()
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from weightsteer.methods import check_method
+
+        if len(set(v)) != len(v):
+            raise ValueError("a method is listed twice")
+        for name in v:
+            try:
+                check_method(name)
+            except UserError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+
 class RunConfig(_Section):
     name: str = Field("run", description="default run folder name under the runs dir")
     model: ModelConfig = ModelConfig()
@@ -227,6 +285,7 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     metrics: MetricsConfig = MetricsConfig()
+    compare: CompareConfig = CompareConfig()
 
     def digest(self) -> str:
         """A stable hash of the whole config (key order and formatting do not matter)."""

@@ -19,6 +19,11 @@ Per (method, family, eval, strength), over seeds and rows:
   for k = 1 and k = 2, per seed, then averaged over seeds. ``small`` flags a
   denominator under ``min_rows`` rows.
 
+Rows calibrated to a KL budget (``calibrated_kl`` set, ``calibrate.py``) are grouped by
+``strength = sign * budget``: each seed of a method may need its own coefficient to
+spend the budget, and the comparison is at equal budget. ``comparison_frame`` turns the
+unsteered model's rows (method ``none``) into strength 0 of every compared method.
+
 Confidence intervals are percentile bootstraps resampling rows (the same draw for every
 seed, as rows are shared) and, with several seeds, seeds. The point estimate is the
 statistic on the table itself. Every function refuses tables whose methods were scored on
@@ -52,6 +57,28 @@ def check_same_rows(df: pd.DataFrame) -> None:
                     f"({len(extra)} extra, {len(missing)} missing, e.g. {show}); score every "
                     "method on the same rows"
                 )
+
+
+def comparison_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A compare table: the ``none`` rows repeated as strength 0 of every other
+    (method, family, seed), so each shift is paired against the unsteered model."""
+    base = df[df["method"] == "none"]
+    others = df[df["method"] != "none"]
+    if base.empty:
+        raise UserError("the comparison has no rows of the unsteered model (method none)")
+    copies = [
+        base.assign(method=m, family=f, seed=s, strength=0.0)
+        for (m, f, s) in others[UNIT].drop_duplicates().itertuples(index=False)
+    ]
+    return pd.concat([*copies, others], ignore_index=True).astype(others.dtypes.to_dict())
+
+
+def _at_budget(df: pd.DataFrame) -> pd.DataFrame:
+    kl = df["calibrated_kl"]
+    if kl.isna().all():
+        return df
+    budget = np.sign(df["strength"]) * kl
+    return df.assign(strength=budget.where(kl.notna(), df["strength"]))
 
 
 def _name(key) -> str:
@@ -145,6 +172,7 @@ def _si(
 
 def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.DataFrame:
     """One row per (method, family, eval, strength); columns in the module docstring."""
+    df = _at_budget(df)
     check_same_rows(df)
     rng = np.random.default_rng(settings.seed)
     records = []
@@ -231,6 +259,7 @@ def foundation_table(
     """Per (method, family, strength, foundation): the paired change in ``logit(w)`` vs
     strength 0 with its CI; (seed, vignette) cells with low mass at either strength are
     dropped and counted. ``as_expected``: the target foundation moved in the direction ``sign``."""
+    df = _at_budget(df)
     check_same_rows(df)
     v = wrongness(df, min_pmass)
     rng = np.random.default_rng(settings.seed)

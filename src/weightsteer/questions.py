@@ -103,3 +103,48 @@ def split_questions(cfg: QuestionsConfig) -> QuestionSplit:
             f"{len(held)} labelled rows; lower questions.n_eval"
         )
     return QuestionSplit(train, held)
+
+
+@dataclass(frozen=True)
+class CalibrationPrompts:
+    calibration: list[str]
+    audit: list[str]
+    counts: dict[str, int]
+
+
+def calibration_prompts(cfg, exclude: set[str]) -> CalibrationPrompts:
+    """The user prompts of ``cfg.compare``'s KL calibration and audit, in source order.
+
+    ``auto`` reads toyworld's calibration rows for a toyworld run, else the shipped
+    ``builtin:chat-prompts`` (everyday requests). Prompts in ``exclude`` (the training
+    questions and every eval row) are dropped and counted: no strength is tuned on them.
+    """
+    c = cfg.compare
+    source = c.prompts
+    if source == "auto":
+        source = "toyworld" if cfg.questions.source == "toyworld" else "builtin:chat-prompts"
+    n = c.n_calibration + c.n_audit
+    if source == "toyworld":
+        from weightsteer.toy.world import World
+
+        texts = [r.user for r in World(cfg.questions.seed).calibration(n + len(exclude))]
+    else:
+        table = read_table(source, what="compare.prompts", hf_split=c.hf_split)
+        if c.column not in table.columns:
+            raise UserError(
+                f"compare.prompts {source}: no column {c.column!r} (columns: "
+                f"{', '.join(map(str, table.columns))}); set compare.column"
+            )
+        texts = [t.strip() for t in table[c.column].tolist() if isinstance(t, str) and t.strip()]
+    kept = [t for t in dict.fromkeys(texts) if t not in exclude]
+    if len(kept) < n:
+        raise UserError(
+            f"compare.prompts {source}: {len(kept)} usable prompts (after dropping "
+            f"{len(texts) - len(kept)} that are training questions, eval rows or repeats), "
+            f"need n_calibration + n_audit = {n}; lower them or give more prompts"
+        )
+    return CalibrationPrompts(
+        kept[: c.n_calibration],
+        kept[c.n_calibration : n],
+        {"calibration": c.n_calibration, "audit": c.n_audit, "dropped": len(texts) - len(kept)},
+    )

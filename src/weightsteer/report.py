@@ -20,9 +20,9 @@ import pandas as pd
 
 from weightsteer.config import MetricsConfig, TinyMfvConfig
 from weightsteer.io import atomic_path
-from weightsteer.metrics import foundation_table, suite_metrics
+from weightsteer.metrics import comparison_frame, foundation_table, suite_metrics
 from weightsteer.naming import DEFAULT_TARGETS
-from weightsteer.results import read_results
+from weightsteer.results import read_results, results_calibration
 
 REPORT = "report.md"
 TINYMFV = "tinymfv"
@@ -255,12 +255,247 @@ def suite_lines(df: pd.DataFrame, cfg: dict, figs: Path, counts: dict) -> list[s
     return lines
 
 
+# -- the calibrated comparison (compare stage) ------------------------------------------
+
+
+def calibration_rows(paths: list[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        cals = results_calibration(path)
+        if not cals:
+            continue
+        first = pd.read_parquet(path, columns=["method", "family", "seed"]).iloc[0]
+        for cal in cals:
+            rows.append({**first.to_dict(), **cal})
+    return rows
+
+
+def achieved_kl(cals: list[dict]) -> dict[tuple[str, str], str]:
+    """``(method, family) -> "KL+ / KL-"``: the calibrated KL of each side, averaged over
+    seeds; ``*`` marks a fixed strength (prompting), ``⚠`` a missed target."""
+    out: dict[tuple[str, str], str] = {}
+    frame = pd.DataFrame(cals)
+    if frame.empty:
+        return out
+    for (method, family), rows in frame.groupby(["method", "family"], sort=False):
+        sides = []
+        for sign in (1, -1):
+            r = rows[rows["sign"] == sign]
+            mark = "*" if (r["status"] == "fixed").all() else ""
+            mark += "" if r["status"].isin(["ok", "fixed"]).all() else " ⚠"
+            sides.append(f"{r['kl'].mean():.2g}{mark}")
+        out[method, family] = " / ".join(sides)
+    return out
+
+
+def _calibration_lines(cals: list[dict]) -> list[str]:
+    from weightsteer.calibrate import Calibration
+
+    lines = [
+        "| method | seed | side | strength s | KL calibration | KL audit | steps | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cals:
+        cal = Calibration(**{k: c[k] for k in Calibration.__dataclass_fields__})
+        mark = "" if cal.status in ("ok", "fixed") else " ⚠"
+        lines.append(
+            f"| {label(c['method'], c['family'])} | {c['seed']} | {'+' if cal.sign > 0 else '−'} "
+            f"| {cal.strength:+.4g} | {cal.kl:.3g} | {cal.audit_kl:.3g} | "
+            f"{len(cal.evaluations)} | {cal.status}{mark} |"
+        )
+    return lines
+
+
+def _compare_table(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]:
+    sub = m[m["eval"] == suite]
+    lines = [
+        f"| method | KL + / − | Δ at +{budget:g} nat | Δ at −{budget:g} nat | SI k=1 | SI k=2 | "
+        "pmass + / − | seeds at +: sd, same sign |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (method, family), rows in sub.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        up, down = by.get(budget), by.get(-budget)
+        if up is None or down is None:
+            continue
+        seeds = "–"
+        if up["seeds"] > 1:
+            seeds = f"{up['delta_seed_sd']:.2f}, {up['sign_agree']:.0%}"
+        warn = " ⚠ too few" if up.get("small") else ""
+        lines.append(
+            f"| {label(method, family)} | {kls.get((method, family), '–')} | "
+            f"{_ci(up['delta'], up['delta_lo'], up['delta_hi'])} | "
+            f"{_ci(down['delta'], down['delta_lo'], down['delta_hi'])} | "
+            f"{_ci(up['si_k1'], up['si_k1_lo'], up['si_k1_hi'], '+.1f')}{warn} | "
+            f"{_ci(up['si_k2'], up['si_k2_lo'], up['si_k2_hi'], '+.1f')} | "
+            f"{up['pmass']:.2f} / {down['pmass']:.2f} | {seeds} |"
+        )
+    return lines
+
+
+def _off_target_lines(f: pd.DataFrame, target: str | None, budget: float) -> list[str]:
+    f = f[f["strength"] == budget]
+    lines = [
+        f"tinymfv at +{budget:g} nat: paired change in logit(wrongness) of the target "
+        f"foundation ({target or 'none set'}) and the largest change among the others.",
+        "",
+        "| method | target Δ [CI] | largest off-target Δ [CI] | foundation |",
+        "|---|---|---|---|",
+    ]
+    for (method, family), rows in f.groupby(["method", "family"], sort=False):
+        tgt = rows[rows["target"]]
+        off = rows[~rows["target"]].dropna(subset=["delta"])
+        t = _ci(*tgt[["delta", "delta_lo", "delta_hi"]].iloc[0]) if len(tgt) else "–"
+        o, name = "–", "–"
+        if len(off):
+            worst = off.loc[off["delta"].abs().idxmax()]
+            o, name = _ci(worst["delta"], worst["delta_lo"], worst["delta_hi"]), worst["foundation"]
+        lines.append(f"| {label(method, family)} | {t} | {o} | {name} |")
+    return lines
+
+
+def _verdict(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]:
+    """The mission's three questions, answered from the first suite's numbers."""
+    sub = m[m["eval"] == suite]
+    up = sub[sub["strength"] == budget].set_index(["method", "family"])
+    down = sub[sub["strength"] == -budget].set_index(["method", "family"])
+    keys = [k for k in up.index if k in down.index]
+    weight = [k for k in keys if k[0] == "weight"]
+    if not weight:
+        return []
+    fixed = [k for k in keys if k[0] != "weight" and "*" in kls.get(k, "")]
+    tuned = [k for k in keys if k[0] != "weight" and k not in fixed]
+
+    def right(k) -> bool:
+        return up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0
+
+    def si(k) -> str:
+        r = up.loc[k]
+        return f"{label(*k)} {r['si_k1']:+.1f} [{r['si_k1_lo']:+.1f}, {r['si_k1_hi']:+.1f}]"
+
+    ok = [label(*k) for k in weight if right(k)]
+    ok_other = [label(*k) for k in tuned + fixed if right(k)]
+    lines = [
+        f"On `{suite}`:",
+        "",
+        f"- Right direction (Δ > 0 at +, < 0 at −, both CIs excluding 0): {len(ok)} of "
+        f"{len(weight)} weight families ({', '.join(ok) or 'none'}); other methods: "
+        f"{', '.join(ok_other) or 'none'}.",
+    ]
+    ranked = up.loc[weight, "si_k1"].dropna()
+    if not ranked.empty:
+        best = ranked.idxmax()
+        line = f"- SI k=1 at {budget:g} nat: best weight family {si(best)}"
+        others = up.loc[tuned, "si_k1"].dropna() if tuned else pd.Series(dtype=float)
+        if not others.empty:
+            rival = others.idxmax()
+            w, o = up.loc[best], up.loc[rival]
+            overlap = not (w["si_k1_lo"] > o["si_k1_hi"] or o["si_k1_lo"] > w["si_k1_hi"])
+            line += f"; best baseline at the same KL {si(rival)}"
+            line += " (the CIs overlap: no clear winner)" if overlap else ""
+        lines.append(line + ".")
+        for k in fixed:
+            lines.append(
+                f"- {si(k)}, at its own KL of {kls[k]} nat (+ / −): a prompt cannot be set "
+                "to the budget, so it is not an equal-cost comparison."
+            )
+    sd = up.loc[weight, "delta_seed_sd"].dropna()
+    if not sd.empty:
+        lines.append(
+            f"- Seed spread (sd of Δ at +): {sd.min():.2f} to {sd.max():.2f} over the weight "
+            "families. Prompting and activation steering have no training seed (fitted once "
+            "from the same pairs), so their spread is not measured here."
+        )
+    return [*lines, ""]
+
+
+def _figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
+    """Δ at +budget and −budget per method and suite, with CI whiskers."""
+    plt = _plt()
+    suites = list(dict.fromkeys(m["eval"]))
+    cols = min(4, len(suites))
+    nrows = math.ceil(len(suites) / cols)
+    names = list(dict.fromkeys(label(a, b) for a, b in zip(m["method"], m["family"], strict=True)))
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(3.6 * cols, 0.6 + (0.22 * len(names) + 0.8) * nrows), squeeze=False
+    )
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        sub = m[m["eval"] == suite]
+        for side, color, off in ((budget, "tab:blue", -0.15), (-budget, "tab:red", 0.15)):
+            rows = sub[sub["strength"] == side]
+            pairs = zip(rows["method"], rows["family"], strict=True)
+            y = [names.index(label(a, b)) + off for a, b in pairs]
+            err = [rows["delta"] - rows["delta_lo"], rows["delta_hi"] - rows["delta"]]
+            ax.errorbar(rows["delta"], y, xerr=err, fmt="o", ms=3, color=color, capsize=2,
+                        label=f"{side:+g} nat")  # fmt: skip
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(suite, fontsize=9)
+        ax.set_xlabel("Δ score vs unsteered", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(suites) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def compare_lines(root: Path, cfg: dict, figs: Path, counts: dict) -> list[str]:
+    """The report section of the compare stage (nothing when it did not run)."""
+    paths = sorted((root / "compare").glob("*.parquet"))
+    if not paths:
+        return []
+    df = comparison_frame(read_results(paths))
+    settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
+    mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
+    budget = float(df["calibrated_kl"].dropna().iloc[0])
+    c = cfg.get("compare", {})
+    lines = [
+        f"## Calibrated comparison at {budget:g} nat",
+        "",
+        f"Every method is set, per sign, to the strength where the {c.get('quantile', 0.95):.0%} "
+        f"quantile of the per-token KL(steered ‖ unsteered) over {c.get('tokens', 20)} greedy "
+        "tokens of held-out calibration prompts equals the budget; the audit column is the "
+        "same statistic on other prompts. Prompting has no strength to tune: its KL is "
+        "what it costs. Δ is paired against the unsteered model on the same rows.",
+        "",
+    ]
+    if counts:
+        lines += ["Prompts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), ""]
+    cals = calibration_rows(paths)
+    kls = achieved_kl(cals)
+    lines += [*_calibration_lines(cals), ""]
+    plain = df[df["eval"] != TINYMFV]
+    if not plain.empty:
+        m = suite_metrics(plain, settings)
+        _figure_compare(m, budget, figs / "compare.png")
+        lines += ["![comparison](figures/compare.png)", ""]
+        lines += _verdict(m, next(iter(dict.fromkeys(m["eval"]))), budget, kls)
+        for suite in dict.fromkeys(m["eval"]):
+            table = _compare_table(m, suite, budget, kls)
+            lines += [f"### {suite} (calibrated)", "", *table, ""]
+        lines += [
+            "KL + / −: the calibrated statistic of each side (mean over seeds); * a prompt's "
+            "fixed cost, not the budget; ⚠ a side that missed the budget (calibration table).",
+            "",
+        ]
+    if TINYMFV in set(df["eval"]):
+        f = foundation_table(
+            df[df["eval"] == TINYMFV],
+            target=mfv.target,
+            sign=mfv.sign,
+            min_pmass=mfv.min_pmass,
+            settings=settings,
+        )
+        lines += [f"### {TINYMFV} (calibrated)", "", *_off_target_lines(f, mfv.target, budget), ""]
+    return lines
+
+
 def write_report(root: str | Path) -> Path:
     """Write ``report.md`` and its figures for the run folder ``root``."""
     root = Path(root)
     manifest = json.loads((root / "manifest.json").read_text())
     paths = sorted((root / "results").glob("*.parquet"))
-    df = read_results(paths)
     vectors = _vector_rows(root)
     figs = root / "figures"
     figs.mkdir(exist_ok=True)
@@ -288,7 +523,8 @@ def write_report(root: str | Path) -> Path:
             for v in vectors
         ],
         "",
-        *suite_lines(df, cfg, figs, counts.get("eval", {})),
+        *(suite_lines(read_results(paths), cfg, figs, counts.get("eval", {})) if paths else []),
+        *compare_lines(root, cfg, figs, counts.get("compare", {})),
     ]
     lines += ["## Where the vectors live", ""]
     lines += [f"![{v['name']}](figures/norms-{v['name']}.png)" for v in vectors]

@@ -65,35 +65,51 @@ def result_rows(
 
 
 META_KEY = b"weightsteer"
+CALIBRATION_KEY = b"weightsteer.calibration"
 
 
 def write_results(
-    frames: Iterable[pd.DataFrame], path: str | Path, config: dict | None = None
+    frames: Iterable[pd.DataFrame],
+    path: str | Path,
+    config: dict | None = None,
+    *,
+    calibration: list[dict] | None = None,
 ) -> Path:
-    """Write the table; ``config`` (the run config that scored it) goes into the parquet
-    metadata, so a report of the file alone knows its settings (``results_config``)."""
+    """Write the table; ``config`` (the run config that scored it) and ``calibration``
+    (how its strengths were found, ``calibrate.py``) go into the parquet metadata, so a
+    report of the file alone knows its settings (``results_config``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     df = pd.concat(list(frames), ignore_index=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
-    if config is not None:
-        meta = {**(table.schema.metadata or {}), META_KEY: json.dumps(config).encode()}
-        table = table.replace_schema_metadata(meta)
+    extra = {META_KEY: config, CALIBRATION_KEY: calibration}
+    meta = {k: json.dumps(v).encode() for k, v in extra.items() if v is not None}
+    if meta:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
     with atomic_path(path, overwrite=True) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
 
 
-def results_config(path: str | Path) -> dict | None:
-    """The config stored with a table by ``write_results``, if any."""
+def _metadata(path: str | Path, key: bytes):
     import pyarrow.parquet as pq
 
     try:
         meta = pq.read_schema(path).metadata or {}
     except Exception as e:  # pyarrow raises several types for damaged files
         raise UserError(f"results table {path} cannot be read ({e})") from None
-    return json.loads(meta[META_KEY]) if META_KEY in meta else None
+    return json.loads(meta[key]) if key in meta else None
+
+
+def results_config(path: str | Path) -> dict | None:
+    """The config stored with a table by ``write_results``, if any."""
+    return _metadata(path, META_KEY)
+
+
+def results_calibration(path: str | Path) -> list[dict]:
+    """The calibration records stored with a table by ``write_results`` (none: [])."""
+    return _metadata(path, CALIBRATION_KEY) or []
 
 
 def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:

@@ -14,7 +14,6 @@ run ends with the same results as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import time
@@ -28,25 +27,12 @@ from rich.console import Console
 
 from weightsteer.config import RunConfig, content_key, parse_config
 from weightsteer.errors import UserError
-from weightsteer.io import atomic_path
+from weightsteer.io import atomic_path, digest
 from weightsteer.versions import library_versions
 
 MANIFEST = "manifest.json"
-STAGES = ("data", "train", "extract", "eval", "report")
+STAGES = ("data", "train", "extract", "eval", "compare", "report")
 SIDES = ("pos", "neg")
-
-
-def digest(path: str | Path) -> str:
-    """Content hash of a file, or of a folder's files (names and bytes, sorted)."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 class Run:
@@ -426,47 +412,39 @@ def stage_extract(ctx: Context) -> None:
             vec.save(out, overwrite=True)
 
 
-def evaluate_vector(
+def evaluate_intervention(
     model,
     tok,
-    vector,
+    intervention,
     suites: Sequence,
-    alphas: Sequence[float],
+    strengths: Sequence[float],
     *,
-    family: str,
-    seed: int,
+    calibrated_kl: float = float("nan"),
     batch_size: int = 64,
     bar=None,
     task=None,
 ) -> list:
-    """Long-table frames of every suite at every alpha (alpha switched in place).
-
-    ``vector=None`` scores the unsteered model once (method ``none``, strength 0).
-    """
+    """Long-table frames of every suite at every strength of ``intervention``
+    (``methods``), the strength switched in place; ``methods.NONE`` at ``[0]`` scores the
+    unsteered model."""
     from weightsteer.evals import score_suite
     from weightsteer.results import result_rows
-    from weightsteer.steer import Steerer
 
     frames = []
-    if vector is None:
-        steering, alphas, method = contextlib.nullcontext(), [0.0], "none"
-    else:
-        steering, method = Steerer(model, vector), "weight"
-    with steering as steerer:
-        for alpha in alphas:
-            if steerer is not None:
-                steerer.set_alpha(alpha)
+    with intervention.attach(model) as set_strength:
+        for strength in strengths:
+            set_strength(strength)
+            system = intervention.system_prompt(strength)
             for suite in suites:
-                s = score_suite(model, tok, suite, batch_size=batch_size)
+                s = score_suite(model, tok, suite, batch_size=batch_size, system=system)
                 frames.append(
                     result_rows(
-                        method=method,
-                        family=family,
-                        strength=alpha,
-                        seed=seed,
+                        **intervention.describe(),
+                        strength=strength,
                         suite=suite,
                         logratio=s.logratio,
                         pmass=s.pmass,
+                        calibrated_kl=calibrated_kl,
                     )
                 )
                 if bar is not None:
@@ -474,15 +452,20 @@ def evaluate_vector(
     return frames
 
 
+def _rows_key(suites) -> str:
+    return content_key([[s.name, [r.row_id for r in s.rows]] for s in suites])
+
+
 def stage_eval(ctx: Context) -> None:
     from weightsteer.evals import build_suites
+    from weightsteer.methods.weight import WeightSteering
     from weightsteer.results import write_results
     from weightsteer.vector import WeightVector
 
     cfg, run = ctx.cfg, ctx.run
     suites = build_suites(cfg)
     run.manifest["counts"]["eval"] = {s.name: s.meta for s in suites}
-    rows_key = content_key([[s.name, [r.row_id for r in s.rows]] for s in suites])
+    rows_key = _rows_key(suites)
     per_vector = sum(len(s.rows) for s in suites) * len(cfg.eval.alphas)
     with _bar(ctx) as bar:
         task = bar.add_task("scoring", total=per_vector * len(ctx.units()))
@@ -508,20 +491,124 @@ def stage_eval(ctx: Context) -> None:
                 continue
             model, tok = ctx.model()
             bar.update(task, description=f"scoring {fam} seed {seed}")
-            frames = evaluate_vector(
+            frames = evaluate_intervention(
                 model,
                 tok,
-                WeightVector.load(vec_path),
+                WeightSteering(vector=WeightVector.load(vec_path), family=fam, seed=seed),
                 suites,
                 cfg.eval.alphas,
-                family=fam,
-                seed=seed,
                 batch_size=cfg.eval.batch_size,
                 bar=bar,
                 task=task,
             )
             with run.unit(rel, key) as out:
                 write_results(frames, out, cfg.model_dump(mode="json"))
+
+
+def stage_compare(ctx: Context) -> None:
+    """Every configured method at its calibrated +s and -s (``calibrate.py``), scored on
+    the eval stage's rows; the unsteered model once as ``compare/none.parquet``."""
+    from weightsteer.calibrate import calibrate_intervention
+    from weightsteer.evals import build_suites
+    from weightsteer.methods import NONE, MethodInputs, candidates
+    from weightsteer.methods.activation import ActivationSteering, activation_layers
+    from weightsteer.personas import load_pair, persona_chat
+    from weightsteer.questions import calibration_prompts, split_questions
+    from weightsteer.results import write_results
+    from weightsteer.train import load_chat_jsonl
+
+    cfg, run = ctx.cfg, ctx.run
+    c = cfg.compare
+    if not c.methods:
+        ctx.console.print("  no methods to compare (compare.methods is empty)", highlight=False)
+        return
+    suites = build_suites(cfg)
+    exclude = {q.text for q in split_questions(cfg.questions).train}
+    exclude |= {r.messages[-1]["content"] for s in suites for r in s.rows}
+    prompts = calibration_prompts(cfg, exclude)
+    chats = [
+        [persona_chat(None, t) for t in texts] for texts in (prompts.calibration, prompts.audit)
+    ]
+    run.manifest["counts"]["compare"] = prompts.counts
+    data = {side: _data_file(run, side) for side in SIDES}
+    vectors = {}
+    if "weight" in c.methods:
+        for fam, seed in ctx.units():
+            path = run.root / "vectors" / f"{fam}-seed{seed}.safetensors"
+            if not path.is_file():
+                raise UserError(f"{path} is missing; run the extract stage first")
+            vectors[fam, seed] = path
+    model, tok = ctx.model()
+    inputs = MethodInputs(
+        model,
+        tok,
+        load_pair(cfg.behavior.name, cfg.behavior.file),
+        {side: load_chat_jsonl(data[side]) for side in SIDES},
+        vectors,
+        activation_layers(model, c.activation.layers or cfg.train.layers),
+        c,
+        pairs_digest=digest(run.root / "data"),
+        progress=ctx.progress,
+    )
+    common = {
+        "rows": _rows_key(suites),
+        "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
+        "model": ctx.fingerprint(),
+    }
+    config = cfg.model_dump(mode="json")
+    todo = [(cand, f"compare/{cand.slug}.parquet") for cand in candidates(c.methods, inputs)]
+    with _bar(ctx) as bar:
+        task = bar.add_task("comparing", total=len(todo) + 1)
+        rel, key = "compare/none.parquet", content_key(common)
+        state = run.state(rel, key)
+        _say(ctx, rel, state)
+        if state == "user":
+            run.adopt(rel)
+        if state == "todo":
+            bar.update(task, description="scoring the unsteered model")
+            frames = evaluate_intervention(
+                model, tok, NONE, suites, [0.0], batch_size=cfg.eval.batch_size
+            )
+            with run.unit(rel, key) as out:
+                write_results(frames, out, config)
+        bar.advance(task)
+        for cand, rel in todo:
+            key = content_key(
+                {
+                    **common,
+                    "compare": c.model_dump(mode="json"),
+                    "prompts": content_key([prompts.calibration, prompts.audit]),
+                    "candidate": [cand.method, cand.family, cand.seed, cand.sources],
+                }
+            )
+            state = run.state(rel, key)
+            _say(ctx, rel, state)
+            if state == "user":
+                run.adopt(rel)
+            if state != "todo":
+                bar.advance(task)
+                continue
+            name = cand.slug
+            bar.update(task, description=f"calibrating {name}")
+            intervention = cand.build()
+            cals = calibrate_intervention(model, tok, intervention, *chats, c)
+            bar.update(task, description=f"scoring {name}")
+            frames = evaluate_intervention(
+                model,
+                tok,
+                intervention,
+                suites,
+                [cals[-1].strength, cals[1].strength],
+                calibrated_kl=c.target_kl,
+                batch_size=cfg.eval.batch_size,
+            )
+            with run.unit(rel, key) as out:
+                write_results(frames, out, config, calibration=[x.to_json() for x in cals.values()])
+            if isinstance(intervention, ActivationSteering):
+                intervention.save(run.root / "compare" / "activation" / f"{name}.safetensors")
+            for cal in cals.values():
+                ctx.console.print(f"  {name}: {cal.message()}", highlight=False)
+            bar.advance(task)
 
 
 def stage_report(ctx: Context) -> None:
@@ -536,24 +623,29 @@ STAGE_FUNCS = {
     "train": stage_train,
     "extract": stage_extract,
     "eval": stage_eval,
+    "compare": stage_compare,
     "report": stage_report,
 }
 
 
 def preflight(cfg: RunConfig) -> None:
     """Everything checkable before anything is written or loaded: behaviour, questions,
-    suites, filter. Bad input fails here with one line."""
+    suites, filter, compare methods and prompts. Bad input fails here with one line."""
     from weightsteer.evals import build_suites
     from weightsteer.filters import check_filter
     from weightsteer.modelling import check_source
     from weightsteer.personas import load_pair
-    from weightsteer.questions import split_questions
+    from weightsteer.questions import calibration_prompts, split_questions
 
-    load_pair(cfg.behavior.name, cfg.behavior.file)
+    pair = load_pair(cfg.behavior.name, cfg.behavior.file)
     split_questions(cfg.questions)
     build_suites(cfg)
     check_source(cfg.model.id)
     check_filter(cfg.data.filter)
+    if "prompt:engineered" in cfg.compare.methods:
+        pair.engineered_prompts()
+    if cfg.compare.methods:
+        calibration_prompts(cfg, set())
 
 
 def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:

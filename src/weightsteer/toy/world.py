@@ -309,6 +309,16 @@ class World:
             self._cache[key] = frozenset(users)
         return self._cache[key]
 
+    def calibration(self, n: int = 48) -> list[Row]:
+        """Rows of every format, disjoint from every suite and the validation set: the
+        prompts strengths are calibrated on (their answers are never scored)."""
+        return self._distinct(
+            "calibration",
+            n,
+            lambda g: self.row(g, FORMATS[g.randrange(len(FORMATS))]),
+            exclude=self.heldout(),
+        )
+
     def narrow_pool(self, n: int = 300) -> list[Row]:
         """Colour/evidence rows for generating steering data, disjoint from every suite."""
         return self._distinct(

@@ -1,0 +1,195 @@
+"""Activation steering machinery shared by ``mean_diff``, ``pca`` and
+``directional_ablation``: fitting hidden states and hooking decoder blocks.
+
+Fitting reads the same POS/NEG pairs the weight vectors were trained on: each pair's
+question rendered under its own persona system prompt, followed by its answer. A block's
+output is taken at the last prompt token (``position = "prompt"``) or averaged over the
+answer's tokens (``"response"``). The hooked blocks default to the adapters' layers.
+
+Steering adds ``s * v_l`` to the output of every hooked block ``l`` at every token
+position (``directional_ablation`` first projects the unit direction out). Hooks live
+only inside ``attach``: they are removed in ``finally``, so an exception leaves the
+model exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from weightsteer.errors import UserError
+from weightsteer.io import atomic_path
+from weightsteer.methods import Intervention, SetStrength
+from weightsteer.modelling import left_padded_batches, render_chat, with_system
+
+
+def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The model's stack of decoder blocks (``model.layers``, ``transformer.h``, ...)."""
+    n = getattr(model.config, "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if (
+            isinstance(module, torch.nn.ModuleList)
+            and name.rsplit(".", 1)[-1] in ("layers", "h", "blocks", "layer")
+            and (n is None or len(module) == n)
+        ):
+            return module
+    raise UserError(f"cannot find the decoder blocks of this {type(model).__name__}")
+
+
+def _hidden(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextmanager
+def _capture(blocks, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the output of each block in ``layers`` at every forward."""
+    seen: dict[int, torch.Tensor] = {}
+    handles = [
+        blocks[layer].register_forward_hook(
+            lambda mod, args, out, layer=layer: seen.__setitem__(layer, _hidden(out))
+        )
+        for layer in layers
+    ]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def collect_hidden_states(
+    model,
+    tokenizer,
+    pairs: dict[str, list[dict]],
+    layers: list[int],
+    *,
+    position: str = "response",
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """``{side: [pairs, len(layers), hidden]}`` float32 block outputs of each training pair
+    (rendered with its persona system prompt), at ``position``."""
+    if position not in ("prompt", "response"):
+        raise UserError(f"activation position must be prompt or response, got {position!r}")
+    blocks = decoder_blocks(model)
+    device = next(model.parameters()).device
+    out = {}
+    for side, records in pairs.items():
+        if not records:
+            raise UserError(f"no {side} pairs to fit activation steering on")
+        encoded, n_answer = [], []
+        for rec in records:
+            if not rec.get("persona"):
+                raise UserError(
+                    f"{side} pair {rec.get('id', '?')} has no persona; activation steering "
+                    "needs the system prompt each answer was generated under"
+                )
+            *chat, answer = rec["messages"]
+            prompt = tokenizer.encode(
+                render_chat(tokenizer, with_system(chat, rec["persona"])),
+                add_special_tokens=False,
+            )
+            ans = (
+                tokenizer.encode(answer["content"], add_special_tokens=False)
+                if position == "response"
+                else []
+            )
+            encoded.append(prompt + ans)
+            n_answer.append(len(ans))
+        states = torch.empty(len(records), len(layers), model.config.hidden_size)
+        bar = f"fitting {side} activations" if progress else None
+        batches = left_padded_batches(tokenizer, encoded, batch_size, progress=bar)
+        with _capture(blocks, layers) as seen:
+            for idx, ids, mask in batches:
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                model.base_model(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=positions.to(device),
+                    use_cache=False,
+                )
+                for row, i in enumerate(idx):
+                    # right-aligned: the answer is the last n tokens, the prompt ends before
+                    k = n_answer[i]
+                    span = slice(-k, None) if k else slice(-1, None)
+                    for j, layer in enumerate(layers):
+                        states[i, j] = seen[layer][row, span].float().mean(0).cpu()
+        out[side] = states
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivationSteering(Intervention):
+    """``h_l <- h_l + s * v_l`` (``ablate``: ``h_l - (h_l . u_l) u_l + s * v_l``) on the
+    output of each block ``l`` of ``vectors``, at every position. ``v_l`` [hidden]."""
+
+    method: str
+    vectors: dict[int, torch.Tensor]  # layer -> [hidden] float32
+    ablate: dict[int, torch.Tensor] | None = None  # layer -> unit [hidden] float32
+    position: str = "response"
+
+    @contextmanager
+    def attach(self, model) -> Iterator[SetStrength]:
+        blocks = decoder_blocks(model)
+        state = {"s": 0.0}
+
+        def hook(module, args, output, layer: int):
+            s = state["s"]
+            if s == 0.0:
+                return None  # off: the block's own output, untouched
+            h = _hidden(output)  # [batch, seq, hidden]
+            x = h.float()
+            if self.ablate is not None:
+                u = self.ablate[layer].to(x.device)
+                x = x - (x @ u)[..., None] * u
+            x = (x + s * self.vectors[layer].to(x.device)).to(h.dtype)
+            return (x, *output[1:]) if isinstance(output, tuple) else x
+
+        handles = [
+            blocks[layer].register_forward_hook(
+                lambda mod, args, out, layer=layer: hook(mod, args, out, layer)
+            )
+            for layer in self.vectors
+        ]
+        try:
+            yield lambda s: state.__setitem__("s", float(s))
+        finally:
+            for h in handles:
+                h.remove()
+
+    def save(self, path: str | Path) -> Path:
+        """The fitted directions as safetensors, with what made them in the header."""
+        from safetensors.torch import save_file
+
+        tensors = {f"layers.{k}.vector": v.contiguous() for k, v in self.vectors.items()}
+        for k, u in (self.ablate or {}).items():
+            tensors[f"layers.{k}.unit"] = u.contiguous()
+        meta = {"method": self.method, "position": self.position, "layers": list(self.vectors)}
+        with atomic_path(path, overwrite=True) as tmp:
+            save_file(tensors, str(tmp), metadata={"weightsteer": json.dumps(meta)})
+        return Path(path)
+
+
+def activation_layers(model, fractions: tuple[float, float]) -> list[int]:
+    """The decoder blocks at depth fractions ``[lo, hi)``."""
+    from weightsteer.naming import layer_range
+
+    return layer_range(len(decoder_blocks(model)), *fractions)
+
+
+def activation_candidate(method: str, inputs, build) -> list:
+    """The one candidate of an activation method, keyed by the pairs and the settings."""
+    from weightsteer.methods import Candidate
+
+    sources = {
+        "pairs": inputs.pairs_digest,
+        "layers": inputs.layers,
+        "activation": inputs.settings.activation.model_dump(mode="json"),
+    }
+    return [Candidate(method, "", 0, sources, build)]

@@ -1,0 +1,50 @@
+"""Weight steering (Fierro & Roger 2025): ``theta = theta_base + s * dW``.
+
+``dW = theta_pos - theta_neg`` is the difference of two adapters trained on POS and NEG
+persona answers (``vector.py``); ``s`` is alpha: +1 adds the whole contrast, negative
+values steer toward NEG. Applied by the core ``Steerer``: every switch recomputes the
+touched weights from the saved originals in float32, so strength 0 is the base bit for bit.
+One candidate per vector of the run (family x seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from weightsteer.methods import Candidate, Intervention, MethodInputs, SetStrength, register
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightSteering(Intervention):
+    vector: object  # vector.WeightVector
+    family: str = ""
+    seed: int = 0
+    method: str = "weight"
+
+    @contextmanager
+    def attach(self, model) -> Iterator[SetStrength]:
+        from weightsteer.steer import Steerer
+
+        with Steerer(model, self.vector) as steerer:
+            yield steerer.set_alpha
+
+
+@register("weight")
+def weight_candidates(inputs: MethodInputs) -> list[Candidate]:
+    from weightsteer.io import digest
+    from weightsteer.vector import WeightVector
+
+    return [
+        Candidate(
+            "weight",
+            family,
+            seed,
+            {"vector": digest(path)},
+            lambda path=path, family=family, seed=seed: WeightSteering(
+                vector=WeightVector.load(path), family=family, seed=seed
+            ),
+        )
+        for (family, seed), path in inputs.vectors.items()
+    ]
