@@ -576,7 +576,8 @@ def stage_compare(ctx: Context) -> None:
             key = content_key(
                 {
                     **common,
-                    "compare": c.model_dump(mode="json"),
+                    # the method list and activation settings key only what they shape
+                    "compare": c.model_dump(mode="json", exclude={"methods", "activation"}),
                     "prompts": content_key([prompts.calibration, prompts.audit]),
                     "candidate": [cand.method, cand.family, cand.seed, cand.sources],
                 }
