@@ -329,29 +329,16 @@ def compare(
 
 def _compare_summary(root: Path) -> None:
     """The first suite's calibrated comparison, one row per method."""
-    from weightsteer.metrics import comparison_frame, suite_metrics
-    from weightsteer.report import TINYMFV, achieved_kl, calibration_rows, label
+    from weightsteer.metrics import comparison_frame
+    from weightsteer.report import achieved_kl, calibration_rows
     from weightsteer.results import read_results
-    from weightsteer.runs import Run
 
     paths = sorted((root / "compare").glob("*.parquet"))
     df = comparison_frame(read_results(paths))
     kls = achieved_kl(calibration_rows(paths))
-    suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
-    t = suite_metrics(df[df["eval"] == suite], Run.open(root).cfg.metrics)
     budget = float(df["calibrated_kl"].dropna().iloc[0])
-    table = Table(title=f"{suite} at {budget:g} nat: mean score shift vs unsteered [95% CI]")
-    for col in ("method", "KL + / -", f"shift at +{budget:g}", f"shift at -{budget:g}", "SI k=1"):
-        table.add_column(col, justify="right")
-    for (method, family), rows in t.groupby(["method", "family"], sort=False):
-        by = {r["strength"]: r for _, r in rows.iterrows()}
-        cells = [
-            f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
-            for s in (budget, -budget)
-        ]
-        si = by[budget].get("si_k1", float("nan"))
-        table.add_row(label(method, family), kls.get((method, family), ""), *cells, f"{si:+.1f}")
-    console.print(table)
+    title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [95% CI]"
+    _shift_summary(root, df, (budget, -budget), title, "KL + / -", lambda k, by: kls.get(k, ""))
     console.print(
         "KL * : a prompt's fixed cost (it has no strength to tune); ⚠ : missed the budget"
     )
@@ -360,28 +347,36 @@ def _compare_summary(root: Path) -> None:
 def _summary(root: Path, seconds: float) -> None:
     """One screen: the first suite's shift at the extreme strengths per family, and where
     the report is."""
-    from weightsteer.metrics import suite_metrics
-    from weightsteer.report import TINYMFV, label
     from weightsteer.results import read_results
-    from weightsteer.runs import Run
 
     df = read_results(sorted((root / "results").glob("*.parquet")))
+    lo, hi = df["strength"].min(), df["strength"].max()
+    title = "{suite}: mean score shift vs strength 0 [95% CI]"
+    _shift_summary(root, df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}")
+    console.print(f"done in {seconds:.0f} s. Report: {root / 'report.md'}", highlight=False)
+
+
+def _shift_summary(root: Path, df, strengths, title: str, extra: str, extra_cell) -> None:
+    """A table of the first (non-tinymfv) suite: per method, the ``extra`` column, the
+    shift at each of ``strengths`` with its CI, and SI k=1 at the positive one."""
+    from weightsteer.metrics import suite_metrics
+    from weightsteer.report import TINYMFV, label
+    from weightsteer.runs import Run
+
     suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
     t = suite_metrics(df[df["eval"] == suite], Run.open(root).cfg.metrics)
-    lo, hi = t["strength"].min(), t["strength"].max()
-    table = Table(title=f"{suite}: mean score shift vs strength 0 [95% CI]")
-    for col in ("method", "score at 0", f"shift at {lo:+g}", f"shift at {hi:+g}", "SI k=1"):
+    table = Table(title=title.format(suite=suite))
+    for col in ("method", extra, *(f"shift at {s:+g}" for s in strengths), "SI k=1"):
         table.add_column(col, justify="right")
-    for (method, family), rows in t.groupby(["method", "family"], sort=False):
+    for key, rows in t.groupby(["method", "family"], sort=False):
         by = {r["strength"]: r for _, r in rows.iterrows()}
         cells = [
             f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
-            for s in (lo, hi)
+            for s in strengths
         ]
-        si = by[hi].get("si_k1", float("nan"))
-        table.add_row(label(method, family), f"{by[0.0]['mean']:+.2f}", *cells, f"{si:+.1f}")
+        si = by[max(strengths)].get("si_k1", float("nan"))
+        table.add_row(label(*key), extra_cell(key, by), *cells, f"{si:+.1f}")
     console.print(table)
-    console.print(f"done in {seconds:.0f} s. Report: {root / 'report.md'}", highlight=False)
 
 
 @app.command()

@@ -25,6 +25,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _known_names(names: tuple[str, ...], kind: str, check) -> tuple[str, ...]:
+    """``names`` without repeats, each accepted by ``check`` (a registry lookup)."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"a {kind} is listed twice")
+    for name in names:
+        try:
+            check(name)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+    return names
+
+
 class ModelConfig(_Section):
     id: str = Field("toyworld", description="hub id, local model folder, or toyworld")
     dtype: str = Field("float32", description="float32, bfloat16, float16 or auto")
@@ -100,14 +112,7 @@ class TrainConfig(_Section):
     def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("list at least one family")
-        if len(set(v)) != len(v):
-            raise ValueError("a family is listed twice")
-        for fam in v:
-            try:
-                get_family(fam)
-            except UserError as e:
-                raise ValueError(str(e)) from None
-        return v
+        return _known_names(v, "family", get_family)
 
     @model_validator(mode="after")
     def _specs_build(self) -> TrainConfig:
@@ -266,14 +271,7 @@ class CompareConfig(_Section):
     def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         from weightsteer.methods import check_method
 
-        if len(set(v)) != len(v):
-            raise ValueError("a method is listed twice")
-        for name in v:
-            try:
-                check_method(name)
-            except UserError as e:
-                raise ValueError(str(e)) from None
-        return v
+        return _known_names(v, "method", check_method)
 
 
 class RunConfig(_Section):

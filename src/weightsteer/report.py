@@ -244,15 +244,19 @@ def suite_lines(df: pd.DataFrame, cfg: dict, figs: Path, counts: dict) -> list[s
                 lines += ["Rows: " + ", ".join(f"{k} {v}" for k, v in counts[suite].items()), ""]
             lines += [*_shift_table(m, suite), *_si_table(m, suite), ""]
     if TINYMFV in set(df["eval"]):
-        f = foundation_table(
-            df[df["eval"] == TINYMFV],
-            target=mfv.target,
-            sign=mfv.sign,
-            min_pmass=mfv.min_pmass,
-            settings=settings,
-        )
+        f = _foundations(df, mfv, settings)
         lines += [f"## {TINYMFV}", "", *_foundation_lines(f, mfv.target, mfv.sign), ""]
     return lines
+
+
+def _foundations(df: pd.DataFrame, mfv: TinyMfvConfig, settings: MetricsConfig) -> pd.DataFrame:
+    return foundation_table(
+        df[df["eval"] == TINYMFV],
+        target=mfv.target,
+        sign=mfv.sign,
+        min_pmass=mfv.min_pmass,
+        settings=settings,
+    )
 
 
 # -- the calibrated comparison (compare stage) ------------------------------------------
@@ -480,13 +484,7 @@ def compare_lines(root: Path, cfg: dict, figs: Path, counts: dict) -> list[str]:
             "",
         ]
     if TINYMFV in set(df["eval"]):
-        f = foundation_table(
-            df[df["eval"] == TINYMFV],
-            target=mfv.target,
-            sign=mfv.sign,
-            min_pmass=mfv.min_pmass,
-            settings=settings,
-        )
+        f = _foundations(df, mfv, settings)
         lines += [f"### {TINYMFV} (calibrated)", "", *_off_target_lines(f, mfv.target, budget), ""]
     return lines
 
