@@ -95,6 +95,26 @@ def test_steer_writes_a_loadable_steered_model(cli_vector, tiny_dir, tmp_path, c
     assert code == 2 and "already exists" in err
 
 
+def test_export_lora_writes_an_adapter_that_loads_as_the_steered_model(
+    cli_vector, tiny_dir, tmp_path, capsys
+):
+    from peft import PeftModel
+
+    out_dir = tmp_path / "neg"
+    vector = cli_vector / "v.safetensors"
+    argv = ["export", "lora", "--vector", vector, "--out", out_dir, "--alpha=-0.5"]
+    code, out, err = run(argv, capsys)
+    assert code == 0 and out.strip().splitlines()[-1] == str(out_dir) and "exact" in err
+    merged = PeftModel.from_pretrained(load_model(tiny_dir), str(out_dir)).merge_and_unload()
+    base = dict(load_model(tiny_dir).named_parameters())
+    vec = WeightVector.load(vector)
+    for name, p in merged.named_parameters():
+        expect = base[name] - 0.5 * vec.dense(name) if name in vec else base[name]
+        torch.testing.assert_close(p, expect, atol=1e-6, rtol=1e-5)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "already exists" in err
+
+
 def _one_line_error(code, err, match):
     assert code == 2
     assert "Traceback" not in err
@@ -157,6 +177,14 @@ def _one_line_error(code, err, match):
             ],
             "does not have",
         ),
+        (
+            ["export", "lora", "--vector", "{tmp}/dense.safetensors", "--out", "{tmp}/a"],
+            "give --rank K or --max-error E",
+        ),
+        (
+            ["export", "lora", "--vector", "{tmp}/corrupt.safetensors", "--out", "{tmp}/a"],
+            "corrupt.safetensors",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
@@ -168,6 +196,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     WeightVector({"transformer.h.0.attn.weight": torch.ones(2, 2)}, VectorMeta(base=fp)).save(
         tmp_path / "other.safetensors"
     )
+    weight = dict(load_model(tiny_dir).named_parameters())["model.layers.0.mlp.up_proj.weight"]
+    WeightVector({"model.layers.0.mlp.up_proj.weight": torch.ones_like(weight)},
+                 VectorMeta(base=fp)).save(tmp_path / "dense.safetensors")  # fmt: skip
     before = sorted(p.name for p in tmp_path.iterdir())
     filled = [a.format(tmp=tmp_path, model=tiny_dir) for a in argv]
     code, _, err = run(filled, capsys)

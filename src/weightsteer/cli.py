@@ -517,6 +517,50 @@ def config_help() -> None:
     out.print(table)
 
 
+export_app = typer.Typer(no_args_is_help=True, help="Ship a vector where models are served.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("lora")
+def export_lora_cmd(
+    vector: Annotated[Path, typer.Option(help="vector file (.safetensors)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the PEFT LoRA adapter")],
+    alpha: Annotated[float, typer.Option(help="strength folded into the adapter")] = 1.0,
+    rank: Annotated[int | None, typer.Option(help="SVD rank of dense tensors")] = None,
+    max_error: Annotated[
+        float | None,
+        typer.Option(help="or: the smallest rank with at most this relative error per tensor"),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """A PEFT LoRA adapter equal to steering with alpha * dW (exact for LoRA/PiSSA
+    vectors; dense ones factored by SVD, the error reported)."""
+    from weightsteer.export import export_lora
+    from weightsteer.io import check_writable
+    from weightsteer.vector import WeightVector
+
+    check_writable(out_dir, overwrite=overwrite)
+    vec = WeightVector.load(vector)
+    report = export_lora(
+        vec, out_dir, alpha=alpha, rank=rank, max_error=max_error, overwrite=overwrite
+    )
+    ranks = sorted({t.rank for t in report.tensors})
+    worst = max(report.tensors, key=lambda t: t.rel_error)
+    exact = all(t.exact for t in report.tensors)
+    console.print(
+        f"[green]saved[/] LoRA adapter, alpha={alpha:g}, {len(report.tensors)} modules, rank "
+        f"{ranks[0]}-{ranks[-1]}; "
+        + (
+            "exact"
+            if exact
+            else f"relative error {report.rel_error:.2e} overall, worst {worst.rel_error:.2e} "
+            f"({worst.name})"
+        ),
+        highlight=False,
+    )
+    print(out_dir)
+
+
 toy_app = typer.Typer(no_args_is_help=True, help="The embedded toyworld model.")
 app.add_typer(toy_app, name="toy")
 
