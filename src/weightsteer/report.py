@@ -154,14 +154,25 @@ def _save(fig, path: Path) -> None:
     _plt().close(fig)
 
 
+def _suite_grid(n: int, row_height: float):
+    """A figure with one panel per suite, four to a row."""
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    return _plt().subplots(rows, cols, figsize=(3.6 * cols, row_height * rows), squeeze=False)
+
+
+def _finish_grid(fig, axes, n: int, path: Path) -> None:
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    _save(fig, path)
+
+
 def _figure_scores(m: pd.DataFrame, path: Path) -> None:
     """Mean score vs strength per suite and method; the band is the paired CI of the shift
     from strength 0 (what decides whether the intervention moved anything)."""
-    plt = _plt()
     suites = list(dict.fromkeys(m["eval"]))
-    cols = min(4, len(suites))
-    nrows = math.ceil(len(suites) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False)
+    fig, axes = _suite_grid(len(suites), 2.8)
     for ax, suite in zip(axes.flat, suites, strict=False):
         sub = m[m["eval"] == suite]
         for (method, family), rows in sub.groupby(["method", "family"], sort=False):
@@ -175,10 +186,7 @@ def _figure_scores(m: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("strength", fontsize=8)
         ax.set_ylabel("mean score", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(suites) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    _save(fig, path)
+    _finish_grid(fig, axes, len(suites), path)
 
 
 def _figure_si(m: pd.DataFrame, path: Path) -> bool:
@@ -415,14 +423,9 @@ def _verdict(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]
 
 def _figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
     """Δ at +budget and −budget per method and suite, with CI whiskers."""
-    plt = _plt()
     suites = list(dict.fromkeys(m["eval"]))
-    cols = min(4, len(suites))
-    nrows = math.ceil(len(suites) / cols)
     names = list(dict.fromkeys(label(a, b) for a, b in zip(m["method"], m["family"], strict=True)))
-    fig, axes = plt.subplots(
-        nrows, cols, figsize=(3.6 * cols, 0.6 + (0.22 * len(names) + 0.8) * nrows), squeeze=False
-    )
+    fig, axes = _suite_grid(len(suites), 0.22 * len(names) + 1.0)
     for ax, suite in zip(axes.flat, suites, strict=False):
         sub = m[m["eval"] == suite]
         for side, color, off in ((budget, "tab:blue", -0.15), (-budget, "tab:red", 0.15)):
@@ -438,10 +441,7 @@ def _figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
         ax.set_title(suite, fontsize=9)
         ax.set_xlabel("Δ score vs unsteered", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(suites) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    _save(fig, path)
+    _finish_grid(fig, axes, len(suites), path)
 
 
 def compare_lines(root: Path, cfg: dict, figs: Path, counts: dict) -> list[str]:
