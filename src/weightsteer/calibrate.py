@@ -59,7 +59,6 @@ def token_kls(
     """``[generated tokens]`` float32 per-token ``KL(steered || base)`` of every prompt,
     pooled (step 1-2 of the module docstring). Leaves the strength at 0."""
     from weightsteer.generate import generate_ids
-    from weightsteer.scoring import _forward_last
 
     if not chats:
         raise UserError("no calibration prompts")
@@ -77,10 +76,10 @@ def token_kls(
             gen = generate_ids(
                 model, tokenizer, steered_prompts, max_new_tokens=tokens, batch_size=len(chunk)
             )
-            steered = _logprobs(model, tokenizer, steered_prompts, gen, _forward_last)
+            steered = _logprobs(model, tokenizer, steered_prompts, gen)
         finally:
             set_strength(0.0)
-        base = _logprobs(model, tokenizer, base_prompts, gen, _forward_last)
+        base = _logprobs(model, tokenizer, base_prompts, gen)
         for lp_s, lp_b in zip(steered, base, strict=True):  # [k, vocab] each
             p_s = lp_s.exp()
             kl = torch.where(p_s > 0, p_s * (lp_s - lp_b), 0.0).sum(-1)  # [k]
@@ -88,13 +87,15 @@ def token_kls(
     return torch.cat(kls)
 
 
-def _logprobs(model, tokenizer, prompts, gen, forward_last) -> list[torch.Tensor]:
+def _logprobs(model, tokenizer, prompts, gen) -> list[torch.Tensor]:
     """Per prompt, ``[len(gen_i), vocab]`` log-probs of the distributions that predicted
     each generated token: one teacher-forced pass over ``prompt + gen[:-1]``."""
+    from weightsteer.scoring import last_logprobs
+
     k = max(len(g) for g in gen)
     seqs = [p + g[:-1] for p, g in zip(prompts, gen, strict=True)]
     out: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
-    for idx, logp in forward_last(model, tokenizer, seqs, len(seqs), k):  # [b, k, vocab]
+    for idx, logp in last_logprobs(model, tokenizer, seqs, len(seqs), k):  # [b, k, vocab]
         for row, i in enumerate(idx.tolist()):
             n = len(gen[i])
             out[i] = logp[row, k - n :]  # right-aligned: the last n positions

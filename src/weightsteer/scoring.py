@@ -112,7 +112,7 @@ def score_choices(
     parts: list[list[torch.Tensor]] = [[], []]  # per side: [n] log p of each spelling group
     if any(single):
         first = torch.empty(2, len(prompts))
-        for idx, logp in _forward_last(model, tokenizer, encoded, batch_size, 1, progress):
+        for idx, logp in last_logprobs(model, tokenizer, encoded, batch_size, 1, progress):
             for s, ids in enumerate(single):
                 if ids:
                     first[s, idx] = torch.logsumexp(logp[:, 0, ids], dim=-1).cpu()
@@ -124,7 +124,7 @@ def score_choices(
     return ChoiceScores(logratio=lp_pos - lp_neg, pmass=lp_pos.exp() + lp_neg.exp())
 
 
-def _forward_last(model, tokenizer, encoded, batch_size, k, progress=False):
+def last_logprobs(model, tokenizer, encoded, batch_size, k, progress=False):
     """Yield ``(indices, logp)``: log-softmax of the last ``k`` positions of each row,
     ``[batch, k, vocab]`` float32 on the model's device, from the last hidden states only."""
     device = next(model.parameters()).device
@@ -153,7 +153,7 @@ def _sequence_logprob(model, tokenizer, encoded, seq: list[int], batch_size) -> 
     k = len(seq)
     extended = [e + seq[:-1] for e in encoded]
     out = torch.empty(len(encoded))
-    for idx, logp in _forward_last(model, tokenizer, extended, batch_size, k):
+    for idx, logp in last_logprobs(model, tokenizer, extended, batch_size, k):
         target = torch.tensor(seq, device=logp.device).expand(len(idx), k)  # [batch, k]
         out[idx] = logp.gather(-1, target[..., None]).sum(dim=(1, 2)).cpu()
     return out
