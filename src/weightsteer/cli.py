@@ -172,11 +172,15 @@ def extract(
     ] = None,
     run_dir: RunOpt = None,
     behavior: Annotated[str | None, typer.Option(help="behaviour name for the metadata")] = None,
+    common_out: Annotated[
+        Path | None,
+        typer.Option(help="also write theta_pos + theta_neg - 2 base here (for monitor)"),
+    ] = None,
     dtype: DtypeOpt = "float32",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Extract dW = theta_pos - theta_neg from two adapters (exact, float32)."""
-    from weightsteer.extract import extract_vector
+    from weightsteer.extract import extract_common, extract_vector
     from weightsteer.io import check_writable
 
     if run_dir is not None:
@@ -184,10 +188,16 @@ def extract(
     _need(model=model, pos=pos, neg=neg, out=out_file)
 
     check_writable(out_file, overwrite=overwrite)
+    if common_out is not None:
+        check_writable(common_out, overwrite=overwrite)
     m, _ = _load(model, dtype)
     vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
+    common = extract_common(m, pos, neg, vec) if common_out is not None else None
     vec.save(out_file, overwrite=overwrite)
     console.print(f"[green]saved[/] {vec}")
+    if common is not None:
+        common.save(common_out, overwrite=overwrite)
+        console.print(f"[green]saved[/] common mode to {common_out}", highlight=False)
     print(out_file)
 
 
@@ -515,6 +525,85 @@ def config_help() -> None:
     for key, default, text in describe():
         table.add_row(key, default, text)
     out.print(table)
+
+
+@app.command()
+def monitor(
+    vector: Annotated[Path, typer.Option(help="vector file (.safetensors)")],
+    model: ModelOpt,
+    finetuned: Annotated[
+        list[str], typer.Option(help="fine-tune folders (model or PEFT adapter) of --model")
+    ],
+    more: Annotated[list[str] | None, typer.Argument(help="more fine-tune folders")] = None,
+    common: Annotated[
+        Path | None,
+        typer.Option(help="common-mode vector (default: vectors/common/<name> next to it)"),
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="full table (.csv, .jsonl or .parquet) + .png")
+    ] = None,
+    allow_finetune: Annotated[
+        bool, typer.Option(help="--model is a fine-tune of the vector's base")
+    ] = False,
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Cosine of each fine-tune's weight change with dW: one line each, path first."""
+    from weightsteer.io import check_writable
+    from weightsteer.monitor import (
+        TABLE_FORMATS,
+        common_path,
+        monitor_finetune,
+        monitor_table,
+        plot_monitor,
+        write_table,
+    )
+    from weightsteer.steer import check_compatible
+    from weightsteer.vector import WeightVector
+
+    sources = [*finetuned, *(more or [])]
+    if out_file is not None:
+        if out_file.suffix not in TABLE_FORMATS:
+            raise UserError(f"--out {out_file}: use a {', '.join(TABLE_FORMATS)} file")
+        check_writable(out_file, overwrite=overwrite)
+        check_writable(out_file.with_suffix(".png"), overwrite=overwrite)
+    vec = WeightVector.load(vector)
+    if common is None and common_path(vector).is_file():
+        common = common_path(vector)
+    common_vec = WeightVector.load(common) if common is not None else None
+    if common_vec is not None and set(common_vec) != set(vec):
+        raise UserError(
+            f"{common} covers other parameters than {vector}; it is not its common mode"
+        )
+    m, _ = _load(model, dtype)
+    check_compatible(m, vec, allow_finetune=allow_finetune)
+    results = []
+    for src in sources:
+        res = monitor_finetune(m, vec, src, common=common_vec, model_id=model, progress=True)
+        results.append(res)
+        a = res.overall
+        contrast = f"  contrast {a.contrast:+.4f}" if res.common else ""
+        print(
+            f"{src}  cos {a.cosine:+.4f}{contrast}  coef {a.coef:+.4g}  |tau| {a.tau_norm:.4g}"
+            f"  {res.touched}/{len(res.tensors)} tensors",
+            flush=True,
+        )
+        if not res.touched:
+            console.print(
+                f"[yellow]{src} changes none of the vector's {len(res.tensors)} tensors[/]",
+                highlight=False,
+            )
+    if common_vec is None:
+        console.print(
+            f"no common-mode vector ({common_path(vector)}): contrast not computed; "
+            "weightsteer extract --common-out writes one",
+            highlight=False,
+        )
+    if out_file is not None:
+        write_table(monitor_table(results), out_file, overwrite=overwrite)
+        figure = out_file.with_suffix(".png")
+        plot_monitor(results, figure, f"{vector.name}: cos(theta_X - theta_base, dW)")
+        console.print(f"[green]saved[/] {out_file} and {figure}", highlight=False)
 
 
 export_app = typer.Typer(no_args_is_help=True, help="Ship a vector where models are served.")

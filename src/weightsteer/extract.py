@@ -26,7 +26,14 @@ import torch
 from weightsteer.errors import UserError
 from weightsteer.modelling import fingerprint, preserved
 from weightsteer.train import read_adapter_info
-from weightsteer.vector import Delta, LowRank, VectorMeta, WeightVector, lowrank_sum
+from weightsteer.vector import (
+    Delta,
+    LowRank,
+    VectorMeta,
+    WeightVector,
+    combine,
+    lowrank_sum,
+)
 from weightsteer.versions import library_versions
 
 SIDES = ("pos", "neg")
@@ -60,19 +67,24 @@ def _check_pair(infos: dict[str, dict | None], base_fp) -> None:
             "dW would mix recipe differences into the contrast: retrain with one recipe"
         )
     for side, info in infos.items():
-        if not info:
-            continue
-        fp = info["base"]
-        if (fp["architecture"], fp["shapes_hash"]) != (base_fp.architecture, base_fp.shapes_hash):
-            raise UserError(
-                f"the {side} adapter was trained on {fp['model_id']} ({fp['architecture']}), "
-                f"not on this model ({base_fp.model_id}); pass the adapter's base as --model"
-            )
-        if fp["weights_hash"] != base_fp.weights_hash:
-            raise UserError(
-                f"the {side} adapter was trained on other weights ({fp['model_id']}) than this "
-                f"model's ({base_fp.model_id}); pass the adapter's base as --model"
-            )
+        check_adapter_base(f"the {side} adapter", info, base_fp)
+
+
+def check_adapter_base(what: str, info: dict[str, Any] | None, base_fp) -> None:
+    """Refuse an adapter (its ``weightsteer_adapter.json`` info) made on another base."""
+    if not info:
+        return
+    fp = info["base"]
+    if (fp["architecture"], fp["shapes_hash"]) != (base_fp.architecture, base_fp.shapes_hash):
+        raise UserError(
+            f"{what} was trained on {fp['model_id']} ({fp['architecture']}), "
+            f"not on this model ({base_fp.model_id}); pass the adapter's base as --model"
+        )
+    if fp["weights_hash"] != base_fp.weights_hash:
+        raise UserError(
+            f"{what} was trained on other weights ({fp['model_id']}) than this "
+            f"model's ({base_fp.model_id}); pass the adapter's base as --model"
+        )
 
 
 @contextmanager
@@ -91,14 +103,16 @@ def _float32_copy(layer: torch.nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def _dense_delta(layer, sides: list[str]) -> dict[str, torch.Tensor]:
-    """merged_pos - merged_neg for each parameter of the wrapped module, in float32."""
+def _dense_delta(layer, plus: str, minus: str | None) -> dict[str, torch.Tensor]:
+    """merged_plus - merged_minus (``None`` or absent: the base) for each parameter of the
+    wrapped module, in float32."""
     base = layer.get_base_layer()
+    present = _adapted(layer, (plus, minus))
     with _float32_copy(layer):
         pristine = {n: p.data.clone() for n, p in base.named_parameters(recurse=False)}
-        merged: dict[str, dict[str, torch.Tensor]] = {}
-        for side in SIDES:
-            if side in sides:
+        merged: dict[str | None, dict[str, torch.Tensor]] = {}
+        for side in (plus, minus):
+            if side in present:
                 layer.merge(adapter_names=[side])
             merged[side] = {n: p.data.clone() for n, p in base.named_parameters(recurse=False)}
             for n, p in base.named_parameters(recurse=False):
@@ -106,16 +120,16 @@ def _dense_delta(layer, sides: list[str]) -> dict[str, torch.Tensor]:
             layer.merged_adapters.clear()
     out = {}
     for n in pristine:
-        d = merged["pos"][n] - merged["neg"][n]
+        d = merged[plus][n] - merged[minus][n]
         if n == "weight" or bool(d.any()):
             out[n] = d
     return out
 
 
-def _lowrank_delta(layer, sides: list[str]) -> LowRank:
+def _lowrank_delta(layer, plus: str, minus: str | None) -> LowRank:
     terms = []
-    for sign, side in ((1.0, "pos"), (-1.0, "neg")):
-        if side not in sides:
+    for sign, side in ((1.0, plus), (-1.0, minus)):
+        if side not in _adapted(layer, (side,)):
             continue
         A = layer.lora_A[side].weight.detach().float()  # [r, in]
         B = layer.lora_B[side].weight.detach().float()  # [out, r]
@@ -181,84 +195,132 @@ def _read_factors(path: Path) -> dict[str, dict[str, torch.Tensor]] | None:
 def _lowrank_from_files(
     model: torch.nn.Module, dirs: dict[str, Path], cfgs: dict[str, dict[str, Any]]
 ) -> dict[str, Delta] | None:
-    """The LoRA route without PEFT: factors from the files, checked against ``model``."""
-    scalings = {side: _plain_lora_scaling(cfgs[side]) for side in SIDES}
+    """The LoRA route without PEFT: factors from the files, checked against ``model``.
+
+    ``dirs`` holds "pos" and optionally "neg" (subtracted)."""
+    sides = [s for s in SIDES if s in dirs]
+    scalings = {side: _plain_lora_scaling(cfgs[side]) for side in sides}
     if None in scalings.values():
         return None
-    factors = {side: _read_factors(dirs[side]) for side in SIDES}
+    factors = {side: _read_factors(dirs[side]) for side in sides}
     if None in factors.values():
         return None
     modules = dict(model.named_modules())
     deltas: dict[str, Delta] = {}
-    for name in sorted(set(factors["pos"]) | set(factors["neg"])):
+    for name in sorted(set().union(*factors.values())):
         layer = modules.get(name)
         if not isinstance(layer, torch.nn.Linear):
             return None  # not a linear of this model: let PEFT name the problem
         terms = []
-        for sign, side in ((1.0, "pos"), (-1.0, "neg")):
+        for sign, side in zip((1.0, -1.0), sides, strict=False):
             if name in factors[side]:
                 A, B = factors[side][name]["A"], factors[side][name]["B"]
                 if (B.shape[0], A.shape[1]) != tuple(layer.weight.shape) or A.shape[0] != B.shape[
                     1
                 ]:
                     raise UserError(
-                        f"the {side} adapter's factors for {name} do not fit this model's "
-                        f"weight {tuple(layer.weight.shape)}; pass the adapter's base as --model"
+                        f"the adapter in {dirs[side]}: factors for {name} do not fit this "
+                        f"model's weight {tuple(layer.weight.shape)}; pass the adapter's base "
+                        "as --model"
                     )
                 terms.append((sign * scalings[side], LowRank(B, A)))
         deltas[f"{name}.weight"] = lowrank_sum(terms)
     return deltas
 
 
-def _is_plain_lora(layer, sides: list[str]) -> bool:
+def _is_plain_lora(layer, names: list[str]) -> bool:
     from peft.tuners.lora import Linear as LoraLinear
 
     return (
         isinstance(layer, LoraLinear)
-        and not any(s in layer.lora_variant for s in sides)
-        and not any(layer.lora_bias.get(s, False) for s in sides)
+        and not any(s in layer.lora_variant for s in names)
+        and not any(layer.lora_bias.get(s, False) for s in names)
     )
 
 
-def _adapted_sides(layer) -> list[str]:
+def _adapted(layer, names) -> list[str]:
+    """Which of the adapter ``names`` this PEFT layer carries."""
     store = getattr(layer, layer.adapter_layer_names[0])
-    return [s for s in SIDES if s in store]
+    return [s for s in names if s is not None and s in store]
+
+
+def tuner_deltas(
+    model: torch.nn.Module, plus: str, minus: str | None = None, *, progress: bool = False
+) -> dict[str, Delta]:
+    """theta_plus - theta_minus (``minus=None``: the base) over every PEFT layer of
+    ``model``, a base model with adapters injected (``PeftModel.get_base_model()``), keyed
+    by the base model's own parameter names. Plain LoRA stays low-rank; the rest is merged
+    on a float32 copy of one module at a time."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, BaseTunerLayer) and _adapted(m, (plus, minus))
+    ]
+    if progress:
+        from weightsteer.io import track
+
+        layers = track(layers, description="reading adapter deltas")
+    deltas: dict[str, Delta] = {}
+    for name, layer in layers:
+        names = _adapted(layer, (plus, minus))
+        if _is_plain_lora(layer, names):
+            deltas[f"{name}.weight"] = _lowrank_delta(layer, plus, minus)
+        else:
+            for leaf, d in _dense_delta(layer, plus, minus).items():
+                deltas[f"{name}.{leaf}"] = d
+    return deltas
 
 
 def _deltas_via_peft(model: torch.nn.Module, dirs: dict[str, Path], progress: bool):
-    """Both adapters loaded into one PEFT model; each wrapped layer gives its delta."""
+    """The adapters in ``dirs`` ("pos", and "neg" if given) loaded into one PEFT model;
+    each wrapped layer gives its delta."""
     from peft import PeftModel
-    from peft.tuners.tuners_utils import BaseTunerLayer
 
-    param_names = {id(p): n for n, p in model.named_parameters()}
-    deltas: dict[str, Delta] = {}
     with preserved(model):
-        peft_model = PeftModel.from_pretrained(
-            model, str(dirs["pos"]), adapter_name="pos", low_cpu_mem_usage=True
-        )
         try:
-            peft_model.load_adapter(str(dirs["neg"]), adapter_name="neg", low_cpu_mem_usage=True)
-            layers = [
-                m
-                for m in peft_model.modules()
-                if isinstance(m, BaseTunerLayer) and _adapted_sides(m)
-            ]
-            iterator = layers
-            if progress:
-                from rich.progress import track
-
-                iterator = track(layers, description="extracting dW", transient=True)
-            for layer in iterator:
-                sides = _adapted_sides(layer)
-                base = layer.get_base_layer()
-                if _is_plain_lora(layer, sides):
-                    deltas[param_names[id(base.weight)]] = _lowrank_delta(layer, sides)
-                else:
-                    for leaf, d in _dense_delta(layer, sides).items():
-                        deltas[param_names[id(getattr(base, leaf))]] = d
+            peft_model = PeftModel.from_pretrained(
+                model, str(dirs["pos"]), adapter_name="pos", low_cpu_mem_usage=True
+            )
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise _misfit(dirs["pos"], e) from None
+        try:
+            if "neg" in dirs:
+                try:
+                    peft_model.load_adapter(
+                        str(dirs["neg"]), adapter_name="neg", low_cpu_mem_usage=True
+                    )
+                except (RuntimeError, ValueError, KeyError) as e:
+                    raise _misfit(dirs["neg"], e) from None
+            minus = "neg" if "neg" in dirs else None
+            return tuner_deltas(peft_model.get_base_model(), "pos", minus, progress=progress)
         finally:
             peft_model.unload()
-    return deltas
+
+
+def _misfit(path: Path, e: Exception) -> UserError:
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+    detail = next((x for x in lines if "size mismatch" in x), lines[0] if lines else "")
+    return UserError(
+        f"the adapter in {path} does not fit this model ({detail[:200]}); "
+        "pass the adapter's base as --model"
+    )
+
+
+def adapter_deltas(
+    model: torch.nn.Module, adapter_dir: str | Path, *, model_id: str | None = None,
+    progress: bool = False,
+) -> dict[str, Delta]:  # fmt: skip
+    """theta_adapter - theta_base for one PEFT adapter folder trained on ``model``, exact in
+    float32, keyed by parameter name (plain LoRA as factors); ``model`` is returned unchanged."""
+    adapter_dir = Path(adapter_dir)
+    cfg = _check_adapter_dir(adapter_dir)
+    info = read_adapter_info(adapter_dir)
+    check_adapter_base(f"the adapter in {adapter_dir}", info, fingerprint(model, model_id))
+    dirs = {"pos": adapter_dir}
+    deltas = _lowrank_from_files(model, dirs, {"pos": cfg})
+    return deltas if deltas is not None else _deltas_via_peft(model, dirs, progress)
 
 
 def extract_vector(
@@ -305,3 +367,17 @@ def extract_vector(
         provenance=[f"extract pos={Path(pos_dir).name} neg={Path(neg_dir).name}"],
     )
     return WeightVector(deltas, meta)
+
+
+def extract_common(
+    model: torch.nn.Module, pos_dir: str | Path, neg_dir: str | Path, vector: WeightVector
+) -> WeightVector:
+    """The common mode ``theta_pos + theta_neg - 2 theta_base`` of the adapters ``vector``
+    was extracted from: what training on the pair's data did whatever the persona.
+
+    dW = pos - neg carries part of it whenever one side moved further than the other, and
+    so does any fine-tune on similar data; the monitor projects it out for its contrast
+    cosine. Same parameters and metadata as ``vector``; plain LoRA stays low-rank."""
+    pos, neg = adapter_deltas(model, pos_dir), adapter_deltas(model, neg_dir)
+    deltas = {n: combine(pos.get(n), neg.get(n), 1.0) for n in pos.keys() | neg.keys()}
+    return WeightVector(deltas, vector.meta.derived("common mode (theta_pos + theta_neg - 2 base)"))

@@ -63,3 +63,11 @@ def digest(path: str | Path) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()[:16]
+
+
+def track(items, description: str):
+    """Iterate ``items`` under a transient progress bar on stderr (stdout carries results)."""
+    from rich.console import Console
+    from rich.progress import track as rich_track
+
+    return rich_track(items, description=description, transient=True, console=Console(stderr=True))

@@ -142,9 +142,9 @@ def left_padded_batches(
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if progress:
-        from rich.progress import track
+        from weightsteer.io import track
 
-        batches = track(batches, description=progress, transient=True)
+        batches = track(batches, description=progress)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for idx in batches:
         n = max(len(encoded[i]) for i in idx)

@@ -138,7 +138,7 @@ def _vector_rows(root: Path) -> list[dict]:
     return rows
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,25 +147,25 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    _plt().close(fig)
+    pyplot().close(fig)
 
 
 def _suite_grid(n: int, row_height: float):
     """A figure with one panel per suite, four to a row."""
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    return _plt().subplots(rows, cols, figsize=(3.6 * cols, row_height * rows), squeeze=False)
+    return pyplot().subplots(rows, cols, figsize=(3.6 * cols, row_height * rows), squeeze=False)
 
 
 def _finish_grid(fig, axes, n: int, path: Path) -> None:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _figure_scores(m: pd.DataFrame, path: Path) -> None:
@@ -193,7 +193,7 @@ def _figure_si(m: pd.DataFrame, path: Path) -> bool:
     """SI (k=1) at the largest ±s per suite and method, with CI whiskers."""
     if "si_k1" not in m or m["si_k1"].isna().all():
         return False
-    plt = _plt()
+    plt = pyplot()
     top = m[m["si_k1"].notna()]
     top = top[top["strength"] == top.groupby("eval")["strength"].transform("max")]
     suites = list(dict.fromkeys(top["eval"]))
@@ -207,14 +207,14 @@ def _figure_si(m: pd.DataFrame, path: Path) -> bool:
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"{suite}: SI k=1 at ±{sub['strength'].iloc[0]:g}", fontsize=9)
         ax.tick_params(labelsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 
 def _figure_norms(vec_row: dict, path: Path) -> None:
     import numpy as np
 
-    plt = _plt()
+    plt = pyplot()
 
     summary = vec_row["summary"]
     order = {k: i for i, k in enumerate(DEFAULT_TARGETS)}
@@ -231,7 +231,7 @@ def _figure_norms(vec_row: dict, path: Path) -> None:
     ax.set_ylabel("layer", fontsize=8)
     ax.set_title(f"||dW|| {vec_row['name']}", fontsize=9)
     fig.colorbar(im, ax=ax)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def suite_lines(df: pd.DataFrame, cfg: dict, figs: Path, counts: dict) -> list[str]:

@@ -410,6 +410,33 @@ def stage_extract(ctx: Context) -> None:
             )
         with run.unit(rel, key) as out:
             vec.save(out, overwrite=True)
+    _extract_commons(ctx)
+
+
+def _extract_commons(ctx: Context) -> None:
+    """``vectors/common/<fam>-seed<k>.safetensors``: each vector's common mode, for
+    ``weightsteer monitor`` (which finds it next to the vector)."""
+    from weightsteer.extract import extract_common
+    from weightsteer.monitor import common_path
+    from weightsteer.vector import WeightVector
+
+    run = ctx.run
+    for fam, seed in ctx.units():
+        dirs = {side: _adapter_dir(run, fam, seed, side) for side in SIDES}
+        rel_vec = Path("vectors") / f"{fam}-seed{seed}.safetensors"
+        vec_path = run.root / rel_vec
+        rel = common_path(rel_vec).as_posix()
+        key = content_key({"vector": digest(vec_path), **{s: digest(d) for s, d in dirs.items()}})
+        state = run.state(rel, key)
+        _say(ctx, rel, state)
+        if state == "user":
+            run.adopt(rel)
+        if state != "todo":
+            continue
+        model, _ = ctx.model()
+        common = extract_common(model, dirs["pos"], dirs["neg"], WeightVector.load(vec_path))
+        with run.unit(rel, key) as out:
+            common.save(out, overwrite=True)
 
 
 def evaluate_intervention(

@@ -111,7 +111,7 @@ def lowrank_sum(terms: Iterable[tuple[float, LowRank]]) -> LowRank:
     return LowRank(B.index_select(1, idx).contiguous(), A.index_select(0, idx).contiguous())
 
 
-def _combine(a: Delta | None, b: Delta | None, cb: float) -> Delta:
+def combine(a: Delta | None, b: Delta | None, cb: float) -> Delta:
     """a + cb * b, staying low-rank when both are low-rank."""
     if a is None:
         assert b is not None
@@ -125,7 +125,7 @@ def _combine(a: Delta | None, b: Delta | None, cb: float) -> Delta:
     return da + cb * db
 
 
-def _inner(x: Delta, y: Delta) -> float:
+def inner(x: Delta, y: Delta) -> float:
     """Frobenius inner product <x, y>, in float64, without densifying low-rank entries."""
     if isinstance(x, LowRank) and isinstance(y, LowRank):
         g = (x.B.T.double() @ y.B.double()) * (x.A.double() @ y.A.T.double())
@@ -203,7 +203,7 @@ class WeightVector:
     def _plus(self, other: WeightVector, c: float, op: str) -> WeightVector:
         self._check_same_base(other)
         names = self.deltas.keys() | other.deltas.keys()
-        out = {n: _combine(self.deltas.get(n), other.deltas.get(n), c) for n in names}
+        out = {n: combine(self.deltas.get(n), other.deltas.get(n), c) for n in names}
         return WeightVector(out, self.meta.derived(f"{op} [{other.meta.family}]"))
 
     def __add__(self, other: WeightVector) -> WeightVector:
@@ -230,11 +230,11 @@ class WeightVector:
         """Frobenius inner product over the parameters both vectors touch."""
         self._check_same_base(other)
         common = self.deltas.keys() & other.deltas.keys()
-        return sum(_inner(self.deltas[n], other.deltas[n]) for n in common)
+        return sum(inner(self.deltas[n], other.deltas[n]) for n in common)
 
     def norms(self) -> dict[str, float]:
         """Frobenius norm of each tensor (from the factors for low-rank entries)."""
-        return {n: math.sqrt(max(_inner(d, d), 0.0)) for n, d in self.deltas.items()}
+        return {n: math.sqrt(max(inner(d, d), 0.0)) for n, d in self.deltas.items()}
 
     def norm(self) -> float:
         return math.sqrt(sum(v * v for v in self.norms().values()))
