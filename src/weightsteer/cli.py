@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 a user error (one line on stderr saying what and how to
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -527,6 +528,10 @@ def config_help() -> None:
     out.print(table)
 
 
+def _signed(x: float, spec: str = "+.4f") -> str:
+    return format(x, spec) if math.isfinite(x) else "nan"
+
+
 @app.command()
 def monitor(
     vector: Annotated[Path, typer.Option(help="vector file (.safetensors)")],
@@ -582,10 +587,10 @@ def monitor(
         res = monitor_finetune(m, vec, src, common=common_vec, model_id=model, progress=True)
         results.append(res)
         a = res.overall
-        contrast = f"  contrast {a.contrast:+.4f}" if res.common else ""
+        contrast = f"  contrast {_signed(a.contrast)}" if res.common else ""
         print(
-            f"{src}  cos {a.cosine:+.4f}{contrast}  coef {a.coef:+.4g}  |tau| {a.tau_norm:.4g}"
-            f"  {res.touched}/{len(res.tensors)} tensors",
+            f"{src}  cos {_signed(a.cosine)}{contrast}  coef {_signed(a.coef, '+.4g')}  "
+            f"|tau| {a.tau_norm:.4g}  {res.touched}/{len(res.tensors)} tensors",
             flush=True,
         )
         if not res.touched:
@@ -677,6 +682,28 @@ def toy_build(
         + ("" if info["reached_targets"] else " [yellow](targets not reached)[/]")
     )
     print(path)
+
+
+@toy_app.command("finetunes")
+def toy_finetunes(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the three fine-tunes")],
+    examples: Annotated[int, typer.Option(min=8, help="training chats per fine-tune")] = 200,
+    seed: Annotated[int, typer.Option(help="data and training seed")] = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Dishonest, honest and neutral LoRA fine-tunes of toyworld, for `weightsteer monitor`;
+    prints their folders."""
+    from weightsteer.io import check_writable
+    from weightsteer.toy.finetunes import build_finetunes
+
+    check_writable(out_dir, overwrite=overwrite)
+    m, tok = _load(TOYWORLD, "float32")
+    dirs = build_finetunes(
+        m, tok, out_dir, n=examples, seed=seed, overwrite=overwrite, progress=True
+    )
+    console.print(f"[green]saved[/] {len(dirs)} fine-tunes and their data under {out_dir}")
+    for d in dirs.values():
+        print(d)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from weightsteer.adapters import AdapterSpec
 from weightsteer.generate import generate_pairs
 from weightsteer.io import atomic_path
@@ -115,18 +117,20 @@ def build_finetunes(
     out_dir = Path(out_dir)
     data = finetune_data(model, tokenizer, n, seed=seed, progress=progress)
     spec = spec.model_copy(update={"seed": seed})
+    status = Console(stderr=True, quiet=not progress).status
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
         (tmp / "data").mkdir(parents=True)
         for name in NAMES:
             lines = "".join(json.dumps(r) + "\n" for r in data[name])
             (tmp / "data" / f"{name}.jsonl").write_text(lines)
-            train_adapter(
-                model,
-                tokenizer,
-                data[name],
-                spec,
-                tmp / name,
-                data_info={"toyworld_finetune": name, "examples": len(data[name])},
-                progress=progress,
-            )
+            with status(f"training the {name} fine-tune ({len(data[name])} chats)"):
+                train_adapter(
+                    model,
+                    tokenizer,
+                    data[name],
+                    spec,
+                    tmp / name,
+                    data_info={"toyworld_finetune": name, "examples": len(data[name])},
+                    progress=False,
+                )
     return {name: out_dir / name for name in NAMES}
