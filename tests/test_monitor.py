@@ -167,7 +167,15 @@ def test_cli_bad_inputs_exit_2_with_one_line(tiny_dir, tiny, lora_vec, toy_dir, 
         "does not exist": [*base, tmp_path / "missing"],
         "use a .csv": [*base, ok, "--out", tmp_path / "t.txt"],
         "other parameters": [*base, ok, "--common", wrong_common],
-        "in the vector (made for": ["monitor", "--vector", vpath, "--model", toy_dir, "--finetuned", ok],
+        "in the vector (made for": [
+            "monitor",
+            "--vector",
+            vpath,
+            "--model",
+            toy_dir,
+            "--finetuned",
+            ok,
+        ],
     }
     for message, argv in cases.items():
         code, _, err = cli(argv, capsys)

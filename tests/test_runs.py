@@ -85,6 +85,7 @@ def test_run_writes_every_artifact_and_a_report(finished):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     for rel in ("data/pos.jsonl", "data/neg.jsonl", "adapters/lora/seed0/pos",
                 "adapters/ia3/seed0/neg", "vectors/lora-seed0.safetensors",
+                "vectors/common/ia3-seed0.safetensors",
                 "results/ia3-seed0.parquet", "report.md", "figures/score_vs_alpha.png",
                 "figures/norms-lora-seed0.png", "compare/none.parquet",
                 "compare/weight-ia3-seed0.parquet", "compare/prompt-simple.parquet",
@@ -148,8 +149,9 @@ def test_rerun_reuses_everything(finished, capsys):
     before = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    # data, adapters, vectors, results, compare (base, 2 vectors, prompt, activation)
-    assert err.count("reuse") == 1 + 4 + 2 + 2 + 5
+    # data, adapters, vectors + common modes, results, compare (base, 2 vectors, prompt,
+    # activation)
+    assert err.count("reuse") == 1 + 4 + 4 + 2 + 5
     assert before == {p: p.stat().st_mtime_ns for p in before}
 
 
@@ -166,7 +168,7 @@ def test_changed_eval_config_redoes_only_the_eval(finished, tmp_path, capsys):
     adapters = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    assert err.count("reuse") == 1 + 4 + 2 + 5  # the comparison does not use the alphas
+    assert err.count("reuse") == 1 + 4 + 4 + 5  # the comparison does not use the alphas
     assert adapters == {p: p.stat().st_mtime_ns for p in adapters}
     assert set(results(run_dir)["strength"]) == {-1.0, -0.5, 0.0, 1.0}
 
@@ -259,7 +261,7 @@ def test_compare_verb_reuses_the_run_and_prints_the_calibrated_table(finished, t
     code, out, err = cli(["compare", "--config", finished[1], "--runs-dir", run_dir.parent], capsys)
     assert code == 0
     lines = err.splitlines()
-    assert sum(line.startswith("  reuse") for line in lines) == 1 + 4 + 2 + 5
+    assert sum(line.startswith("  reuse") for line in lines) == 1 + 4 + 4 + 5
     assert "eval" not in lines  # the alpha sweep is not part of the comparison
     assert "claims at 1 nat" in err and "prompt:simple" in err and "act:mean_diff" in err
     assert out.strip().splitlines()[-1].endswith("report.md")

@@ -309,9 +309,12 @@ def _misfit(path: Path, e: Exception) -> UserError:
 
 
 def adapter_deltas(
-    model: torch.nn.Module, adapter_dir: str | Path, *, model_id: str | None = None,
+    model: torch.nn.Module,
+    adapter_dir: str | Path,
+    *,
+    model_id: str | None = None,
     progress: bool = False,
-) -> dict[str, Delta]:  # fmt: skip
+) -> dict[str, Delta]:
     """theta_adapter - theta_base for one PEFT adapter folder trained on ``model``, exact in
     float32, keyed by parameter name (plain LoRA as factors); ``model`` is returned unchanged."""
     adapter_dir = Path(adapter_dir)
