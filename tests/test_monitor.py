@@ -11,6 +11,7 @@ import torch
 
 from conftest import chats, spec_for, train_questions
 from weightsteer.cli import main
+from weightsteer.errors import UserError
 from weightsteer.extract import adapter_deltas, extract_common, extract_vector
 from weightsteer.modelling import load_model
 from weightsteer.monitor import (
@@ -109,18 +110,31 @@ def test_groups_add_up_and_the_table_has_every_scope(tiny, lora_vec, tmp_path):
     assert Agreement.total([]).tensors == 0 and math.isnan(Agreement.total([]).cosine)
 
 
-def test_a_sharded_checkpoint_reads_the_same(tiny, lora_vec, tmp_path):
+def test_every_checkpoint_layout_reads_the_same(tiny, lora_vec, tmp_path):
+    """One safetensors file, shards with an index, a legacy pytorch_model.bin (loaded
+    whole); a checkpoint lacking one of the vector's tensors is refused."""
+    from safetensors.torch import load_file, save_file
+
     model, tok = tiny
     vec, _ = lora_vec
     shift = -0.2 * vec
+    one = save_shifted(model, tok, shift, tmp_path / "one")
     with Steerer(model, shift, allow_finetune=True) as s:
         s.set_alpha(1.0)
         model.save_pretrained(tmp_path / "sharded", max_shard_size="50KB")
-    model.eval()
+        legacy = tmp_path / "legacy"
+        legacy.mkdir()
+        torch.save(model.state_dict(), legacy / "pytorch_model.bin")
+        model.config.save_pretrained(legacy)
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
-    one = monitor_finetune(model, vec, save_shifted(model, tok, shift, tmp_path / "one"))
-    many = monitor_finetune(model, vec, tmp_path / "sharded")
-    assert many.overall == one.overall
+    expected = monitor_finetune(model, vec, one).overall
+    assert monitor_finetune(model, vec, tmp_path / "sharded").overall == expected
+    assert monitor_finetune(model, vec, legacy).overall.dot == pytest.approx(expected.dot)
+    tensors = load_file(one / "model.safetensors")
+    del tensors[next(iter(vec))]
+    save_file(tensors, one / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(UserError, match="has no tensor"):
+        monitor_finetune(model, vec, one)
 
 
 def test_cli_prints_one_line_per_finetune_and_writes_table_and_figure(

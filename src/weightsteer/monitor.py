@@ -220,45 +220,36 @@ def _checkpoint_index(folder: Path) -> dict[str, Path] | None:
 def _model_taus(
     base: torch.nn.Module, folder: Path, names: Sequence[str], progress: bool
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """theta_X - theta_base per tensor, read lazily from X's files (or X loaded whole when
-    its checkpoint is not safetensors or names tensors otherwise)."""
+    """theta_X - theta_base per tensor, read lazily from X's safetensors files (X is loaded
+    whole only when its checkpoint is in another format)."""
     from safetensors import safe_open
 
     params = dict(base.named_parameters())
     index = _checkpoint_index(folder)
-    if index is None or any(n not in index for n in names):
-        from weightsteer.modelling import load_model
+    with contextlib.ExitStack() as stack:
+        if index is None:
+            from weightsteer.modelling import load_model
 
-        tuned = dict(load_model(folder, dtype="float32").named_parameters())
-        missing = [n for n in names if n not in tuned]
-        if missing:
-            raise UserError(
-                f"{folder} has no parameter {missing[0]}; it is not a fine-tune of this base"
-            )
-
-        def read(name: str) -> torch.Tensor:
-            return tuned[name].detach()
-
-    else:
-        handles: dict[Path, Any] = {}
-        stack = contextlib.ExitStack()
-
-        def read(name: str) -> torch.Tensor:
-            file = index[name]
-            if file not in handles:
-                handles[file] = stack.enter_context(safe_open(str(file), framework="pt"))
-            return handles[file].get_tensor(name)
-
-    with contextlib.ExitStack() as outer:
-        if index is not None:
-            outer.enter_context(stack)
+            tuned = dict(load_model(folder, dtype="float32").named_parameters())
+            files = {}
+        else:
+            tuned = {}
+            files = {f: stack.enter_context(safe_open(str(f), framework="pt"))
+                     for f in set(index.values())}  # fmt: skip
         items = list(names)
         if progress:
             from weightsteer.io import track
 
             items = track(items, description=f"reading {folder.name}")
         for name in items:
-            x = read(name)
+            if name in tuned:
+                x = tuned[name].detach()
+            elif index is not None and name in index:
+                x = files[index[name]].get_tensor(name)
+            else:
+                raise UserError(
+                    f"{folder} has no tensor {name}; it is not a fine-tune of this base"
+                )
             base_p = params[name]
             if tuple(x.shape) != tuple(base_p.shape):
                 raise UserError(
