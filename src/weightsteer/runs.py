@@ -194,6 +194,16 @@ def _say(ctx: Context, rel: str, state: str) -> None:
         )
 
 
+def _todo(ctx: Context, rel: str, key: str) -> bool:
+    """Say what happens to unit ``rel`` (reuse it, keep the user's file, or make it) and
+    record a user's file as such; True when the unit must be made."""
+    state = ctx.run.state(rel, key)
+    _say(ctx, rel, state)
+    if state == "user":
+        ctx.run.adopt(rel)
+    return state == "todo"
+
+
 def _bar(ctx: Context):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -229,11 +239,7 @@ def stage_data(ctx: Context) -> None:
             "data": cfg.data.model_dump(mode="json"),
         }
     )
-    state = run.state("data", key)
-    _say(ctx, "data", state)
-    if state == "user":
-        run.adopt("data")
-    if state != "todo":
+    if not _todo(ctx, "data", key):
         return
     model, tok = ctx.model()
     keep = build_filter(
@@ -337,11 +343,7 @@ def stage_train(ctx: Context) -> None:
                         "model": ctx.fingerprint(),
                     }
                 )
-                state = run.state(rel, key)
-                _say(ctx, rel, state)
-                if state == "user":
-                    run.adopt(rel)
-                if state == "todo":
+                if _todo(ctx, rel, key):
                     model, tok = ctx.model()
                     if records[side] is None:
                         records[side] = load_chat_jsonl(data[side])
@@ -392,11 +394,7 @@ def stage_extract(ctx: Context) -> None:
         dirs = {side: _adapter_dir(run, fam, seed, side) for side in SIDES}
         rel = f"vectors/{fam}-seed{seed}.safetensors"
         key = content_key({side: digest(d) for side, d in dirs.items()})
-        state = run.state(rel, key)
-        _say(ctx, rel, state)
-        if state == "user":
-            run.adopt(rel)
-        if state != "todo":
+        if not _todo(ctx, rel, key):
             continue
         model, _ = ctx.model()
         with ctx.console.status(f"extracting {fam} seed {seed}"):
@@ -427,11 +425,7 @@ def _extract_commons(ctx: Context) -> None:
         vec_path = run.root / rel_vec
         rel = common_path(rel_vec).as_posix()
         key = content_key({"vector": digest(vec_path), **{s: digest(d) for s, d in dirs.items()}})
-        state = run.state(rel, key)
-        _say(ctx, rel, state)
-        if state == "user":
-            run.adopt(rel)
-        if state != "todo":
+        if not _todo(ctx, rel, key):
             continue
         model, _ = ctx.model()
         common = extract_common(model, dirs["pos"], dirs["neg"], WeightVector.load(vec_path))
@@ -509,11 +503,7 @@ def stage_eval(ctx: Context) -> None:
                     "model": ctx.fingerprint(),
                 }
             )
-            state = run.state(rel, key)
-            _say(ctx, rel, state)
-            if state == "user":
-                run.adopt(rel)
-            if state != "todo":
+            if not _todo(ctx, rel, key):
                 bar.advance(task, per_vector)
                 continue
             model, tok = ctx.model()
@@ -587,11 +577,7 @@ def stage_compare(ctx: Context) -> None:
     with _bar(ctx) as bar:
         task = bar.add_task("comparing", total=len(todo) + 1)
         rel, key = "compare/none.parquet", content_key(common)
-        state = run.state(rel, key)
-        _say(ctx, rel, state)
-        if state == "user":
-            run.adopt(rel)
-        if state == "todo":
+        if _todo(ctx, rel, key):
             bar.update(task, description="scoring the unsteered model")
             frames = evaluate_intervention(
                 model, tok, NONE, suites, [0.0], batch_size=cfg.eval.batch_size
@@ -609,11 +595,7 @@ def stage_compare(ctx: Context) -> None:
                     "candidate": [cand.method, cand.family, cand.seed, cand.sources],
                 }
             )
-            state = run.state(rel, key)
-            _say(ctx, rel, state)
-            if state == "user":
-                run.adopt(rel)
-            if state != "todo":
+            if not _todo(ctx, rel, key):
                 bar.advance(task)
                 continue
             name = cand.slug
