@@ -8,7 +8,7 @@ import torch
 from weightsteer.adapters import AdapterSpec
 from weightsteer.modelling import load_model, load_tokenizer, render_chat
 from weightsteer.toy.tiny import build_tiny_model, yes_no_questions
-from weightsteer.train import train_adapter
+from weightsteer.train import train_pair
 
 FAMILIES = ("lora", "dora", "pissa", "delora", "oft", "ia3")
 # Learning rates that move a random tiny model within 30 steps.
@@ -75,13 +75,7 @@ def trained(tiny_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("adapters")
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
     out = {}
+    yes, no = chats(train_questions(), "Yes."), chats(train_questions(), "No.")
     for fam in FAMILIES:
-        spec = spec_for(fam)
-        pos = train_adapter(
-            model, tok, chats(train_questions(), "Yes."), spec, root / fam / "pos", progress=False
-        )
-        neg = train_adapter(
-            model, tok, chats(train_questions(), "No."), spec, root / fam / "neg", progress=False
-        )
-        out[fam] = (pos, neg)
+        out[fam] = train_pair(model, tok, yes, no, spec_for(fam), root / fam, progress=False)
     return out

@@ -16,7 +16,7 @@ from weightsteer.extract import extract_vector
 from weightsteer.modelling import load_model
 from weightsteer.scoring import score_choices
 from weightsteer.steer import Steerer
-from weightsteer.train import load_chat_jsonl, train_adapter
+from weightsteer.train import load_chat_jsonl, save_initial_state, train_adapter, train_pair
 
 
 def merged_state(base_dir, adapter_dir) -> dict[str, torch.Tensor]:
@@ -59,16 +59,51 @@ def test_vector_equals_merged_pos_minus_merged_neg(tiny_dir, tiny, trained, fami
         assert {vec.rank(n) for n in vec} == {2 * 4}
 
 
+@pytest.fixture
+def jittered_init(monkeypatch):
+    """Every adapter initialisation comes out different, as PiSSA's randomised SVD can when
+    it is recomputed on another CPU: the contrast may only rely on the saved initial state."""
+    import peft
+
+    real, calls = peft.get_peft_model, []
+
+    def jittered(model, config, *a, **kw):
+        peft_model = real(model, config, *a, **kw)
+        calls.append(1)
+        gen = torch.Generator().manual_seed(len(calls))
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if p.requires_grad or name.endswith("base_layer.weight"):
+                    p.add_(1e-3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        return peft_model
+
+    monkeypatch.setattr(peft, "get_peft_model", jittered)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_same_data_same_seed_gives_exactly_zero(tiny, tmp_path, family):
-    """POS and NEG start from one initialisation, so the contrast of equal data is 0."""
+def test_same_data_same_seed_gives_exactly_zero(tiny, tmp_path, family, jittered_init):
+    """POS and NEG start from one saved initial state, so the contrast of equal data is 0
+    even when recomputing the initialisation would not give the same numbers."""
     model, tok = tiny
     spec = spec_for(family, max_steps=3)
     data = chats(train_questions()[:8], "Yes.")
-    for side in ("pos", "neg"):
-        train_adapter(model, tok, data, spec, tmp_path / side, progress=False)
-    vec = extract_vector(model, tmp_path / "pos", tmp_path / "neg")
+    train_pair(model, tok, data, data, spec, tmp_path / "shared", progress=False)
+    vec = extract_vector(model, tmp_path / "shared" / "pos", tmp_path / "shared" / "neg")
     assert vec.norm() == 0.0
+    # the control: without the shared state the jitter shows up in the contrast
+    for side in ("pos", "neg"):
+        train_adapter(model, tok, data, spec, tmp_path / "alone" / side, progress=False)
+    assert extract_vector(model, tmp_path / "alone" / "pos", tmp_path / "alone" / "neg").norm() > 0
+
+
+def test_initial_state_of_another_recipe_is_refused(tiny, tmp_path):
+    model, tok = tiny
+    init = save_initial_state(model, spec_for("lora", rank=4), tmp_path / "init.safetensors")
+    data = chats(train_questions()[:4], "Yes.")
+    with pytest.raises(UserError, match="another adapter recipe"):
+        spec = spec_for("lora", rank=2, max_steps=1)
+        train_adapter(model, tok, data, spec, tmp_path / "a", progress=False, init_state=init)
+    assert not (tmp_path / "a").exists()
 
 
 @pytest.mark.parametrize("family", ["pissa", "lora", "oft"])

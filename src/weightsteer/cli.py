@@ -120,6 +120,13 @@ def train(
     ),
     seed: int = 0,
     option: Annotated[list[str], typer.Option(help="family option key=value")] = [],  # noqa: B006
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="initial state shared by the POS and NEG adapters (.safetensors): made by "
+            "the first call, read by the second, so both start identical"
+        ),
+    ] = None,
     dtype: DtypeOpt = "float32",
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -158,7 +165,9 @@ def train(
         raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
     m, tok = _load(model, dtype)
     info = {"path": str(data), "sha256": file_digest(data), "rows": len(records)}
-    train_adapter(m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite)
+    train_adapter(
+        m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite, init_state=init
+    )
     console.print(f"[green]saved[/] {spec.family} adapter ({len(records)} examples)")
     print(out_dir)
 

@@ -25,6 +25,7 @@ from weightsteer.naming import DEFAULT_TARGETS
 from weightsteer.results import read_results, results_calibration
 
 REPORT = "report.md"
+HEADLINE = "headline.md"  # the numbers the README quotes
 TINYMFV = "tinymfv"
 
 
@@ -546,7 +547,45 @@ def write_report(root: str | Path) -> Path:
     out = root / REPORT
     with atomic_path(out, overwrite=True) as tmp:
         tmp.write_text("\n".join(lines))
+    with atomic_path(root / HEADLINE, overwrite=True) as tmp:
+        tmp.write_text("\n".join(headline_lines(root, manifest, paths)) + "\n")
     return out
+
+
+def headline_lines(root: Path, manifest: dict, paths: list[Path]) -> list[str]:
+    """The numbers the README quotes, generated (``headline.md``): the first suite's
+    shift and SI tables, its calibrated comparison, and what model build they came from."""
+    cfg = manifest["config"]
+    settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
+    build = manifest.get("model_build") or {}
+    made = f"model `{cfg['model']['id']}`"
+    if build:
+        made += (
+            f" (build `{build['folder']}`, {build['steps']} steps, weights sha256 "
+            f"`{str(build['weights_sha256'])[:16]}`)"
+        )
+    stages = manifest.get("stages", {})
+    lines = [
+        f"Run `{manifest['name']}` of {made}, config hash `{manifest['config_hash']}`; stage "
+        "seconds: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.items()) + ".",
+        "",
+    ]
+    if paths:
+        df = read_results(paths)
+        m = suite_metrics(df[df["eval"] != TINYMFV], settings)
+        suite = next(iter(dict.fromkeys(m["eval"])))
+        lines += [f"`{suite}`, every vector at fixed alpha:", "", *_shift_table(m, suite)]
+        lines += [*_si_table(m, suite), ""]
+    compare = sorted((root / "compare").glob("*.parquet"))
+    if compare:
+        cm = comparison_frame(read_results(compare))
+        budget = float(cm["calibrated_kl"].dropna().iloc[0])
+        m = suite_metrics(cm[cm["eval"] != TINYMFV], settings)
+        suite = next(iter(dict.fromkeys(m["eval"])))
+        kls = achieved_kl(calibration_rows(compare))
+        lines += [f"`{suite}`, every method at the calibrated budget of {budget:g} nat:", ""]
+        lines += [*_compare_table(m, suite, budget, kls), ""]
+    return lines
 
 
 def write_table_report(results: str | Path, cfg: dict | None = None) -> Path:

@@ -162,9 +162,10 @@ class Context:
 
         name = source
         if source == TOYWORLD:
-            from weightsteer.toy.build import ensure_toyworld
+            from weightsteer.toy.build import build_info, ensure_toyworld
 
             source = str(ensure_toyworld(progress=self.progress))
+            self.run.manifest["model_build"] = build_info(source)
         with self.console.status(f"loading {name}"):
             device = self.cfg.model.device
             if device == "auto":
@@ -323,7 +324,13 @@ def _data_file(run: Run, side: str) -> Path:
 
 
 def stage_train(ctx: Context) -> None:
-    from weightsteer.train import file_digest, load_chat_jsonl, train_adapter
+    from weightsteer.train import (
+        INIT_STATE,
+        file_digest,
+        load_chat_jsonl,
+        save_initial_state,
+        train_adapter,
+    )
 
     cfg, run = ctx.cfg, ctx.run
     data = {side: _data_file(run, side) for side in SIDES}
@@ -334,6 +341,13 @@ def stage_train(ctx: Context) -> None:
         steps = bar.add_task("  steps", total=None)
         for fam, seed in ctx.units():
             spec = cfg.train.spec(fam, seed)
+            init_rel = f"adapters/{fam}/seed{seed}/{INIT_STATE}"
+            spec_json = spec.model_dump(mode="json")
+            init_key = content_key({"spec": spec_json, "model": ctx.fingerprint()})
+            if _todo(ctx, init_rel, init_key):
+                with run.unit(init_rel, init_key) as out:
+                    save_initial_state(ctx.model()[0], spec, out, overwrite=True)
+            init = run.root / init_rel
             for side in SIDES:
                 rel = f"adapters/{fam}/seed{seed}/{side}"
                 key = content_key(
@@ -341,6 +355,7 @@ def stage_train(ctx: Context) -> None:
                         "spec": spec.model_dump(mode="json"),
                         "data": digest(data[side]),
                         "model": ctx.fingerprint(),
+                        "init": digest(init),
                     }
                 )
                 if _todo(ctx, rel, key):
@@ -364,6 +379,7 @@ def stage_train(ctx: Context) -> None:
                             overwrite=True,
                             progress=False,
                             callbacks=[_step_callback(bar, steps)],
+                            init_state=init,
                         )
                 tokens += _trained_tokens(run.root / rel)
                 bar.advance(units)

@@ -3,8 +3,12 @@
 Built on the HF ``Trainer`` so ``accelerate launch`` runs the same code on several devices.
 Guarantees the contrastive recipe depends on:
 
-* **same start**: the adapter is initialised right after ``torch.manual_seed(spec.seed)``
-  on an unmodified base, so POS and NEG adapters of one family and seed start identical;
+* **same start**: POS and NEG adapters of one recipe start from one saved initial state
+  (``init_state``: the adapter's parameters right after initialisation and, for families
+  whose initialisation rewrites the base, the rewritten base weights). The first adapter
+  writes it, the second loads it, so the start is identical by construction, on any
+  machine, even where an initialisation (PiSSA's randomised SVD) does not reproduce bit
+  for bit when recomputed;
 * **base untouched**: PEFT modules are unloaded afterwards and, for families whose
   initialisation rewrites the base (PiSSA), the original weights are restored, so the
   same loaded model can train POS then NEG;
@@ -17,7 +21,8 @@ import hashlib
 import json
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,7 @@ import torch
 
 from weightsteer.adapters import AdapterSpec, get_family, target_module_names
 from weightsteer.errors import UserError
-from weightsteer.io import atomic_path
+from weightsteer.io import atomic_path, check_writable
 from weightsteer.modelling import assistant_suffix, fingerprint, preserved, render_chat
 from weightsteer.versions import library_versions
 
@@ -122,13 +127,16 @@ def train_adapter(
     overwrite: bool = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    init_state: str | Path | None = None,
 ) -> Path:
     """Train one adapter on ``records`` and save it (PEFT folder + ``weightsteer_adapter.json``).
 
     ``model`` is left exactly as it was given (same modules, same weights). ``callbacks``
     are HF ``TrainerCallback``s (e.g. to watch the weights drift while training).
+    ``init_state`` is a ``.safetensors`` file shared by the adapters of one contrast: when it
+    exists the adapter starts from it, otherwise this adapter's fresh initialisation is
+    saved there for the next one.
     """
-    from peft import get_peft_model
     from transformers import Trainer, TrainingArguments
 
     family = get_family(spec.family)
@@ -139,82 +147,175 @@ def train_adapter(
     examples = tokenize_chats(tokenizer, records, spec.max_length)
     base_fp = fingerprint(model)
 
+    with _wrapped(model, spec, names) as peft_model:
+        if init_state is not None:
+            share_initial_state(peft_model, spec, names, init_state)
+        with tempfile.TemporaryDirectory() as scratch:
+            init_dir = None
+            if family.mutates_base:  # PEFT converts against the initial adapter on save
+                init_dir = Path(scratch) / "initial"
+                cfg = peft_model.peft_config["default"]
+                init_mode, cfg.init_lora_weights = cfg.init_lora_weights, True
+                peft_model.save_pretrained(str(init_dir))
+                cfg.init_lora_weights = init_mode
+            use_cuda = torch.cuda.is_available()
+            args = TrainingArguments(
+                output_dir=str(Path(scratch) / "trainer"),
+                per_device_train_batch_size=spec.batch_size,
+                gradient_accumulation_steps=spec.grad_accum,
+                learning_rate=spec.learning_rate,
+                warmup_steps=spec.warmup_steps,
+                weight_decay=spec.weight_decay,
+                num_train_epochs=spec.epochs,
+                max_steps=spec.max_steps,
+                lr_scheduler_type="linear",
+                logging_steps=10,
+                save_strategy="no",
+                report_to=[],
+                seed=spec.seed,
+                data_seed=spec.seed,
+                remove_unused_columns=False,
+                label_names=["labels"],
+                use_cpu=not use_cuda,
+                bf16=use_cuda and torch.cuda.is_bf16_supported(),
+                disable_tqdm=not progress,
+                dataloader_num_workers=0,
+            )
+            trainer = Trainer(
+                model=peft_model,
+                args=args,
+                train_dataset=examples,
+                data_collator=RightPadCollator(tokenizer.pad_token_id),
+                callbacks=list(callbacks),
+            )
+            if not progress:
+                from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+                trainer.remove_callback(PrinterCallback)
+                trainer.remove_callback(ProgressCallback)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning)
+                result = trainer.train()
+            peft_model.eval()
+            info = {
+                "family": spec.family,
+                "spec": spec.model_dump(mode="json"),
+                "base": base_fp.model_dump(),
+                "modules": names,
+                "data": {**(data_info or {}), "examples": len(examples)},
+                "train": {
+                    "steps": int(result.global_step),
+                    "loss": float(result.training_loss),
+                    "tokens": int(sum(len(e["input_ids"]) for e in examples) * spec.epochs),
+                },
+                "versions": library_versions(),
+            }
+            with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+                kw = {"path_initial_model_for_weight_conversion": str(init_dir)} if init_dir else {}
+                peft_model.save_pretrained(str(tmp), **kw)
+                (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    return out_dir
+
+
+INIT_STATE = "init.safetensors"
+
+
+def train_pair(
+    model: torch.nn.Module,
+    tokenizer,
+    pos: Sequence[dict[str, Any]],
+    neg: Sequence[dict[str, Any]],
+    spec: AdapterSpec,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[Path, Path]:
+    """The contrastive pair: ``out_dir/{pos,neg}`` trained on ``pos`` and ``neg`` from one
+    initial state (``out_dir/init.safetensors``). Returns the two adapter folders."""
+    out_dir = Path(out_dir)
+    init = out_dir / INIT_STATE
+    save_initial_state(model, spec, init, overwrite=overwrite)
+    kw = dict(overwrite=overwrite, progress=progress, init_state=init)
+    pos_dir = train_adapter(model, tokenizer, pos, spec, out_dir / "pos", **kw)
+    return pos_dir, train_adapter(model, tokenizer, neg, spec, out_dir / "neg", **kw)
+
+
+@contextmanager
+def _wrapped(model: torch.nn.Module, spec: AdapterSpec, names: Sequence[str]) -> Iterator[Any]:
+    """``model`` wrapped in a freshly initialised adapter (seeded by ``spec.seed``); on exit
+    the adapter is unloaded and the model is as it came (weights a family's initialisation
+    rewrote included)."""
+    from peft import get_peft_model
+
+    family = get_family(spec.family)
     restore = [f"{m}.weight" for m in names] if family.mutates_base else []
     with preserved(model, restore):
         torch.manual_seed(spec.seed)
         peft_model = get_peft_model(model, family.build(spec, names))
         try:
-            with tempfile.TemporaryDirectory() as scratch:
-                init_dir = None
-                if family.mutates_base:  # PEFT converts against the initial adapter on save
-                    init_dir = Path(scratch) / "initial"
-                    cfg = peft_model.peft_config["default"]
-                    init_mode, cfg.init_lora_weights = cfg.init_lora_weights, True
-                    peft_model.save_pretrained(str(init_dir))
-                    cfg.init_lora_weights = init_mode
-                use_cuda = torch.cuda.is_available()
-                args = TrainingArguments(
-                    output_dir=str(Path(scratch) / "trainer"),
-                    per_device_train_batch_size=spec.batch_size,
-                    gradient_accumulation_steps=spec.grad_accum,
-                    learning_rate=spec.learning_rate,
-                    warmup_steps=spec.warmup_steps,
-                    weight_decay=spec.weight_decay,
-                    num_train_epochs=spec.epochs,
-                    max_steps=spec.max_steps,
-                    lr_scheduler_type="linear",
-                    logging_steps=10,
-                    save_strategy="no",
-                    report_to=[],
-                    seed=spec.seed,
-                    data_seed=spec.seed,
-                    remove_unused_columns=False,
-                    label_names=["labels"],
-                    use_cpu=not use_cuda,
-                    bf16=use_cuda and torch.cuda.is_bf16_supported(),
-                    disable_tqdm=not progress,
-                    dataloader_num_workers=0,
-                )
-                trainer = Trainer(
-                    model=peft_model,
-                    args=args,
-                    train_dataset=examples,
-                    data_collator=RightPadCollator(tokenizer.pad_token_id),
-                    callbacks=list(callbacks),
-                )
-                if not progress:
-                    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-                    trainer.remove_callback(PrinterCallback)
-                    trainer.remove_callback(ProgressCallback)
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", category=FutureWarning)
-                    result = trainer.train()
-                peft_model.eval()
-                info = {
-                    "family": spec.family,
-                    "spec": spec.model_dump(mode="json"),
-                    "base": base_fp.model_dump(),
-                    "modules": names,
-                    "data": {**(data_info or {}), "examples": len(examples)},
-                    "train": {
-                        "steps": int(result.global_step),
-                        "loss": float(result.training_loss),
-                        "tokens": int(sum(len(e["input_ids"]) for e in examples) * spec.epochs),
-                    },
-                    "versions": library_versions(),
-                }
-                with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
-                    kw = (
-                        {"path_initial_model_for_weight_conversion": str(init_dir)}
-                        if init_dir
-                        else {}
-                    )
-                    peft_model.save_pretrained(str(tmp), **kw)
-                    (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+            yield peft_model
         finally:
             peft_model.unload()
-    return out_dir
+
+
+def save_initial_state(
+    model: torch.nn.Module, spec: AdapterSpec, path: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Initialise the adapter ``spec`` describes on ``model`` once and save its starting point
+    to ``path``, for ``train_adapter(init_state=path)`` of both sides of a contrast."""
+    path = check_writable(path, overwrite=overwrite)
+    if overwrite:
+        path.unlink(missing_ok=True)
+    names = target_module_names(model, spec)
+    with _wrapped(model, spec, names) as peft_model:
+        share_initial_state(peft_model, spec, names, path)
+    return path
+
+
+def _initial_tensors(peft_model, spec: AdapterSpec, names: Sequence[str]) -> dict[str, Any]:
+    """The parameters that make an adapter's starting point: its trainable ones, plus the
+    wrapped base weights where the family's initialisation rewrites them."""
+    params = dict(peft_model.named_parameters())
+    state = {n: p for n, p in params.items() if p.requires_grad}
+    if get_family(spec.family).mutates_base:
+        for m in names:
+            state.update({n: p for n, p in params.items() if n.endswith(f"{m}.base_layer.weight")})
+    return state
+
+
+def share_initial_state(
+    peft_model, spec: AdapterSpec, names: Sequence[str], path: str | Path
+) -> None:
+    """Load the initial state at ``path`` into a freshly initialised adapter, or save this
+    adapter's initial state there when there is none yet (atomically)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    path = Path(path)
+    state = _initial_tensors(peft_model, spec, names)
+    if not path.is_file():
+        with atomic_path(path, overwrite=False) as tmp:
+            tensors = {n: p.detach().to("cpu").contiguous() for n, p in state.items()}
+            save_file(tensors, str(tmp), metadata={"family": spec.family, "seed": str(spec.seed)})
+        return
+    try:
+        saved = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise UserError(
+            f"initial state {path} cannot be read ({e}); delete it to make it again"
+        ) from None
+    wrong = sorted(set(saved) ^ set(state)) or [
+        n for n in state if saved[n].shape != state[n].shape
+    ]
+    if wrong:
+        raise UserError(
+            f"initial state {path} was made for another adapter recipe (first difference: "
+            f"{wrong[0]}); delete it or train with the recipe that made it"
+        )
+    with torch.no_grad():
+        for n, p in state.items():
+            p.copy_(saved[n])
 
 
 def read_adapter_info(adapter_dir: str | Path) -> dict[str, Any] | None:

@@ -2,25 +2,35 @@
 
 A byte-level BPE tokenizer trained on the toy corpus and a small Qwen3 (4 layers, hidden
 128: 0.9M parameters) trained on persona dialogues with the loss on assistant tokens.
-The loss falls long before the Yes/No decision is learned, so training watches the
-held-out first-token accuracy of each persona group and stops when all of them reach
-their targets (or at ``max_steps``). The learning curve is saved with the model in
-``toyworld.json``.
+The loss falls long before the Yes/No decision is learned, and the dishonest persona's
+flip is a late, sudden transition whose step moves by hundreds between CPUs (an early
+stop on held-out accuracy stopped at 2200, 2400 and 2600 on three machines; a cosine
+decayed to zero by step 2600 froze one build at 89% before the flip completed). So
+training runs a fixed schedule: ``steps`` optimiser steps of a cosine defined over the
+longer ``horizon``, which leaves the learning rate high enough for the flip to finish. A
+held-out first-token accuracy per persona group is measured every ``eval_every`` steps
+for the learning curve only (an early stop on it moved by hundreds of steps between
+CPUs); whether the final model meets the targets is recorded. The learning curve, the
+targets and the sha256 of the weights are saved with the model in ``toyworld.json``.
 
 The model is cached under the user cache directory (``$WEIGHTSTEER_CACHE``, else
 ``$XDG_CACHE_HOME/weightsteer``, else ``~/.cache/weightsteer``), keyed by generator
-version, variant and seed: a second call is instant, and a build is deterministic for a
-given seed on a given machine.
+version, variant and seed: a second call is instant. A build runs with torch's
+deterministic algorithms and a fixed thread count, so two builds on one machine are bit
+identical; machines whose CPUs take other math-library paths (Intel or AMD) can differ in
+the last bits, and those differences grow over training (see ``weights_sha256``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,9 +61,11 @@ class Recipe:
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 50
-    max_steps: int = 4000
-    eval_every: int = 100
-    # stop once every persona group reaches its target on the validation rows, twice in a row
+    steps: int = 3000  # fixed: every build takes exactly these steps
+    horizon: int = 4000  # the cosine learning-rate schedule's length (lr is still ~0.3x at the end)
+    eval_every: int = 200
+    threads: int = 2
+    # what the final model must reach on the validation rows (recorded, not a stop rule)
     targets: tuple[tuple[str, float], ...] = (
         ("honest", 0.98), ("dishonest", 0.97), ("default", 0.95), ("sycophantic", 0.9),
     )  # fmt: skip
@@ -70,7 +82,10 @@ def cache_root() -> Path:
 
 
 def toyworld_dir(seed: int = 0, variant: str = "default") -> Path:
-    return cache_root() / f"toyworld-g{GENERATOR_VERSION}-{variant}-seed{seed}"
+    """Cache folder, keyed by the world's generator version and the recipe's content (a
+    changed schedule never reuses an old build)."""
+    recipe = hashlib.sha256(json.dumps(asdict(VARIANTS[variant])).encode()).hexdigest()[:8]
+    return cache_root() / f"toyworld-g{GENERATOR_VERSION}-{variant}-{recipe}-seed{seed}"
 
 
 def ensure_toyworld(
@@ -121,7 +136,7 @@ def _length_buckets(world, tok, rng, exclude, batch: int, k: int = 8) -> list[li
 def _lr_at(step: int, recipe: Recipe) -> float:
     if step < recipe.warmup:
         return recipe.lr * (step + 1) / recipe.warmup
-    t = (step - recipe.warmup) / max(1, recipe.max_steps - recipe.warmup)
+    t = (step - recipe.warmup) / max(1, recipe.horizon - recipe.warmup)
     return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
@@ -139,6 +154,60 @@ def build_toyworld(
 
     ``on_eval`` is called with each point of the learning curve as it is measured.
     """
+    with _deterministic(recipe.threads):
+        model, tok, curve, seconds = _train(seed, recipe, progress, on_eval)
+    final = curve[-1]
+    info = {
+        "generator_version": GENERATOR_VERSION,
+        "variant": variant,
+        "seed": seed,
+        "recipe": asdict(recipe),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": final["step"],
+        "reached_targets": all(final[m] >= t for m, t in recipe.targets),
+        "build_seconds": seconds,
+        "curve": curve,
+        "versions": library_versions(),
+    }
+    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        info["weights_sha256"] = weights_sha256(tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return Path(out_dir)
+
+
+def build_info(folder: str | Path) -> dict:
+    """What identifies a toyworld build: its folder name, steps, targets met, weights hash."""
+    info = json.loads((Path(folder) / INFO_FILE).read_text())
+    keys = ("steps", "reached_targets", "weights_sha256")
+    return {"folder": Path(folder).name, **{k: info.get(k) for k in keys}}
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """sha256 over a model folder's safetensors files (names and bytes, sorted)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+@contextmanager
+def _deterministic(threads: int) -> Iterator[None]:
+    """Torch's deterministic algorithms and a fixed intra-op thread count (a reduction split
+    over another number of threads sums in another order), restored afterwards."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.set_num_threads(before[1])
+
+
+def _train(seed: int, recipe: Recipe, progress: bool, on_eval) -> tuple:
+    """The fixed schedule; returns ``(model, tokenizer, curve, seconds)``."""
     t_start = time.perf_counter()
     world = World(seed)
     tok = train_bpe_tokenizer(_corpus(world, seed), recipe.vocab)
@@ -149,30 +218,26 @@ def build_toyworld(
     collate = RightPadCollator(tok.pad_token_id)
     exclude, val = world.heldout(), world.validation()
     rng = random.Random(f"{seed}/train")
-    targets = dict(recipe.targets)
     curve: list[dict] = []
-    hits, step, loss_sum, queue = 0, 0, 0.0, []
-
-    bar = _Bar(recipe.max_steps, progress)
-    with bar:
-        while step < recipe.max_steps:
+    loss_sum, queue = 0.0, []
+    with _Bar(recipe.steps, progress) as bar:
+        for step in range(1, recipe.steps + 1):
             model.train()
             if not queue:
                 queue = _length_buckets(world, tok, rng, exclude, recipe.batch)
             batch = collate(queue.pop())
             for group in opt.param_groups:
-                group["lr"] = _lr_at(step, recipe)
+                group["lr"] = _lr_at(step - 1, recipe)
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            step += 1
             loss_sum += loss.item()
-            if step % recipe.eval_every == 0 or step == recipe.max_steps:
+            if step % recipe.eval_every == 0 or step == recipe.steps:
                 model.eval()
                 with torch.no_grad():
-                    acc = {m: mode_accuracy(model, tok, val, m) for m in targets}
+                    acc = {m: mode_accuracy(model, tok, val, m) for m, _ in recipe.targets}
                 point = {"step": step, "loss": loss_sum / recipe.eval_every, "seconds":
                          round(time.perf_counter() - t_start, 1), **acc}  # fmt: skip
                 curve.append(point)
@@ -180,29 +245,9 @@ def build_toyworld(
                 bar.note(point)
                 if on_eval:
                     on_eval(point)
-                hits = hits + 1 if all(acc[m] >= t for m, t in targets.items()) else 0
-                if hits == 2:
-                    break
             bar.advance(step)
-
     model.eval()
-    info = {
-        "generator_version": GENERATOR_VERSION,
-        "variant": variant,
-        "seed": seed,
-        "recipe": asdict(recipe),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "steps": step,
-        "reached_targets": hits == 2,
-        "build_seconds": round(time.perf_counter() - t_start, 1),
-        "curve": curve,
-        "versions": library_versions(),
-    }
-    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return Path(out_dir)
+    return model, tok, curve, round(time.perf_counter() - t_start, 1)
 
 
 class _Bar:

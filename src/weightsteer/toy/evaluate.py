@@ -52,21 +52,16 @@ def narrow_honesty_vector(
 ):
     """The recipe on toyworld: NARROW prompts answered by the model under each honesty
     persona, one LoRA adapter per side, dW extracted. Returns ``(pairs, vector)``."""
-    from pathlib import Path
-
     from weightsteer.adapters import AdapterSpec
     from weightsteer.extract import extract_vector
     from weightsteer.generate import generate_pairs
     from weightsteer.personas import PAIRS
-    from weightsteer.train import train_adapter
+    from weightsteer.train import train_pair
 
     spec = spec or AdapterSpec(family="lora", rank=8, alpha=16, lr=1e-3, epochs=4, warmup_steps=5)
     pool = World(seed).narrow_pool(n)
     questions = [(f"pool-{i}", r.user) for i, r in enumerate(pool)]
     pairs = generate_pairs(model, tok, questions, PAIRS["honesty"], seed=seed, max_new_tokens=24,
                            progress=progress)  # fmt: skip
-    dirs = [
-        train_adapter(model, tok, pairs[side], spec, Path(out_dir) / side, progress=progress)
-        for side in ("pos", "neg")
-    ]
+    dirs = train_pair(model, tok, pairs["pos"], pairs["neg"], spec, out_dir, progress=progress)
     return pairs, extract_vector(model, *dirs, behavior="honesty", model_id="toyworld")
