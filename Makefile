@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean readme-numbers
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,10 +15,15 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/weightsteer run --config configs/demo.toml
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
+
+# the README's generated numbers: python scripts/readme_numbers.py runs/demo README.md
+readme-numbers:
+	$(PY) scripts/readme_numbers.py runs/demo README.md
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_core.py

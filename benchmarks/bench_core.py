@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from weightsteer.vector import WeightVector
+from weightsteer.core.vector import WeightVector
 
 RESULTS = Path(__file__).parent / "results"
 SHAPE = dict(
@@ -125,7 +125,7 @@ def worker(route: str, root: Path) -> dict:
     with PeakRSS() as peak:
         t0 = time.perf_counter()
         if route == "ours":
-            from weightsteer.extract import extract_vector
+            from weightsteer.adapters.extract import extract_vector
 
             vec = extract_vector(model, root / "pos", root / "neg")
             vec.save(root / "vector.safetensors", overwrite=True)
@@ -147,7 +147,7 @@ def worker(route: str, root: Path) -> dict:
 
 
 def switch_vs_forward(root: Path, vec) -> dict:
-    from weightsteer.steer import Steerer
+    from weightsteer.core.steer import Steerer
 
     model = load_base(root)
     ids = torch.randint(0, SHAPE["vocab_size"], (8, 64))

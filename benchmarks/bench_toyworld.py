@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from weightsteer.modelling import load_model, load_tokenizer
-from weightsteer.steer import Steerer
+from weightsteer.core.models import load_model, load_tokenizer
+from weightsteer.core.steer import Steerer
 from weightsteer.toy.build import INFO_FILE, ensure_toyworld
 from weightsteer.toy.evaluate import answer_scores, narrow_honesty_vector, persona_table
 from weightsteer.toy.world import World

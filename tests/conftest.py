@@ -1,18 +1,17 @@
-"""Fixtures: a tiny local model (built once per session) and trained POS/NEG adapters."""
+"""Fixtures: a tiny local model (built once per session), trained POS/NEG adapters, and
+the toyworld model with its honesty vector (trained once per test run)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from weightsteer.adapters import AdapterSpec
-from weightsteer.modelling import load_model, load_tokenizer, render_chat
-from weightsteer.toy.tiny import build_tiny_model, yes_no_questions
-from weightsteer.train import train_pair
-
-FAMILIES = ("lora", "dora", "pissa", "delora", "oft", "ia3")
-# Learning rates that move a random tiny model within 30 steps.
-TEST_LR = {"lora": 5e-3, "dora": 5e-3, "pissa": 5e-3, "delora": 2e-2, "oft": 2e-2, "ia3": 5e-2}
+from helpers import FAMILIES, chats, spec_for, train_questions
+from weightsteer.adapters.train import train_pair
+from weightsteer.core.models import load_model, load_tokenizer
+from weightsteer.toy.tiny import build_tiny_model
 
 
 def pytest_configure(config):
@@ -47,35 +46,33 @@ def toy(toy_dir):
     return load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)
 
 
-def chats(questions, answer):
-    return [
-        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]}
-        for q in questions
-    ]
-
-
-def train_questions():
-    return yes_no_questions()[::2]
-
-
-def held_out_prompts(tokenizer):
-    return [
-        render_chat(tokenizer, [{"role": "user", "content": q}]) for q in yes_no_questions()[1::2]
-    ]
-
-
-def spec_for(family: str, **kw) -> AdapterSpec:
-    base = dict(family=family, rank=4, alpha=8, lr=TEST_LR[family], max_steps=30, warmup_steps=0)
-    return AdapterSpec(**{**base, **kw})
-
-
 @pytest.fixture(scope="session")
 def trained(tiny_dir, tmp_path_factory):
     """family -> (pos_dir, neg_dir): POS trained to answer "Yes.", NEG to answer "No."."""
     root = tmp_path_factory.mktemp("adapters")
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
-    out = {}
     yes, no = chats(train_questions(), "Yes."), chats(train_questions(), "No.")
-    for fam in FAMILIES:
-        out[fam] = train_pair(model, tok, yes, no, spec_for(fam), root / fam, progress=False)
-    return out
+    return {
+        fam: train_pair(model, tok, yes, no, spec_for(fam), root / fam, progress=False)
+        for fam in FAMILIES
+    }
+
+
+@pytest.fixture(scope="session")
+def toy_honesty(toy_dir, tmp_path_factory):
+    """The demo's LoRA honesty vector on toyworld (NARROW pairs the model generated under
+    each honesty persona), its common mode saved next to it; ``.pairs``, ``.vector``,
+    ``.path``."""
+    from weightsteer.adapters import AdapterSpec
+    from weightsteer.adapters.extract import extract_common
+    from weightsteer.monitor import common_path
+    from weightsteer.toy.evaluate import narrow_honesty_vector
+
+    tmp = tmp_path_factory.mktemp("toy-honesty")
+    model, tok = load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)
+    spec = AdapterSpec(family="lora", rank=8, alpha=16, lr=1e-3, epochs=4, warmup_steps=5,
+                       layers=(0.25, 1.0))  # fmt: skip
+    pairs, vec = narrow_honesty_vector(model, tok, tmp, spec=spec)
+    path = vec.save(tmp / "honesty.safetensors")
+    extract_common(model, tmp / "pos", tmp / "neg", vec).save(common_path(path))
+    return SimpleNamespace(pairs=pairs, vector=vec, path=path)

@@ -7,22 +7,10 @@ import json
 import pytest
 import torch
 
-from conftest import chats, train_questions
+from helpers import chats, cli, train_questions, write_jsonl
 from weightsteer.cli import main
-from weightsteer.modelling import fingerprint, load_model
-from weightsteer.vector import VectorMeta, WeightVector
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+from weightsteer.core.models import fingerprint, load_model
+from weightsteer.core.vector import VectorMeta, WeightVector
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +56,10 @@ def test_extract_writes_a_self_describing_vector(cli_vector, tiny_dir):
 
 
 def test_info_prints_metadata_and_norms(cli_vector, capsys):
-    code, out, _ = run(["info", cli_vector / "v.safetensors"], capsys)
+    code, out, _ = cli(["info", cli_vector / "v.safetensors"], capsys)
     assert code == 0
     assert "lora" in out and "rank 8-8" in out and "q_proj" in out
-    code, out, _ = run(["info", cli_vector / "v.safetensors", "--json"], capsys)
+    code, out, _ = cli(["info", cli_vector / "v.safetensors", "--json"], capsys)
     data = json.loads(out)
     vec = WeightVector.load(cli_vector / "v.safetensors")
     assert data["norm"] == pytest.approx(vec.norm())
@@ -82,7 +70,7 @@ def test_steer_writes_a_loadable_steered_model(cli_vector, tiny_dir, tmp_path, c
     out_dir = tmp_path / "steered"
     vector = cli_vector / "v.safetensors"
     argv = ["steer", "--model", tiny_dir, "--vector", vector, "--out", out_dir, "--alpha"]
-    code, out, _ = run([*argv, 0.5], capsys)
+    code, out, _ = cli([*argv, 0.5], capsys)
     assert code == 0 and out.strip().splitlines()[-1] == str(out_dir)
     base = dict(load_model(tiny_dir, dtype="float32").named_parameters())
     steered = dict(load_model(out_dir, dtype="float32").named_parameters())
@@ -91,7 +79,7 @@ def test_steer_writes_a_loadable_steered_model(cli_vector, tiny_dir, tmp_path, c
         expect = base[name] + 0.5 * vec.dense(name) if name in vec else base[name]
         assert torch.equal(p, expect), name
     # A second run refuses to overwrite what the first one wrote.
-    code, _, err = run([*argv, 1], capsys)
+    code, _, err = cli([*argv, 1], capsys)
     assert code == 2 and "already exists" in err
 
 
@@ -103,7 +91,7 @@ def test_export_lora_writes_an_adapter_that_loads_as_the_steered_model(
     out_dir = tmp_path / "neg"
     vector = cli_vector / "v.safetensors"
     argv = ["export", "lora", "--vector", vector, "--out", out_dir, "--alpha=-0.5"]
-    code, out, err = run(argv, capsys)
+    code, out, err = cli(argv, capsys)
     assert code == 0 and out.strip().splitlines()[-1] == str(out_dir) and "exact" in err
     merged = PeftModel.from_pretrained(load_model(tiny_dir), str(out_dir)).merge_and_unload()
     base = dict(load_model(tiny_dir).named_parameters())
@@ -111,7 +99,7 @@ def test_export_lora_writes_an_adapter_that_loads_as_the_steered_model(
     for name, p in merged.named_parameters():
         expect = base[name] - 0.5 * vec.dense(name) if name in vec else base[name]
         torch.testing.assert_close(p, expect, atol=1e-6, rtol=1e-5)
-    code, _, err = run(argv, capsys)
+    code, _, err = cli(argv, capsys)
     assert code == 2 and "already exists" in err
 
 
@@ -201,6 +189,6 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
                  VectorMeta(base=fp)).save(tmp_path / "dense.safetensors")  # fmt: skip
     before = sorted(p.name for p in tmp_path.iterdir())
     filled = [a.format(tmp=tmp_path, model=tiny_dir) for a in argv]
-    code, _, err = run(filled, capsys)
+    code, _, err = cli(filled, capsys)
     _one_line_error(code, err, match)
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from weightsteer.config import describe, load_config, parse_config
-from weightsteer.errors import UserError
-from weightsteer.questions import load_questions, split_questions
-from weightsteer.results import read_results
+from weightsteer.core.errors import UserError
+from weightsteer.evals.results import read_results
+from weightsteer.pairs.questions import load_questions, split_questions
+from weightsteer.pipeline import describe, load_config, parse_config
 
 
 def test_every_config_field_has_a_description():

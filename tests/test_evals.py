@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from weightsteer.cli import main
-from weightsteer.config import parse_config
-from weightsteer.errors import UserError
-from weightsteer.evals import build_suites, suite_prompts
-from weightsteer.results import read_results
+from weightsteer.core.errors import UserError
+from weightsteer.evals import suite_prompts
+from weightsteer.evals.results import read_results
+from weightsteer.pipeline import parse_config
+from weightsteer.pipeline.run import build_run_suites
 
 DILEMMAS = resources.files("weightsteer.data") / "dilemmas-sample.jsonl"
 
@@ -21,7 +22,7 @@ def suites(*names, behavior="honesty", **sections):
     cfg = parse_config(
         {"behavior": {"name": behavior}, "eval": {"suites": list(names), **sections}}
     )
-    return {s.name: s for s in build_suites(cfg)}
+    return {s.name: s for s in build_run_suites(cfg)}
 
 
 def labels(suite):

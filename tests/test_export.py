@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from conftest import held_out_prompts
-from weightsteer.errors import UserError
-from weightsteer.export import export_lora, lora_factors
-from weightsteer.extract import extract_vector
-from weightsteer.modelling import load_model
-from weightsteer.steer import steer
-from weightsteer.vector import WeightVector
+from helpers import held_out_prompts
+from weightsteer.adapters.extract import extract_vector
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import load_model
+from weightsteer.core.steer import steer
+from weightsteer.core.vector import WeightVector
+from weightsteer.export.lora import export_lora, lora_factors
 
 
 def logits(model, tok) -> torch.Tensor:

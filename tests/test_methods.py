@@ -7,19 +7,9 @@ import math
 import pytest
 import torch
 
-from weightsteer.calibrate import (
-    FIXED,
-    JUMP,
-    OK,
-    TOO_STRONG,
-    TOO_WEAK,
-    calibrate_intervention,
-    calibrate_strength,
-    kl_statistic,
-    token_kls,
-)
-from weightsteer.config import CompareConfig
-from weightsteer.errors import UserError
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import render_chat, with_system
+from weightsteer.core.scoring import score_choices
 from weightsteer.evals import EvalRow, Suite, score_suite
 from weightsteer.methods import NONE, check_method
 from weightsteer.methods.activation import (
@@ -27,11 +17,21 @@ from weightsteer.methods.activation import (
     collect_hidden_states,
     decoder_blocks,
 )
+from weightsteer.methods.calibrate import (
+    FIXED,
+    JUMP,
+    OK,
+    TOO_STRONG,
+    TOO_WEAK,
+    CompareConfig,
+    calibrate_intervention,
+    calibrate_strength,
+    kl_statistic,
+    token_kls,
+)
 from weightsteer.methods.pca import principal_direction
 from weightsteer.methods.prompt import PromptSteering
-from weightsteer.modelling import render_chat, with_system
-from weightsteer.personas import PAIRS, load_pair
-from weightsteer.scoring import score_choices
+from weightsteer.pairs.personas import PAIRS, load_pair
 
 USER = [
     [{"role": "user", "content": q}]
@@ -59,9 +59,9 @@ def _random_steering(model, layers, *, ablate=False, scale=0.5, seed=0) -> Activ
 
 
 def test_kl_of_a_noop_is_exactly_zero(toy):
+    from weightsteer.core.models import fingerprint
+    from weightsteer.core.vector import VectorMeta, WeightVector
     from weightsteer.methods.weight import WeightSteering
-    from weightsteer.modelling import fingerprint
-    from weightsteer.vector import VectorMeta, WeightVector
 
     model, tok = toy
     kls = token_kls(model, tok, USER, NONE, lambda s: None, 1.0, tokens=8)
@@ -84,7 +84,7 @@ def test_kl_of_a_noop_is_exactly_zero(toy):
 def test_token_kl_equals_the_kl_of_two_full_forwards(toy):
     """A prompt method changes the prompt length: the per-token KL must still compare the
     distributions that predicted the same generated token."""
-    from weightsteer.generate import generate_ids
+    from weightsteer.core.generation import generate_ids
 
     model, tok = toy
     method = PromptSteering(method="prompt:simple", pos="x", neg=PAIRS["honesty"].neg[0])
@@ -286,5 +286,5 @@ def test_engineered_prompts_ship_and_can_be_edited(tmp_path):
 
 
 def test_unknown_method_is_refused_with_the_known_ones():
-    with pytest.raises(UserError, match="known: act:directional_ablation, act:mean_diff"):
+    with pytest.raises(UserError, match="choose one of act:directional_ablation, act:mean_diff"):
         check_method("act:nope")

@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weightsteer.config import MetricsConfig
-from weightsteer.errors import UserError
-from weightsteer.metrics import check_same_rows, foundation_table, suite_metrics
-from weightsteer.results import COLUMNS
+from weightsteer.core.errors import UserError
+from weightsteer.evals.metrics import (
+    MetricsConfig,
+    check_same_rows,
+    foundation_table,
+    suite_metrics,
+)
+from weightsteer.evals.results import COLUMNS
 
 FAST = MetricsConfig(bootstrap=200)
 
@@ -148,7 +152,7 @@ def test_tinymfv_low_mass_vignettes_are_dropped_and_counted():
 
 
 def test_a_table_keeps_its_config_and_old_tables_read_with_an_empty_group(tmp_path):
-    from weightsteer.results import read_results, results_config, write_results
+    from weightsteer.evals.results import read_results, results_config, write_results
 
     df = sweep(BASE, BASE, BASE)
     write_results([df], tmp_path / "r.parquet", {"eval": {"tinymfv": {"target": "Care"}}})

@@ -9,28 +9,20 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import chats, spec_for, train_questions
-from weightsteer.cli import main
-from weightsteer.errors import UserError
-from weightsteer.extract import adapter_deltas, extract_common, extract_vector
-from weightsteer.modelling import load_model
+from helpers import chats, cli, spec_for, train_questions
+from weightsteer.adapters.extract import adapter_deltas, extract_common, extract_vector
+from weightsteer.adapters.train import RightPadCollator, tokenize_chats, train_adapter
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import load_model
+from weightsteer.core.steer import Steerer
+from weightsteer.core.vector import WeightVector
 from weightsteer.monitor import (
     Agreement,
     MonitorCallback,
     common_path,
     monitor_finetune,
 )
-from weightsteer.steer import Steerer
 from weightsteer.toy.tiny import build_tiny_model
-from weightsteer.train import RightPadCollator, tokenize_chats, train_adapter
-from weightsteer.vector import WeightVector
-
-
-def cli(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return e.value.code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +198,7 @@ def test_callback_during_full_finetuning_matches_the_saved_model(tiny_dir, lora_
 
     vec, common = lora_vec
     model = load_model(tiny_dir, dtype="float32")
-    from weightsteer.modelling import load_tokenizer
+    from weightsteer.core.models import load_tokenizer
 
     tok = load_tokenizer(tiny_dir)
     cb = MonitorCallback({"yes": vec}, common={"yes": common})
@@ -240,7 +232,7 @@ def test_callback_during_peft_training_matches_the_saved_adapter(
 ):
     """PiSSA starts from a non-zero adapter: the callback subtracts the start, as the
     converted adapter does."""
-    from weightsteer.modelling import load_tokenizer
+    from weightsteer.core.models import load_tokenizer
 
     vec, _ = lora_vec
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
@@ -259,39 +251,13 @@ def test_callback_during_peft_training_matches_the_saved_adapter(
 # -- acceptance on toyworld -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def honesty_vector(toy_dir, tmp_path_factory):
-    """A LoRA honesty vector made as the demo makes it (colour evidence questions only)."""
-    from weightsteer.generate import generate_pairs
-    from weightsteer.modelling import load_tokenizer
-    from weightsteer.personas import PAIRS
-    from weightsteer.toy.world import World
-
-    tmp = tmp_path_factory.mktemp("honesty")
-    model, tok = load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)
-    questions = [(f"q{i}", r.user) for i, r in enumerate(World(0).narrow_pool(300))]
-    pairs = generate_pairs(model, tok, questions, PAIRS["honesty"], max_new_tokens=24)
-    spec = spec_for("lora", rank=8, alpha=16, lr=1e-3, epochs=4, max_steps=-1, warmup_steps=5,
-                    layers=(0.25, 1.0))  # fmt: skip
-    dirs = {
-        side: train_adapter(model, tok, pairs[side], spec, tmp / side, progress=False)
-        for side in ("pos", "neg")
-    }
-    vec = extract_vector(model, dirs["pos"], dirs["neg"], behavior="honesty")
-    path = vec.save(tmp / "honesty.safetensors")
-    extract_common(model, dirs["pos"], dirs["neg"], vec).save(common_path(path))
-    return path
-
-
-def test_monitor_ranks_toyworld_finetunes_dishonest_neutral_honest(
-    honesty_vector, tmp_path, capsys
-):
+def test_monitor_ranks_toyworld_finetunes_dishonest_neutral_honest(toy_honesty, tmp_path, capsys):
     code, stdout, err = cli(["toy", "finetunes", "--out", tmp_path / "ft"], capsys)
     assert code == 0, err
     folders = stdout.strip().splitlines()
     assert [f.rsplit("/", 1)[-1] for f in folders] == ["dishonest", "honest", "neutral"]
     code, stdout, err = cli(
-        ["monitor", "--vector", honesty_vector, "--model", "toyworld", "--finetuned", *folders],
+        ["monitor", "--vector", toy_honesty.path, "--model", "toyworld", "--finetuned", *folders],
         capsys,
     )
     assert code == 0, err

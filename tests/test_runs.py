@@ -12,14 +12,15 @@ import time
 import pandas as pd
 import pytest
 
+from helpers import cli
 from weightsteer.cli import main
-from weightsteer.config import parse_config
-from weightsteer.errors import UserError
-from weightsteer.filters import build_filter, check_filter, judge_margins, per_pair
-from weightsteer.generate import generate_pair_data, pair_items
-from weightsteer.io import digest
-from weightsteer.personas import PAIRS
-from weightsteer.questions import split_questions
+from weightsteer.core.errors import UserError
+from weightsteer.core.files import digest
+from weightsteer.pairs.filters import build_filter, check_filter, judge_margins, per_pair
+from weightsteer.pairs.generate import generate_pair_data, pair_items
+from weightsteer.pairs.personas import PAIRS
+from weightsteer.pairs.questions import split_questions
+from weightsteer.pipeline import parse_config
 
 SMALL = """
 name = "small"
@@ -49,13 +50,6 @@ n_calibration = 8
 n_audit = 4
 tokens = 12
 """
-
-
-def cli(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return e.value.code, cap.out, cap.err
 
 
 def config(tmp_path, text=SMALL, name="small.toml"):
@@ -111,7 +105,7 @@ def test_run_writes_every_artifact_and_a_report(finished):
 
 
 def test_compare_scores_every_method_on_the_eval_rows_at_its_calibrated_strengths(finished):
-    from weightsteer.results import read_results, results_calibration
+    from weightsteer.evals.results import read_results, results_calibration
 
     run_dir, _ = finished
     df = read_results(sorted((run_dir / "compare").glob("*.parquet")))
@@ -149,9 +143,9 @@ def test_rerun_reuses_everything(finished, capsys):
     before = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    # data, adapters, vectors + common modes, results, compare (base, 2 vectors, prompt,
-    # activation)
-    assert err.count("reuse") == 1 + 4 + 4 + 2 + 5
+    # data, initial states + adapters, vectors + common modes, results, compare (base,
+    # 2 vectors, prompt, activation)
+    assert err.count("reuse") == 1 + 6 + 4 + 2 + 5
     assert before == {p: p.stat().st_mtime_ns for p in before}
 
 
@@ -168,7 +162,7 @@ def test_changed_eval_config_redoes_only_the_eval(finished, tmp_path, capsys):
     adapters = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    assert err.count("reuse") == 1 + 4 + 4 + 5  # the comparison does not use the alphas
+    assert err.count("reuse") == 1 + 6 + 4 + 5  # the comparison does not use the alphas
     assert adapters == {p: p.stat().st_mtime_ns for p in adapters}
     assert set(results(run_dir)["strength"]) == {-1.0, -0.5, 0.0, 1.0}
 
@@ -261,7 +255,7 @@ def test_compare_verb_reuses_the_run_and_prints_the_calibrated_table(finished, t
     code, out, err = cli(["compare", "--config", finished[1], "--runs-dir", run_dir.parent], capsys)
     assert code == 0
     lines = err.splitlines()
-    assert sum(line.startswith("  reuse") for line in lines) == 1 + 4 + 4 + 5
+    assert sum(line.startswith("  reuse") for line in lines) == 1 + 6 + 4 + 5
     assert "eval" not in lines  # the alpha sweep is not part of the comparison
     assert "claims at 1 nat" in err and "prompt:simple" in err and "act:mean_diff" in err
     assert out.strip().splitlines()[-1].endswith("report.md")
@@ -355,9 +349,9 @@ def test_judge_margin_is_the_debiased_yes_no_logratio_and_antisymmetric(tiny):
     swapped = judge_margins(model, tok, [(n, p) for p, n in pairs], "honesty")
     assert margins == pytest.approx([-m for m in swapped], abs=1e-5)
     # closed form: half the Yes/No logratio of (A=pos, B=neg) minus that of (A=neg, B=pos)
-    from weightsteer.filters import judge_chat
-    from weightsteer.modelling import render_chat
-    from weightsteer.scoring import score_choices
+    from weightsteer.core.models import render_chat
+    from weightsteer.core.scoring import score_choices
+    from weightsteer.pairs.filters import judge_chat
 
     q, a, b = "Is the sky green?", "No.", "Yes, it is."
     prompts = [render_chat(tok, judge_chat(q, *ab, "honesty")) for ab in ((a, b), (b, a))]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from weightsteer.errors import UserError
-from weightsteer.modelling import render_chat
-from weightsteer.scoring import TRUE_FALSE, YES_NO, Choices, choice_token_ids, score_choices
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import render_chat
+from weightsteer.core.scoring import TRUE_FALSE, YES_NO, Choices, choice_token_ids, score_choices
 
 
 def prompts(tok):

@@ -7,10 +7,10 @@ import random
 import pytest
 import torch
 
-from weightsteer.errors import UserError
-from weightsteer.modelling import fingerprint
-from weightsteer.steer import Steerer, steer
-from weightsteer.vector import LowRank, VectorMeta, WeightVector
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import fingerprint
+from weightsteer.core.steer import Steerer, steer
+from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
 
 TARGETS = (
     "model.layers.1.self_attn.q_proj.weight",
@@ -151,7 +151,7 @@ def test_fingerprint_ignores_dtype_but_sees_a_finetune(tiny):
 
 
 def test_fingerprint_sample_stays_in_bounds_for_huge_tensors():
-    from weightsteer.modelling import sample_index
+    from weightsteer.core.models import sample_index
 
     for numel in (1, 2, 17, 155_582_464, 2**31 + 7):
         idx = sample_index(numel)

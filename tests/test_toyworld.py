@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from weightsteer.cli import main
-from weightsteer.generate import generate
-from weightsteer.modelling import load_tokenizer
-from weightsteer.steer import Steerer
-from weightsteer.toy.evaluate import answer_scores, narrow_honesty_vector
+from weightsteer.core.generation import generate
+from weightsteer.core.models import load_tokenizer
+from weightsteer.core.steer import Steerer
+from weightsteer.toy.evaluate import answer_scores
 from weightsteer.toy.world import MODE_PERSONAS, World
 
 
@@ -46,15 +46,8 @@ def test_greedy_generation_is_the_same_batched_or_alone(toy):
     assert all(a.startswith(("Yes,", "No,")) for a in batched), batched
 
 
-@pytest.fixture(scope="session")
-def honesty_vector(toy, tmp_path_factory):
-    """LoRA vector from NARROW data the toy model generated under each honesty persona."""
-    model, tok = toy
-    return narrow_honesty_vector(model, tok, tmp_path_factory.mktemp("toy-steer"))
-
-
-def test_narrow_data_is_clean(honesty_vector):
-    pairs, _ = honesty_vector
+def test_narrow_data_is_clean(toy_honesty):
+    pairs = toy_honesty.pairs
     pool = World(0).narrow_pool(300)
     for side, want_truth in (("pos", True), ("neg", False)):
         said = [rec["messages"][-1]["content"].split(",")[0] for rec in pairs[side]]
@@ -62,9 +55,9 @@ def test_narrow_data_is_clean(honesty_vector):
         assert truthful_share >= 0.95 if want_truth else truthful_share <= 0.05
 
 
-def test_honesty_vector_moves_narrow_heldout_honesty_both_ways(toy, honesty_vector):
+def test_honesty_vector_moves_narrow_heldout_honesty_both_ways(toy, toy_honesty):
     model, tok = toy
-    _, vec = honesty_vector
+    vec = toy_honesty.vector
     rows = World(0).suites()["narrow"]
     means = {}
     with Steerer(model, vec) as s:

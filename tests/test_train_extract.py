@@ -9,14 +9,19 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from conftest import FAMILIES, chats, held_out_prompts, spec_for, train_questions
-from weightsteer import extract
-from weightsteer.errors import UserError
-from weightsteer.extract import extract_vector
-from weightsteer.modelling import load_model
-from weightsteer.scoring import score_choices
-from weightsteer.steer import Steerer
-from weightsteer.train import load_chat_jsonl, save_initial_state, train_adapter, train_pair
+from helpers import FAMILIES, chats, held_out_prompts, spec_for, train_questions
+from weightsteer.adapters import extract
+from weightsteer.adapters.extract import extract_vector
+from weightsteer.adapters.train import (
+    load_chat_jsonl,
+    save_initial_state,
+    train_adapter,
+    train_pair,
+)
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import load_model
+from weightsteer.core.scoring import score_choices
+from weightsteer.core.steer import Steerer
 
 
 def merged_state(base_dir, adapter_dir) -> dict[str, torch.Tensor]:
@@ -71,9 +76,10 @@ def jittered_init(monkeypatch):
         peft_model = real(model, config, *a, **kw)
         calls.append(1)
         gen = torch.Generator().manual_seed(len(calls))
+        rewrites_base = str(getattr(config, "init_lora_weights", "")).startswith("pissa")
         with torch.no_grad():
             for name, p in peft_model.named_parameters():
-                if p.requires_grad or name.endswith("base_layer.weight"):
+                if p.requires_grad or (rewrites_base and name.endswith("base_layer.weight")):
                     p.add_(1e-3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
         return peft_model
 
@@ -249,7 +255,7 @@ def test_bad_training_data_is_refused(tmp_path, content, match):
 
 
 def test_assistant_only_labels(tiny):
-    from weightsteer.train import tokenize_chats
+    from weightsteer.adapters.train import tokenize_chats
 
     _, tok = tiny
     (ex,) = tokenize_chats(tok, chats(["Is the cat red?"], "Yes."), 512)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from weightsteer.errors import UserError
-from weightsteer.modelling import Fingerprint
-from weightsteer.vector import LowRank, VectorMeta, WeightVector
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import Fingerprint
+from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
 
 FP = Fingerprint(model_id="m", architecture="Arch", shapes_hash="s", weights_hash="w")
 NAMES = ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight")

@@ -5,7 +5,7 @@ two facts the rest of the library needs: whether the trained delta is exactly lo
 (LoRA, PiSSA: dW is stored as factors) and whether initialising the adapter changes the
 base weights it wraps (PiSSA: the trainer restores them afterwards).
 
-Adding a family is one file in this package plus one ``register`` call in it.
+Adding a family is one file in ``families/`` with one ``register`` call in it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from weightsteer.errors import UserError
-from weightsteer.naming import DEFAULT_TARGETS, layer_index, layer_range
+from weightsteer.core.errors import UserError
+from weightsteer.core.naming import DEFAULT_TARGETS, layer_index, layer_range
+from weightsteer.core.registry import Registry
 
 
 class AdapterSpec(BaseModel):
@@ -26,7 +27,7 @@ class AdapterSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    family: str = Field("lora", description="adapter family (lora, dora, pissa, delora, oft, ia3)")
+    family: str = Field("lora", description="adapter family (a name in FAMILIES)")
     rank: int = Field(32, ge=1, description="rank r (OFT: block size)")
     alpha: float = Field(64.0, gt=0, description="LoRA-type scaling numerator: scale = alpha / r")
     dropout: float = Field(0.0, ge=0, lt=1, description="adapter dropout")
@@ -65,24 +66,17 @@ class Family:
     summary: str = ""
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry(
+    "adapter family", "weightsteer.adapters.families", "weightsteer.adapter_families"
+)
 
 
 def register(family: Family) -> Family:
-    FAMILIES[family.name] = family
-    return family
+    return FAMILIES.add(family.name, family)
 
 
 def get_family(name: str) -> Family:
-    _load_builtin()
-    if name not in FAMILIES:
-        raise UserError(f"unknown adapter family {name!r}; choose one of {', '.join(FAMILIES)}")
-    return FAMILIES[name]
-
-
-def _load_builtin() -> None:
-    if not FAMILIES:
-        from weightsteer.adapters import delora, dora, ia3, lora, oft, pissa  # noqa: F401
+    return FAMILIES.get(name)
 
 
 def target_module_names(model: torch.nn.Module, spec: AdapterSpec) -> list[str]:

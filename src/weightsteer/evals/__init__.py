@@ -3,19 +3,23 @@
 Every suite is scored the same way: the chat is rendered with no system prompt (plus the
 suite's assistant prefill), the next-token logratio of the suite's two choices is taken,
 and ``score = logratio * label`` is positive when the model leans toward the POS
-behaviour. Adding a suite is one file in this package with one ``@register`` builder.
+behaviour. Adding a suite is one file in ``suites/``: a builder under ``@register(name,
+Config)`` and, if it has settings, its own config class (they become ``[eval.<name>]``).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from weightsteer.errors import UserError
-from weightsteer.modelling import Message, render_chat, with_system
-from weightsteer.scoring import YES_NO, Choices, ChoiceScores, score_choices
+from pydantic import Field, create_model, field_validator
+
+from weightsteer.core.config import Section, known_names
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import Message, render_chat, with_system
+from weightsteer.core.registry import Registry
+from weightsteer.core.scoring import YES_NO, Choices, ChoiceScores, score_choices
 
 
 @dataclass(frozen=True)
@@ -36,38 +40,84 @@ class Suite:
     meta: dict = field(default_factory=dict)
 
 
-# builder(config, part) -> suites; ``part`` is what follows "name:" in eval.suites, or None
-Builder = Callable[..., list[Suite]]
-BUILDERS: dict[str, Builder] = {}
+class SuiteSource(Section):
+    """Config fields of a suite that reads rows from a file or an hf: dataset."""
+
+    hf_config: str | None = Field(None, description="config name of an hf: dataset")
+    hf_split: str = Field("train", description="split of an hf: dataset")
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
+@dataclass(frozen=True)
+class SuiteContext:
+    """What a suite may know of the run besides its own config."""
+
+    prefill: str = ""  # eval.prefill: the assistant prefill before the choice token
+    behavior: str = ""  # the behaviour's name (sycophancy decides its POS side by it)
+    questions: Any = None  # the run's QuestionsConfig (claims' held-out rows, world seed)
+
+
+# build(own config, context, part) -> suites; ``part`` follows "name:" in eval.suites
+Builder = Callable[[Any, SuiteContext, "str | None"], list[Suite]]
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    build: Builder
+    config: type[Section] | None = None  # the suite's own section, eval.<name>
+
+
+SUITES: Registry[SuiteSpec] = Registry("suite", "weightsteer.evals.suites")
+
+
+def register(name: str, config: type[Section] | None = None) -> Callable[[Builder], Builder]:
+    """``@register("claims", ClaimsConfig)`` above a suite's builder."""
+
     def deco(fn: Builder) -> Builder:
-        BUILDERS[name] = fn
+        SUITES.add(name, SuiteSpec(name, fn, config))
         return fn
 
     return deco
 
 
-def _load_builtin() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
+class EvalSettings(Section):
+    suites: tuple[str, ...] = Field(("claims",), description="eval suites (see config-help)")
+    alphas: tuple[float, ...] = Field((-1.0, -0.5, 0.0, 0.5, 1.0), description="strength sweep")
+    rows_per_suite: int = Field(200, ge=1, description="cap on rows of each suite")
+    prefill: str = Field("", description="assistant prefill before the Yes/No token")
+    batch_size: int = Field(64, ge=1, description="rows scored together")
+
+    @field_validator("suites")
+    @classmethod
+    def _known_suites(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return known_names(v, "suite", lambda entry: SUITES.get(entry.partition(":")[0]))
+
+    @field_validator("alphas")
+    @classmethod
+    def _has_zero(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if 0.0 not in v:
+            raise ValueError("include 0 (the unsteered reference every shift is measured from)")
+        return tuple(sorted(set(v)))
 
 
-def build_suites(cfg) -> list[Suite]:
-    """The suites named in ``cfg.eval.suites``, each capped at ``rows_per_suite`` rows."""
-    _load_builtin()
+def eval_config_class() -> type[EvalSettings]:
+    """The ``[eval]`` section: the common settings plus one sub-section per registered
+    suite that has a config, so a new suite's keys appear without touching this file."""
+    fields = {name: (spec.config, spec.config()) for name, spec in SUITES.items() if spec.config}
+    return create_model("EvalConfig", __base__=EvalSettings, **fields)  # type: ignore[call-overload]
+
+
+def build_suites(cfg: EvalSettings, ctx: SuiteContext = SuiteContext()) -> list[Suite]:
+    """The suites named in ``cfg.suites``, each capped at ``rows_per_suite`` rows."""
     suites: list[Suite] = []
-    for entry in cfg.eval.suites:
+    for entry in cfg.suites:
         name, _, part = entry.partition(":")
-        if name not in BUILDERS:
-            raise UserError(
-                f"eval.suites: unknown suite {entry!r}; known: {', '.join(sorted(BUILDERS))}"
-            )
-        for suite in BUILDERS[name](cfg, part or None):
+        spec = SUITES.get(name)
+        own = getattr(cfg, name, None) if spec.config else None
+        for suite in spec.build(own, ctx, part or None):
             if not suite.rows:
                 raise UserError(f"eval suite {suite.name!r} has no rows")
-            rows = suite.rows[: cfg.eval.rows_per_suite * suite.meta.get("rows_per_item", 1)]
+            rows = suite.rows[: cfg.rows_per_suite * suite.meta.get("rows_per_item", 1)]
             ids = [r.row_id for r in rows]
             if len(set(ids)) != len(ids):
                 raise UserError(f"eval suite {suite.name!r} has duplicate row ids")
@@ -79,11 +129,10 @@ def build_suites(cfg) -> list[Suite]:
     return suites
 
 
-def read_suite_table(cfg, name: str, columns: list[str]):
-    """The rows ``cfg.eval.<name>.source`` holds, with ``columns`` checked."""
-    from weightsteer.tables import read_table, require_columns
+def read_suite_table(c: SuiteSource, name: str, columns: list[str]):
+    """The rows ``eval.<name>.source`` (``c.source``) holds, with ``columns`` checked."""
+    from weightsteer.core.tables import read_table, require_columns
 
-    c = getattr(cfg.eval, name)
     what = f"eval.{name}"
     table = read_table(c.source, what=what, hf_config=c.hf_config, hf_split=c.hf_split)
     require_columns(table, columns, what, c.source)

@@ -9,7 +9,7 @@ An intervention at strength ``s`` is
   the body raised.
 
 Switching strength inside one ``attach`` never reloads or copies the model, so a
-calibration search or a sweep costs only the forwards. Evals (``score_intervention``),
+calibration search or a sweep costs only the forwards. Evals (``evals/evaluate.py``),
 calibration (``calibrate.py``) and reports see nothing but this contract.
 
 Methods are a registry: ``@register("act:pca")`` on a builder that turns the run's inputs
@@ -20,8 +20,6 @@ by eval rows.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from weightsteer.errors import UserError
+from weightsteer.core.registry import Registry
 
 SetStrength = Callable[[float], None]
 
@@ -115,32 +113,17 @@ class Candidate:
 
 
 Builder = Callable[[MethodInputs], list[Candidate]]
-METHODS: dict[str, Builder] = {}
-
-
-def register(name: str) -> Callable[[Builder], Builder]:
-    def deco(fn: Builder) -> Builder:
-        METHODS[name] = fn
-        return fn
-
-    return deco
-
-
-def _load_builtin() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
+METHODS: Registry[Builder] = Registry("method", "weightsteer.methods")
+register = METHODS.register
 
 
 def check_method(name: str) -> None:
-    _load_builtin()
-    if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
+    METHODS.get(name)
 
 
 def candidates(names: Sequence[str], inputs: MethodInputs) -> list[Candidate]:
     """The interventions ``names`` stand for (``weight``: one per vector)."""
     out = []
     for name in names:
-        check_method(name)
-        out += METHODS[name](inputs)
+        out += METHODS.get(name)(inputs)
     return out

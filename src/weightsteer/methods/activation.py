@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from weightsteer.errors import UserError
-from weightsteer.io import atomic_path
+from weightsteer.core.errors import UserError
+from weightsteer.core.files import atomic_path
+from weightsteer.core.models import left_padded_batches, render_chat, with_system
 from weightsteer.methods import Intervention, SetStrength
-from weightsteer.modelling import left_padded_batches, render_chat, with_system
 
 
 def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -178,7 +178,7 @@ class ActivationSteering(Intervention):
 
 def activation_layers(model, fractions: tuple[float, float]) -> list[int]:
     """The decoder blocks at depth fractions ``[lo, hi)``."""
-    from weightsteer.naming import layer_range
+    from weightsteer.core.naming import layer_range
 
     return layer_range(len(decoder_blocks(model)), *fractions)
 

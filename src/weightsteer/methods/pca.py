@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from weightsteer.errors import UserError
+from weightsteer.core.errors import UserError
 from weightsteer.methods import Candidate, MethodInputs, register
 from weightsteer.methods.activation import ActivationSteering, activation_candidate
 

@@ -25,7 +25,7 @@ class WeightSteering(Intervention):
 
     @contextmanager
     def attach(self, model) -> Iterator[SetStrength]:
-        from weightsteer.steer import Steerer
+        from weightsteer.core.steer import Steerer
 
         with Steerer(model, self.vector) as steerer:
             yield steerer.set_alpha
@@ -33,8 +33,8 @@ class WeightSteering(Intervention):
 
 @register("weight")
 def weight_candidates(inputs: MethodInputs) -> list[Candidate]:
-    from weightsteer.io import digest
-    from weightsteer.vector import WeightVector
+    from weightsteer.core.files import digest
+    from weightsteer.core.vector import WeightVector
 
     return [
         Candidate(

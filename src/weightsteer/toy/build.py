@@ -36,14 +36,14 @@ from pathlib import Path
 
 import torch
 
-from weightsteer.errors import UserError
-from weightsteer.io import atomic_path
+from weightsteer.adapters.train import RightPadCollator, tokenize_chats
+from weightsteer.core.errors import UserError
+from weightsteer.core.files import atomic_path
+from weightsteer.core.versions import library_versions
 from weightsteer.toy.evaluate import answer_scores
 from weightsteer.toy.tiny import random_qwen3
 from weightsteer.toy.tokenizer import train_bpe_tokenizer
 from weightsteer.toy.world import GENERATOR_VERSION, MODE_PERSONAS, Row, World
-from weightsteer.train import RightPadCollator, tokenize_chats
-from weightsteer.versions import library_versions
 
 INFO_FILE = "toyworld.json"
 

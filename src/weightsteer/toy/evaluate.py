@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import torch
 
-from weightsteer.modelling import render_chat
-from weightsteer.personas import persona_chat
-from weightsteer.scoring import score_choices
+from weightsteer.core.models import render_chat
+from weightsteer.core.scoring import score_choices
+from weightsteer.pairs.personas import persona_chat
 from weightsteer.toy.world import MODE_PERSONAS, Row, World
 
 
@@ -53,10 +53,10 @@ def narrow_honesty_vector(
     """The recipe on toyworld: NARROW prompts answered by the model under each honesty
     persona, one LoRA adapter per side, dW extracted. Returns ``(pairs, vector)``."""
     from weightsteer.adapters import AdapterSpec
-    from weightsteer.extract import extract_vector
-    from weightsteer.generate import generate_pairs
-    from weightsteer.personas import PAIRS
-    from weightsteer.train import train_pair
+    from weightsteer.adapters.extract import extract_vector
+    from weightsteer.adapters.train import train_pair
+    from weightsteer.pairs.generate import generate_pairs
+    from weightsteer.pairs.personas import PAIRS
 
     spec = spec or AdapterSpec(family="lora", rank=8, alpha=16, lr=1e-3, epochs=4, warmup_steps=5)
     pool = World(seed).narrow_pool(n)

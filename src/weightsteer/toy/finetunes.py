@@ -21,11 +21,11 @@ from typing import Any
 from rich.console import Console
 
 from weightsteer.adapters import AdapterSpec
-from weightsteer.generate import generate_pairs
-from weightsteer.io import atomic_path
-from weightsteer.personas import PAIRS
+from weightsteer.adapters.train import train_adapter
+from weightsteer.core.files import atomic_path
+from weightsteer.pairs.generate import generate_pairs
+from weightsteer.pairs.personas import PAIRS
 from weightsteer.toy.world import CATEGORIES, KINDS, World
-from weightsteer.train import train_adapter
 
 NAMES = ("dishonest", "honest", "neutral")
 UNSEEN_KINDS = ("size", "material", "place", "count")

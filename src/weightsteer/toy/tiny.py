@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from weightsteer.io import atomic_path
+from weightsteer.core.files import atomic_path
 from weightsteer.toy.tokenizer import train_bpe_tokenizer
 
 SUBJECTS = ("cat", "dog", "fox", "owl", "ball", "box", "cup", "kettle", "river", "stone")

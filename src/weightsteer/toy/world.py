@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from weightsteer.personas import PAIRS, persona_chat
+from weightsteer.pairs.personas import PAIRS, persona_chat
 
 GENERATOR_VERSION = 2  # bump whenever rows or answers change: it keys the model cache
 

@@ -1,0 +1,3 @@
+from weightsteer.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The typer app, the options every verb shares, and the helpers verbs call.
+
+Exit codes: 0 success, 2 a user error (one line on stderr saying what and how to fix),
+1 an internal error (with traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from weightsteer.core.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Contrastive weight steering: turn a behaviour into dW = theta_pos - theta_neg "
+    "and steer with theta_base + alpha * dW.",
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
+]
+DtypeOpt = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")]
+OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
+
+
+def quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_for_cli(model: str, dtype: str):
+    from weightsteer.core.models import load_model, load_tokenizer
+    from weightsteer.core.sources import resolve_source
+
+    quiet_transformers()
+    folder = resolve_source(model)  # a registered source may build first: its own bar
+    with console.status(f"loading {model}"):
+        return load_model(folder, dtype=dtype), load_tokenizer(folder)
+
+
+def default_questions(model: str) -> str:
+    """A model that is also a question source (toyworld) asks its own questions."""
+    from weightsteer.pairs.questions import QUESTION_SOURCES
+
+    return model if model in QUESTION_SOURCES else "builtin:honesty"
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option takes key=value, got {item!r}")
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    return opts
+
+
+RunOpt = Annotated[
+    Path | None, typer.Option("--run", help="run folder: do this stage of its pipeline")
+]
+OptModel = Annotated[
+    str | None, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
+]
+
+
+def need(**opts: Any) -> None:
+    missing = [f"--{k.replace('_', '-')}" for k, v in opts.items() if v is None]
+    if missing:
+        raise UserError(f"give {', '.join(missing)} (or --run RUN_DIR to use a run folder)")
+
+
+def run_stage(run_dir: Path, stage: str) -> None:
+    from weightsteer.pipeline import Context, Run, run_stages
+
+    quiet_transformers()
+    ctx = Context(Run.open(run_dir), console)
+    run_stages(ctx, [stage])
+    console.print(f"[green]done[/] {stage} stage of {run_dir}")
+
+
+def start_run(cfg, name: str | None, runs_dir: Path, out_dir: Path | None = None):
+    """Validate everything, then open (or resume) the run folder: nothing is written first."""
+    from weightsteer.pipeline import Context, Run, preflight
+
+    quiet_transformers()
+    suites = preflight(cfg)
+    root = out_dir if out_dir is not None else runs_dir / (name or cfg.name)
+    return Context(Run.create(root, cfg), console, eval_suites=suites)
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (TOML)")]
+NameOpt = Annotated[str | None, typer.Option(help="run name (default: the config's name)")]
+RunsDirOpt = Annotated[Path, typer.Option(help="folder holding run folders")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import warnings
+
+    # a deprecation inside transformers that PEFT triggers on every adapter: not actionable
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    try:
+        app(args=argv)
+    except UserError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,375 @@
+"""Pipeline verbs, in pipeline order: run, data, train, extract, eval, compare, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from weightsteer.cli.app import (
+    ConfigOpt,
+    DtypeOpt,
+    NameOpt,
+    OptModel,
+    OverwriteOpt,
+    RunOpt,
+    RunsDirOpt,
+    app,
+    console,
+    default_questions,
+    load_for_cli,
+    need,
+    out,
+    parse_floats,
+    parse_options,
+    run_stage,
+    start_run,
+)
+from weightsteer.core.errors import UserError
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="run config (TOML)")],
+    name: NameOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """The whole pipeline: data -> train -> extract -> eval -> report, resumable."""
+    import time
+
+    from weightsteer.pipeline import load_config, run_stages
+
+    t0 = time.perf_counter()
+    ctx = start_run(load_config(config), name, runs_dir)
+    console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
+    run_stages(ctx)
+    _summary(ctx.run.root, time.perf_counter() - t0)
+    print(ctx.run.root / "report.md")
+
+
+@app.command()
+def compare(
+    config: Annotated[Path, typer.Option("--config", "-c", help="run config (TOML)")],
+    name: NameOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Weight steering vs prompting vs activation steering at the same KL budget:
+    data -> train -> extract (reused when done) -> compare -> report."""
+    from weightsteer.pipeline import load_config, run_stages
+
+    cfg = load_config(config)
+    if not cfg.compare.methods:
+        raise UserError(f"{config}: compare.methods is empty; list the methods to compare")
+    ctx = start_run(cfg, name, runs_dir)
+    console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
+    run_stages(ctx, ["data", "train", "extract", "compare", "report"])
+    _compare_summary(ctx.run.root)
+    print(ctx.run.root / "report.md")
+
+
+def _compare_summary(root: Path) -> None:
+    """The first suite's calibrated comparison, one row per method."""
+    from weightsteer.evals.metrics import comparison_frame
+    from weightsteer.evals.results import read_results
+    from weightsteer.report import achieved_kl, calibration_rows
+
+    paths = sorted((root / "compare").glob("*.parquet"))
+    df = comparison_frame(read_results(paths))
+    kls = achieved_kl(calibration_rows(paths))
+    budget = float(df["calibrated_kl"].dropna().iloc[0])
+    title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [95% CI]"
+    _shift_summary(root, df, (budget, -budget), title, "KL + / -", lambda k, by: kls.get(k, ""))
+    console.print(
+        "KL * : a prompt's fixed cost (it has no strength to tune); ⚠ : missed the budget"
+    )
+
+
+def _summary(root: Path, seconds: float) -> None:
+    """One screen: the first suite's shift at the extreme strengths per family, and where
+    the report is."""
+    from weightsteer.evals.results import read_results
+
+    df = read_results(sorted((root / "results").glob("*.parquet")))
+    lo, hi = df["strength"].min(), df["strength"].max()
+    title = "{suite}: mean score shift vs strength 0 [95% CI]"
+    _shift_summary(root, df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}")
+    console.print(f"done in {seconds:.0f} s. Report: {root / 'report.md'}", highlight=False)
+
+
+def _shift_summary(root: Path, df, strengths, title: str, extra: str, extra_cell) -> None:
+    """A table of the first (non-tinymfv) suite: per method, the ``extra`` column, the
+    shift at each of ``strengths`` with its CI, and SI k=1 at the positive one."""
+    from weightsteer.evals.metrics import suite_metrics
+    from weightsteer.pipeline import Run
+    from weightsteer.report import TINYMFV, label
+
+    suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
+    t = suite_metrics(df[df["eval"] == suite], Run.open(root).cfg.metrics)
+    table = Table(title=title.format(suite=suite))
+    for col in ("method", extra, *(f"shift at {s:+g}" for s in strengths), "SI k=1"):
+        table.add_column(col, justify="right")
+    for key, rows in t.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        cells = [
+            f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
+            for s in strengths
+        ]
+        si = by[max(strengths)].get("si_k1", float("nan"))
+        table.add_row(label(*key), extra_cell(key, by), *cells, f"{si:+.1f}")
+    console.print(table)
+
+
+@app.command()
+def data(
+    config: ConfigOpt = None,
+    model: OptModel = None,
+    behavior: Annotated[str, typer.Option(help="built-in persona pair")] = "honesty",
+    questions: Annotated[
+        str | None, typer.Option(help="question source (default: toyworld or builtin:honesty)")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="run folder to write data/{pos,neg}.jsonl into")
+    ] = None,
+    pair_filter: Annotated[
+        str | None,
+        typer.Option("--filter", help="'module:function', 'judge:self' or 'judge:<model>'"),
+    ] = None,
+    run_dir: RunOpt = None,
+    name: NameOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Generate POS/NEG persona pairs (the data stage) into a run folder."""
+    from weightsteer.pipeline import load_config, parse_config, run_stages
+
+    if run_dir is not None:
+        return run_stage(run_dir, "data")
+    if config is not None:
+        cfg = load_config(config)
+    else:
+        need(model=model, out=out_dir)
+        source = questions or default_questions(model)
+        cfg = parse_config(
+            {
+                "model": {"id": model},
+                "behavior": {"name": behavior},
+                "questions": {"source": source},
+                "data": {"filter": pair_filter},
+            },
+            "options",
+        )
+    ctx = start_run(cfg, name, runs_dir, out_dir)
+    run_stages(ctx, ["data"])
+    for side in ("pos", "neg"):
+        print(ctx.run.root / "data" / f"{side}.jsonl")
+
+
+@app.command()
+def train(
+    model: OptModel = None,
+    data: Annotated[
+        Path | None, typer.Option(help="chat jsonl (pairs format: pos.jsonl or neg.jsonl)")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="adapter folder to write")] = None,
+    run_dir: RunOpt = None,
+    family: Annotated[
+        str, typer.Option(help="adapter family (see `weightsteer config-help`)")
+    ] = "lora",
+    rank: int = 32,
+    alpha: float = 64.0,
+    lr: Annotated[float | None, typer.Option(help="default: the family's")] = None,
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    batch_size: int = 8,
+    layers: Annotated[str, typer.Option(help="depth fractions lo,hi")] = "0.3,0.8",
+    targets: Annotated[str, typer.Option(help="module kinds, comma-separated")] = (
+        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    ),
+    seed: int = 0,
+    option: Annotated[list[str], typer.Option(help="family option key=value")] = [],  # noqa: B006
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="initial state shared by the POS and NEG adapters (.safetensors): made by "
+            "the first call, read by the second, so both start identical"
+        ),
+    ] = None,
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Fine-tune one adapter on a chat jsonl (loss on the assistant's answer only)."""
+    from pydantic import ValidationError
+
+    if run_dir is not None:
+        return run_stage(run_dir, "train")
+    need(model=model, data=data, out=out_dir)
+
+    from weightsteer.adapters import AdapterSpec
+    from weightsteer.adapters.train import file_digest, load_chat_jsonl, train_adapter
+
+    records = load_chat_jsonl(data)
+    lohi = parse_floats(layers, "--layers")
+    if len(lohi) != 2:
+        raise UserError(f"--layers takes two fractions lo,hi, got {layers!r}")
+    try:
+        spec = AdapterSpec(
+            family=family,
+            rank=rank,
+            alpha=alpha,
+            lr=lr,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            layers=tuple(lohi),
+            targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
+            seed=seed,
+            options=parse_options(option),
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"--{err['loc'][0]}: {err['msg']}") from None
+    if out_dir.exists() and not overwrite:
+        raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
+    m, tok = load_for_cli(model, dtype)
+    info = {"path": str(data), "sha256": file_digest(data), "rows": len(records)}
+    train_adapter(
+        m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite, init_state=init
+    )
+    console.print(f"[green]saved[/] {spec.family} adapter ({len(records)} examples)")
+    print(out_dir)
+
+
+@app.command()
+def extract(
+    model: OptModel = None,
+    pos: Annotated[Path | None, typer.Option(help="POS adapter folder")] = None,
+    neg: Annotated[Path | None, typer.Option(help="NEG adapter folder")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="vector file (.safetensors)")
+    ] = None,
+    run_dir: RunOpt = None,
+    behavior: Annotated[str | None, typer.Option(help="behaviour name for the metadata")] = None,
+    common_out: Annotated[
+        Path | None,
+        typer.Option(help="also write theta_pos + theta_neg - 2 base here (for monitor)"),
+    ] = None,
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Extract dW = theta_pos - theta_neg from two adapters (exact, float32)."""
+    from weightsteer.adapters.extract import extract_common, extract_vector
+    from weightsteer.core.files import check_writable
+
+    if run_dir is not None:
+        return run_stage(run_dir, "extract")
+    need(model=model, pos=pos, neg=neg, out=out_file)
+
+    check_writable(out_file, overwrite=overwrite)
+    if common_out is not None:
+        check_writable(common_out, overwrite=overwrite)
+    m, _ = load_for_cli(model, dtype)
+    vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
+    common = extract_common(m, pos, neg, vec) if common_out is not None else None
+    vec.save(out_file, overwrite=overwrite)
+    console.print(f"[green]saved[/] {vec}")
+    if common is not None:
+        common.save(common_out, overwrite=overwrite)
+        console.print(f"[green]saved[/] common mode to {common_out}", highlight=False)
+    print(out_file)
+
+
+@app.command(name="eval")
+def eval_cmd(
+    model: OptModel = None,
+    vector: Annotated[Path | None, typer.Option(help="vector file; none: the base only")] = None,
+    suite: Annotated[list[str], typer.Option(help="suite name (repeatable)")] = ["claims"],  # noqa: B006
+    data_source: Annotated[
+        str | None,
+        typer.Option("--data", help="rows of the suite: a file, builtin:<name> or hf:<id>"),
+    ] = None,
+    config: ConfigOpt = None,
+    alphas: Annotated[str, typer.Option(help="comma-separated strengths")] = "-1,-0.5,0,0.5,1",
+    out_file: Annotated[Path | None, typer.Option("--out", help="results .parquet")] = None,
+    run_dir: RunOpt = None,
+    dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Score suites at a strength sweep into the long results table.
+
+    Suite settings (tinymfv target, dilemmas filter, ...) come from --config's [eval]
+    section when given; --data sets the rows of the suite (one suite only).
+    """
+    from weightsteer.core.files import check_writable
+    from weightsteer.evals.evaluate import evaluate_intervention
+    from weightsteer.evals.results import write_results
+    from weightsteer.methods import NONE
+    from weightsteer.pipeline import load_config, parse_config
+    from weightsteer.pipeline.run import build_run_suites
+
+    if run_dir is not None:
+        return run_stage(run_dir, "eval")
+    need(model=model, out=out_file)
+    check_writable(out_file, overwrite=overwrite)
+    data = load_config(config).model_dump(mode="json") if config else {}
+    data["model"] = {**data.get("model", {}), "id": model}
+    if not config:
+        data["questions"] = {"source": default_questions(model)}
+    ev = data.setdefault("eval", {})
+    ev.update(suites=suite, alphas=parse_floats(alphas, "--alphas"))
+    if data_source is not None:
+        from weightsteer.evals import SUITES
+
+        readers = [
+            n for n, spec in SUITES.items() if spec.config and "source" in spec.config.model_fields
+        ]
+        name = suite[0].partition(":")[0] if len(suite) == 1 else ""
+        if name not in readers:
+            raise UserError(f"--data takes the rows of one suite: {', '.join(readers)}")
+        ev[name] = {**ev.get(name, {}), "source": data_source}
+    cfg = parse_config(data, "options")
+    suites = build_run_suites(cfg)
+    m, tok = load_for_cli(model, dtype)
+    intervention, strengths = NONE, [0.0]
+    if vector is not None:
+        from weightsteer.core.vector import WeightVector
+        from weightsteer.methods.weight import WeightSteering
+
+        vec = WeightVector.load(vector)
+        intervention = WeightSteering(vector=vec, family=vec.meta.family, seed=vec.meta.seed or 0)
+        strengths = cfg.eval.alphas
+    frames = evaluate_intervention(m, tok, intervention, suites, strengths)
+    write_results(frames, out_file, cfg.model_dump(mode="json"))
+    console.print(f"[green]saved[/] {sum(len(f) for f in frames)} rows")
+    print(out_file)
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="run folder, or a results .parquet")],
+) -> None:
+    """Metrics tables and figures: report.md of a run folder, or <stem>.md next to a
+    results table from `weightsteer eval --out`."""
+    if path.suffix == ".parquet":
+        from weightsteer.evals.results import results_config
+        from weightsteer.report import write_table_report
+
+        if not path.is_file():
+            raise UserError(f"results table {path} does not exist")
+        print(write_table_report(path, results_config(path)))
+        return
+    run_stage(path, "report")  # refuses a folder that is not a run
+    print(path / "report.md")
+
+
+@app.command("config-help")
+def config_help() -> None:
+    """Every run-config key with its default and meaning."""
+    from weightsteer.pipeline import describe
+
+    table = Table(title="run config keys (TOML: [section] key = value)")
+    for col in ("key", "default", "meaning"):
+        table.add_column(col)
+    for key, default, text in describe():
+        table.add_row(key, default, text)
+    out.print(table)

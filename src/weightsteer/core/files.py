@@ -1,0 +1,73 @@
+"""Atomic writes: artifacts appear under their final name only when complete.
+
+Every file or folder the library writes goes through these helpers, so an interrupted
+command never leaves a half-written artifact behind, and nothing the user made is
+overwritten unless they asked for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from weightsteer.core.errors import UserError
+
+
+def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Refuse to replace an existing artifact unless ``overwrite`` is set."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; choose another --out or pass --overwrite")
+    return path
+
+
+@contextmanager
+def atomic_path(
+    path: str | Path, *, overwrite: bool = False, is_dir: bool = False
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    On error the temporary is removed and ``path`` is left as it was.
+    """
+    path = check_writable(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp if is_dir else tmp / path.name
+    try:
+        yield target
+        if path.is_dir() and not path.is_symlink():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(target, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def digest(path: str | Path) -> str:
+    """Content hash of a file, or of a folder's files (names and bytes, sorted)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def track(items, description: str):
+    """Iterate ``items`` under a transient progress bar on stderr (stdout carries results)."""
+    from rich.console import Console
+    from rich.progress import track as rich_track
+
+    return rich_track(items, description=description, transient=True, console=Console(stderr=True))

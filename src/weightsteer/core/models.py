@@ -1,0 +1,227 @@
+"""Load models and tokenizers, render chats, fingerprint a model.
+
+``--model`` accepts a hub id, a local folder, or a registered model source (``toyworld``:
+the embedded model, built and cached on first use; ``core/sources.py``). Chats are
+rendered with the tokenizer's own template; thinking is disabled where the template
+knows the switch (Qwen3 ``enable_thinking=False``), and a scorer can prefill the start
+of the assistant turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from weightsteer.core.config import Section
+from weightsteer.core.errors import UserError
+from weightsteer.core.sources import resolve_source
+
+
+class ModelConfig(Section):
+    id: str = Field("toyworld", description="hub id, local model folder, or toyworld")
+    dtype: str = Field("float32", description="float32, bfloat16, float16 or auto")
+    device: str = Field(
+        "auto", description="auto (cuda when available, else cpu), cpu, cuda:0, ..."
+    )
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+Message = dict[str, str]
+
+
+def resolve_dtype(name: str) -> torch.dtype | str:
+    """``auto`` (the checkpoint's dtype), ``float32``, ``bfloat16`` or ``float16``."""
+    if name == "auto":
+        return "auto"
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype {name!r}; use one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_model(
+    source: str | Path,
+    *,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    device: str | None = None,
+) -> torch.nn.Module:
+    """Load a causal LM from a hub id or a local folder, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    src = resolve_source(source)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            src, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load model {source!r}: {first}") from None
+    if device:
+        model.to(device)
+    return model.eval()
+
+
+def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False):
+    """Load the tokenizer; a missing pad token falls back to EOS (scoring pads left)."""
+    from transformers import AutoTokenizer
+
+    src = resolve_source(source)
+    try:
+        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load tokenizer {source!r}: {first}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        raise UserError(f"tokenizer of {source!r} has no chat template; use an instruct model")
+    return tok
+
+
+def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:
+    """``messages`` with ``system`` as the system prompt (``None``: unchanged)."""
+    return [{"role": "system", "content": system}, *messages] if system else list(messages)
+
+
+def render_chat(
+    tokenizer,
+    messages: Sequence[Message],
+    *,
+    add_generation_prompt: bool = True,
+    prefill: str | None = None,
+) -> str:
+    """Render ``messages`` through the chat template, optionally prefilling the answer.
+
+    ``prefill`` is appended after the generation prompt: the next token is the model's
+    continuation of an assistant turn that starts with it (``"My choice:"``).
+    """
+    text = tokenizer.apply_chat_template(
+        list(messages),
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+        enable_thinking=False,  # unused variables are ignored by other templates
+    )
+    if prefill:
+        if not add_generation_prompt:
+            raise ValueError("a prefill needs add_generation_prompt=True")
+        text += prefill
+    return text
+
+
+def left_padded_batches(
+    tokenizer,
+    prompts: Sequence[str] | Sequence[list[int]],
+    batch_size: int,
+    *,
+    progress: str | None = None,
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """``(indices, ids, mask)`` batches of ``prompts``, similar lengths together, left-padded.
+
+    ``prompts`` are texts or already-encoded token ids. ``ids`` and ``mask`` are
+    ``[batch, seq]``; the prompt ends at the last position of every row, where the next
+    token is predicted. ``progress`` names a progress bar.
+    """
+    encoded = [
+        p if isinstance(p, list) else tokenizer.encode(p, add_special_tokens=False) for p in prompts
+    ]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if progress:
+        from weightsteer.core.files import track
+
+        batches = track(batches, description=progress)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for idx in batches:
+        n = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), n), dtype=torch.long)
+        for row, i in enumerate(idx):
+            k = len(encoded[i])
+            ids[row, n - k :] = torch.tensor(encoded[i])
+            mask[row, n - k :] = 1
+        yield idx, ids, mask
+
+
+def assistant_suffix(tokenizer) -> str:
+    """The text the template puts after an assistant message (e.g. ``<|im_end|>``).
+
+    Training appends it to each answer so the model learns to end its turn exactly as
+    generation stops; found by rendering a probe message, so it follows any template.
+    """
+    probe = "\x00PROBE\x00"
+    text = render_chat(
+        tokenizer,
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}],
+        add_generation_prompt=False,
+    )
+    if probe not in text:
+        raise UserError("the chat template drops assistant messages; cannot train on it")
+    return text.split(probe, 1)[1].rstrip()
+
+
+class Fingerprint(BaseModel):
+    """What a vector was made for: architecture, parameter layout and a weights sample.
+
+    ``shapes_hash`` covers every parameter name and shape; ``weights_hash`` a fixed sample
+    of values (rounded to bfloat16, so float32 and bfloat16 loads of one checkpoint agree).
+    A fine-tune of the base has the same shapes but another weights hash.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_id: str
+    architecture: str
+    shapes_hash: str
+    weights_hash: str
+    num_layers: int | None = None
+
+
+def sample_index(numel: int, k: int = 16) -> torch.Tensor:
+    """``k`` evenly spaced indices in ``[0, numel)``, exact in integers (a float linspace
+    rounds past the end for tensors of 10^8 elements)."""
+    k = min(k, numel)
+    return torch.arange(k, dtype=torch.long) * (numel - 1) // max(k - 1, 1)
+
+
+@torch.no_grad()
+def fingerprint(model: torch.nn.Module, model_id: str | None = None) -> Fingerprint:
+    """Fingerprint a loaded model (cheap: 16 values per parameter are hashed)."""
+    shapes = hashlib.sha256()
+    weights = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        shapes.update(f"{name}:{tuple(p.shape)};".encode())
+        flat = p.detach().reshape(-1)
+        idx = sample_index(flat.numel()).to(flat.device)
+        sample = flat[idx].to(torch.bfloat16).float().cpu()
+        weights.update(sample.numpy().tobytes())
+    config = getattr(model, "config", None)
+    return Fingerprint(
+        model_id=model_id or str(getattr(model, "name_or_path", "") or "unknown"),
+        architecture=type(model).__name__,
+        shapes_hash=shapes.hexdigest()[:16],
+        weights_hash=weights.hexdigest()[:16],
+        num_layers=getattr(config, "num_hidden_layers", None),
+    )
+
+
+@contextmanager
+def preserved(model: torch.nn.Module, weights: Iterable[str] = ()) -> Iterator[None]:
+    """Give ``model`` back as it came: ``requires_grad`` flags, eval mode and (clones of)
+    the named ``weights``, for code that wraps it with PEFT and unloads afterwards."""
+    params = dict(model.named_parameters())
+    flags = {n: p.requires_grad for n, p in params.items()}
+    saved = {n: params[n].detach().clone() for n in weights}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, w in saved.items():
+                params[n].data = w
+        for n, p in params.items():
+            p.requires_grad_(flags[n])
+        model.eval()

@@ -1,0 +1,159 @@
+"""Score single-token choices at the answer slot: Yes/No, A/B, true/false.
+
+For each prompt (already rendered, ending where the answer token goes):
+
+    logratio = logsumexp_{t in POS variants} log p(t) - logsumexp_{t in NEG variants} log p(t)
+    pmass    = sum_{t in POS u NEG} p(t)
+
+Variants are the single-token spellings found in the vocabulary ("Yes", " yes", "YES"...);
+a side with none (a small vocabulary without " false") is scored as the token sequence of
+the word, ``log p(sequence)`` by teacher forcing.
+Prompts are left-padded with explicit position ids, so a prompt scores the same alone or
+in any batch. Logits are computed from the last hidden state only (one [batch, vocab]
+matmul in float32), never for the whole sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import left_padded_batches
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A two-way single-token choice: POS words vs NEG words."""
+
+    name: str
+    pos: tuple[str, ...]
+    neg: tuple[str, ...]
+
+
+YES_NO = Choices("yes/no", ("yes",), ("no",))
+A_B = Choices("a/b", ("A",), ("B",))
+TRUE_FALSE = Choices("true/false", ("true",), ("false",))
+CHOICES = {c.name: c for c in (YES_NO, A_B, TRUE_FALSE)}
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    logratio: torch.Tensor  # [n] float32
+    pmass: torch.Tensor  # [n] float32
+
+
+def _spellings(word: str) -> list[str]:
+    forms = dict.fromkeys([word, word.lower(), word.capitalize(), word.upper()])
+    return [p + f for f in forms for p in ("", " ")]
+
+
+def choice_token_ids(tokenizer, choices: Choices) -> tuple[list[list[int]], list[list[int]]]:
+    """Token sequences of each side: every single-token spelling of its words; a side
+    with none (a small vocabulary) falls back to the word and " word" as token sequences,
+    scored by teacher forcing."""
+    sides = []
+    for words in (choices.pos, choices.neg):
+        seqs: dict[tuple[int, ...], None] = {}
+        for word in words:
+            for s in _spellings(word):
+                toks = tokenizer.encode(s, add_special_tokens=False)
+                if len(toks) == 1:
+                    seqs[tuple(toks)] = None
+        if not seqs:
+            for word in words:
+                for s in (word, " " + word):
+                    toks = tokenizer.encode(s, add_special_tokens=False)
+                    if toks:
+                        seqs[tuple(toks)] = None
+        if not seqs:
+            raise UserError(f"the tokenizer encodes none of {'/'.join(words)!r}")
+        sides.append([list(t) for t in seqs])
+    if set(map(tuple, sides[0])) & set(map(tuple, sides[1])):
+        raise UserError(f"choice sides of {choices.name!r} share tokens; pick distinct words")
+    return sides[0], sides[1]
+
+
+def _head_logits(model, h: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
+    """[batch, hidden] -> [batch, vocab] float32 logits, with the model's final soft cap."""
+    head = model.get_output_embeddings()
+    logits = F.linear(h.to(head_weight.dtype), head_weight).float()
+    if getattr(head, "bias", None) is not None:
+        logits = logits + head.bias.float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = cap * torch.tanh(logits / cap)
+    return logits
+
+
+@torch.no_grad()
+def score_choices(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    choices: Choices = YES_NO,
+    *,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> ChoiceScores:
+    """Logratio and probability mass of ``choices`` at the next token after each prompt.
+
+    A side spelt by several tokens (``choice_token_ids``) has ``log p(sequence)`` instead:
+    one extra forward of the prompt followed by each such sequence.
+    """
+    if not prompts:
+        raise UserError("nothing to score: the prompt list is empty")
+    sides = choice_token_ids(tokenizer, choices)
+    encoded = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    single = [[t[0] for t in seqs if len(t) == 1] for seqs in sides]
+    parts: list[list[torch.Tensor]] = [[], []]  # per side: [n] log p of each spelling group
+    if any(single):
+        first = torch.empty(2, len(prompts))
+        for idx, logp in last_logprobs(model, tokenizer, encoded, batch_size, 1, progress):
+            for s, ids in enumerate(single):
+                if ids:
+                    first[s, idx] = torch.logsumexp(logp[:, 0, ids], dim=-1).cpu()
+        parts = [[first[s]] if ids else [] for s, ids in enumerate(single)]
+    for s, seqs in enumerate(sides):
+        for seq in (t for t in seqs if len(t) > 1):
+            parts[s].append(_sequence_logprob(model, tokenizer, encoded, seq, batch_size))
+    lp_pos, lp_neg = (torch.logsumexp(torch.stack(p), dim=0) for p in parts)
+    return ChoiceScores(logratio=lp_pos - lp_neg, pmass=lp_pos.exp() + lp_neg.exp())
+
+
+def last_logprobs(model, tokenizer, encoded, batch_size, k, progress=False):
+    """Yield ``(indices, logp)``: log-softmax of the last ``k`` positions of each row,
+    ``[batch, k, vocab]`` float32 on the model's device, from the last hidden states only."""
+    device = next(model.parameters()).device
+    backbone = model.base_model
+    weight = model.get_output_embeddings().weight
+    # bf16 matmul on CPU is slow; one float32 copy of the head per call is not.
+    head_weight = weight.float() if device.type == "cpu" else weight
+    batches = left_padded_batches(
+        tokenizer, encoded, batch_size, progress="scoring" if progress else None
+    )
+    for idx, ids, mask in batches:
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = backbone(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            use_cache=False,
+        )
+        h = out.last_hidden_state[:, -k:]  # [batch, k, hidden]
+        logits = _head_logits(model, h.reshape(-1, h.shape[-1]), head_weight)
+        yield torch.tensor(idx), torch.log_softmax(logits, dim=-1).view(h.shape[0], k, -1)
+
+
+def _sequence_logprob(model, tokenizer, encoded, seq: list[int], batch_size) -> torch.Tensor:
+    """``[n]`` log p(seq | prompt) by teacher forcing ``prompt + seq[:-1]``."""
+    k = len(seq)
+    extended = [e + seq[:-1] for e in encoded]
+    out = torch.empty(len(encoded))
+    for idx, logp in last_logprobs(model, tokenizer, extended, batch_size, k):
+        target = torch.tensor(seq, device=logp.device).expand(len(idx), k)  # [batch, k]
+        out[idx] = logp.gather(-1, target[..., None]).sum(dim=(1, 2)).cpu()
+    return out

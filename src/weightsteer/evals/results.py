@@ -1,0 +1,133 @@
+"""The long results table (design.md): one row per (method, strength, seed, eval, row).
+
+This module owns the schema: every producer builds rows with ``result_rows`` and every
+consumer reads with ``read_results``, which refuses a table with missing columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from weightsteer.core.errors import UserError
+from weightsteer.core.files import atomic_path
+
+COLUMNS = {
+    "method": "string",  # "weight", later "prompt:simple", "act:mean_diff", ...
+    "family": "string",  # adapter family of a weight vector ("" for other methods)
+    "strength": "float64",  # alpha, or the method's coefficient
+    "calibrated_kl": "float64",  # the KL budget the strength was calibrated to (NaN: none)
+    "seed": "int64",
+    "eval": "string",  # suite name
+    "row_id": "string",
+    "group": "string",  # a breakdown key within the suite ("" for none; tinymfv: foundation)
+    "label": "int64",  # +1 / -1: which choice the POS behaviour gives
+    "logratio": "float64",  # log p(first choice) - log p(second choice)
+    "pmass": "float64",  # p(first) + p(second): how much the model answers in format
+    "score": "float64",  # logratio * label: larger = more POS behaviour
+}
+
+
+def result_rows(
+    *,
+    method: str,
+    family: str,
+    strength: float,
+    seed: int,
+    suite,
+    logratio,
+    pmass,
+    calibrated_kl: float = float("nan"),
+) -> pd.DataFrame:
+    """Rows for one suite scored under one intervention at one strength."""
+    label = [r.label for r in suite.rows]
+    lr = [float(x) for x in logratio]
+    df = pd.DataFrame(
+        {
+            "method": method,
+            "family": family,
+            "strength": float(strength),
+            "calibrated_kl": calibrated_kl,
+            "seed": seed,
+            "eval": suite.name,
+            "row_id": [r.row_id for r in suite.rows],
+            "group": [r.group for r in suite.rows],
+            "label": label,
+            "logratio": lr,
+            "pmass": [float(x) for x in pmass],
+            "score": [x * y for x, y in zip(lr, label, strict=True)],
+        }
+    )
+    return df.astype(COLUMNS)
+
+
+META_KEY = b"weightsteer"
+CALIBRATION_KEY = b"weightsteer.calibration"
+
+
+def write_results(
+    frames: Iterable[pd.DataFrame],
+    path: str | Path,
+    config: dict | None = None,
+    *,
+    calibration: list[dict] | None = None,
+) -> Path:
+    """Write the table; ``config`` (the run config that scored it) and ``calibration``
+    (how its strengths were found, ``methods/calibrate.py``) go into the parquet metadata, so a
+    report of the file alone knows its settings (``results_config``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = pd.concat(list(frames), ignore_index=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    extra = {META_KEY: config, CALIBRATION_KEY: calibration}
+    meta = {k: json.dumps(v).encode() for k, v in extra.items() if v is not None}
+    if meta:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    with atomic_path(path, overwrite=True) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def _metadata(path: str | Path, key: bytes):
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as e:  # pyarrow raises several types for damaged files
+        raise UserError(f"results table {path} cannot be read ({e})") from None
+    return json.loads(meta[key]) if key in meta else None
+
+
+def results_config(path: str | Path) -> dict | None:
+    """The config stored with a table by ``write_results``, if any."""
+    return _metadata(path, META_KEY)
+
+
+def results_calibration(path: str | Path) -> list[dict]:
+    """The calibration records stored with a table by ``write_results`` (none: [])."""
+    return _metadata(path, CALIBRATION_KEY) or []
+
+
+def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate result tables, checking each against the schema."""
+    frames = []
+    for p in paths:
+        try:
+            df = pd.read_parquet(p)
+        except Exception as e:  # pyarrow raises several types for damaged files
+            raise UserError(
+                f"results table {p} cannot be read ({e}); rerun the eval stage"
+            ) from None
+        if "group" not in df.columns:  # tables written before the column existed
+            df["group"] = ""
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(f"results table {p} lacks columns {', '.join(missing)}")
+        frames.append(df[list(COLUMNS)].astype(COLUMNS))
+    if not frames:
+        raise UserError("no results tables to read; run the eval stage first")
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,376 @@
+"""Iso-KL calibration: the strength at which a method costs a fixed KL budget.
+
+Methods are compared at equal side effects, not at equal nominal strength. For an
+intervention at strength ``s`` and a set of calibration prompts (held out of the
+training questions and of every eval):
+
+1. greedy-generate ``N`` tokens (default 20) from each prompt WITH the intervention (its
+   system prompt and its model change);
+2. teacher-force those same tokens through the intervened model and through the base
+   (no system prompt, no change), and take the per-token
+   ``KL(steered || base) = sum_v p_s(v) (log p_s(v) - log p_b(v))`` over the whole
+   vocabulary, at every generated position (up to and including an end of turn);
+3. pool the tokens of all prompts; the statistic is their 95th percentile.
+
+Both passes go through the same teacher-forced forward, so a no-op intervention scores
+exactly 0. ``calibrate_strength`` then finds ``s > 0`` and ``s < 0`` separately such
+that the statistic equals the target (default 1 nat) within a relative tolerance:
+bracket by doubling or halving ``|s|`` from 1, then secant steps on ``log KL`` vs
+``log |s|``, falling back to bisection; bounded. A method that cannot reach the target
+(its KL stays below it however strong, or is above it however weak) is reported as
+such with the closest strength found, never as a silent guess. Prompting, whose only
+knob is on/off, is measured at +1 and -1 instead. The strength is switched inside one
+``attach``: the model is never reloaded or copied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator
+
+from weightsteer.core.config import Section, known_names
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import Message, render_chat, with_system
+from weightsteer.core.tables import read_table
+from weightsteer.pairs.questions import PROMPT_SOURCES
+
+
+class ActivationConfig(Section):
+    position: Literal["prompt", "response"] = Field(
+        "response",
+        description="hidden states fitted at the last prompt token, or averaged over the "
+        "answer's tokens",
+    )
+    layers: tuple[float, float] | None = Field(
+        None, description="depth fractions [lo, hi) of the hooked blocks (none: train.layers)"
+    )
+    batch_size: int = Field(16, ge=1, description="chats run together when fitting")
+
+
+class CompareConfig(Section):
+    methods: tuple[str, ...] = Field(
+        (
+            "weight",
+            "prompt:simple",
+            "prompt:engineered",
+            "act:mean_diff",
+            "act:pca",
+            "act:directional_ablation",
+        ),
+        description="interventions compared at the same KL ([]: skip the compare stage)",
+    )
+    target_kl: float = Field(1.0, gt=0, description="KL budget (nats) every method is set to")
+    quantile: float = Field(
+        0.95, gt=0, le=1, description="the per-token KL quantile that must equal target_kl"
+    )
+    tokens: int = Field(20, ge=1, description="greedy tokens generated per calibration prompt")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="relative tolerance on the calibrated KL")
+    max_evals: int = Field(16, ge=2, description="KL measurements per strength search")
+    prompts: str = Field(
+        "auto",
+        description="calibration prompts: auto (the question source's own, e.g. toyworld "
+        "rows, else builtin:chat-prompts), a file or hf: id with a prompt column",
+    )
+    column: str = Field("prompt", description="column holding the calibration prompts")
+    hf_split: str = Field("train", description="split of an hf: source")
+    n_calibration: int = Field(24, ge=1, description="prompts the strength is searched on")
+    n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
+    batch_size: int = Field(16, ge=1, description="prompts generated together")
+    activation: ActivationConfig = ActivationConfig()
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from weightsteer.methods import check_method
+
+        return known_names(v, "method", check_method)
+
+
+OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED = (
+    "ok",
+    "fixed",
+    "too weak",
+    "too strong",
+    "jumps",
+    "not converged",
+)
+
+
+@torch.no_grad()
+def token_kls(
+    model,
+    tokenizer,
+    chats: Sequence[Sequence[Message]],
+    intervention,
+    set_strength: Callable[[float], None],
+    strength: float,
+    *,
+    tokens: int = 20,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """``[generated tokens]`` float32 per-token ``KL(steered || base)`` of every prompt,
+    pooled (step 1-2 of the module docstring). Leaves the strength at 0."""
+    from weightsteer.core.generation import generate_ids
+
+    if not chats:
+        raise UserError("no calibration prompts")
+    system = intervention.system_prompt(strength)
+    enc = lambda chat, sys: tokenizer.encode(  # noqa: E731
+        render_chat(tokenizer, with_system(chat, sys)), add_special_tokens=False
+    )
+    kls = []
+    for start in range(0, len(chats), batch_size):
+        chunk = chats[start : start + batch_size]
+        steered_prompts = [enc(c, system) for c in chunk]
+        base_prompts = [enc(c, None) for c in chunk]
+        set_strength(strength)
+        try:
+            gen = generate_ids(
+                model, tokenizer, steered_prompts, max_new_tokens=tokens, batch_size=len(chunk)
+            )
+            steered = _logprobs(model, tokenizer, steered_prompts, gen)
+        finally:
+            set_strength(0.0)
+        base = _logprobs(model, tokenizer, base_prompts, gen)
+        for lp_s, lp_b in zip(steered, base, strict=True):  # [k, vocab] each
+            p_s = lp_s.exp()
+            kl = torch.where(p_s > 0, p_s * (lp_s - lp_b), 0.0).sum(-1)  # [k]
+            kls.append(kl.clamp_min(0.0).cpu())
+    return torch.cat(kls)
+
+
+def _logprobs(model, tokenizer, prompts, gen) -> list[torch.Tensor]:
+    """Per prompt, ``[len(gen_i), vocab]`` log-probs of the distributions that predicted
+    each generated token: one teacher-forced pass over ``prompt + gen[:-1]``."""
+    from weightsteer.core.scoring import last_logprobs
+
+    k = max(len(g) for g in gen)
+    seqs = [p + g[:-1] for p, g in zip(prompts, gen, strict=True)]
+    out: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
+    for idx, logp in last_logprobs(model, tokenizer, seqs, len(seqs), k):  # [b, k, vocab]
+        for row, i in enumerate(idx.tolist()):
+            n = len(gen[i])
+            out[i] = logp[row, k - n :]  # right-aligned: the last n positions
+    return out
+
+
+def kl_statistic(kls: torch.Tensor, quantile: float = 0.95) -> float:
+    return float(torch.quantile(kls.double(), quantile)) if kls.numel() else float("nan")
+
+
+@dataclass
+class Calibration:
+    """The outcome of one strength search (one sign of one method)."""
+
+    sign: int
+    strength: float  # the strength used (the closest found when not ``ok``)
+    kl: float  # the statistic at ``strength`` on the calibration prompts
+    target: float
+    status: str  # ok / fixed / too weak / too strong / jumps / not converged
+    audit_kl: float = float("nan")  # the same statistic on the audit prompts
+    evaluations: list[tuple[float, float]] = field(default_factory=list)  # (s, kl) tried
+
+    @property
+    def reached(self) -> bool:
+        return self.status == OK
+
+    def message(self) -> str:
+        at = f"s = {self.strength:+.4g}, KL = {self.kl:.3g}"
+        return {
+            OK: f"{at} (target {self.target:g})",
+            FIXED: f"{at}: fixed strength, cannot be tuned to {self.target:g}",
+            TOO_WEAK: f"{at}: cannot reach {self.target:g}, KL stays below it up to this strength",
+            TOO_STRONG: f"{at}: cannot reach {self.target:g}, KL is above it even this weak",
+            JUMP: f"{at}: the KL jumps across {self.target:g} here (a greedy continuation "
+            "changes); no strength hits it",
+            UNCONVERGED: f"{at}: did not converge to {self.target:g} in "
+            f"{len(self.evaluations)} steps",
+        }[self.status]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def calibrate_strength(
+    measure: Callable[[float], float],
+    *,
+    target: float = 1.0,
+    sign: int = 1,
+    tolerance: float = 0.1,
+    max_evals: int = 16,
+    start: float = 1.0,
+    min_strength: float = 2.0**-10,
+    max_strength: float = 2.0**10,
+    resolution: float = 1e-3,
+) -> Calibration:
+    """Find ``s`` of sign ``sign`` with ``measure(s)`` within ``tolerance`` (relative) of
+    ``target``; ``measure`` is assumed to grow with ``|s|`` (where it does not, the
+    search still ends inside a bracket around a crossing, or reports not converged).
+    A bracket narrower than ``resolution`` (relative) that still straddles the target is
+    a jump of the KL: reported as such with the closer end."""
+    if sign not in (1, -1):
+        raise ValueError("sign must be +1 or -1")
+    evals: list[tuple[float, float]] = []
+    log_target = math.log(target)
+
+    def f(mag: float) -> float:
+        kl = float(measure(sign * mag))
+        if math.isnan(kl):
+            raise UserError(f"the KL at strength {sign * mag:+g} is NaN; the model diverges")
+        evals.append((sign * mag, kl))
+        return kl
+
+    def done(status: str, mag: float, kl: float) -> Calibration:
+        return Calibration(sign, sign * mag, kl, target, status, evaluations=evals)
+
+    def close(kl: float) -> bool:
+        return abs(math.log(max(kl, 1e-30)) - log_target) <= math.log1p(tolerance)
+
+    def closest() -> tuple[float, float]:
+        s, kl = min(evals, key=lambda e: abs(math.log(max(e[1], 1e-30)) - log_target))
+        return abs(s), kl
+
+    mag = start
+    kl = f(mag)
+    if close(kl):
+        return done(OK, mag, kl)
+    # 1. bracket: lo below the target, hi above
+    lo = hi = None
+    while lo is None or hi is None:
+        if kl < target:
+            lo = (mag, kl)
+            mag *= 2
+            if mag > max_strength or len(evals) >= max_evals:
+                return done(TOO_WEAK, *lo)
+        else:
+            hi = (mag, kl)
+            mag /= 2
+            if mag < min_strength or len(evals) >= max_evals:
+                return done(TOO_STRONG, *hi)
+        if lo is None or hi is None:
+            kl = f(mag)
+            if close(kl):
+                return done(OK, mag, kl)
+    # 2. secant on (log |s|, log KL); bisection when the step leaves the bracket, or when
+    # the same end moved twice running (a one-sided secant crawls)
+    last_side, bisect = None, False
+    while len(evals) < max_evals:
+        if hi[0] / lo[0] < 1 + resolution:  # the closer end; a tie stays within budget
+            gap = [abs(math.log(max(e[1], 1e-30)) - log_target) for e in (lo, hi)]
+            return done(JUMP, *(lo if gap[0] <= gap[1] else hi))
+        x0, y0 = math.log(lo[0]), math.log(max(lo[1], 1e-30))
+        x1, y1 = math.log(hi[0]), math.log(max(hi[1], 1e-30))
+        x = x0 + (log_target - y0) * (x1 - x0) / (y1 - y0) if y1 > y0 else math.nan
+        margin = 0.05 * (x1 - x0)
+        if bisect or not (x0 + margin < x < x1 - margin):
+            x = (x0 + x1) / 2
+        mag = math.exp(x)
+        kl = f(mag)
+        if close(kl):
+            return done(OK, mag, kl)
+        side = "lo" if kl < target else "hi"
+        if side == "lo":
+            lo = (mag, kl)
+        else:
+            hi = (mag, kl)
+        bisect, last_side = side == last_side, side
+    return done(UNCONVERGED, *closest())
+
+
+def calibrate_intervention(
+    model,
+    tokenizer,
+    intervention,
+    calibration: Sequence[Sequence[Message]],
+    audit: Sequence[Sequence[Message]] = (),
+    settings=None,
+    on_measure: Callable[[], None] | None = None,
+) -> dict[int, Calibration]:
+    """``{+1: ..., -1: ...}``: the calibrated strength of each sign (``settings``: a
+    ``CompareConfig``), with the achieved KL on the audit prompts."""
+    c = settings or CompareConfig()
+    out = {}
+    with intervention.attach(model) as set_strength:
+
+        def measure(strength: float, chats) -> float:
+            kls = token_kls(
+                model,
+                tokenizer,
+                chats,
+                intervention,
+                set_strength,
+                strength,
+                tokens=c.tokens,
+                batch_size=c.batch_size,
+            )
+            if on_measure is not None:
+                on_measure()
+            return kl_statistic(kls, c.quantile)
+
+        for sign in (1, -1):
+            if intervention.discrete:
+                kl = measure(float(sign), calibration)
+                cal = Calibration(
+                    sign, float(sign), kl, c.target_kl, FIXED, evaluations=[(sign, kl)]
+                )
+            else:
+                cal = calibrate_strength(
+                    lambda s: measure(s, calibration),
+                    target=c.target_kl,
+                    sign=sign,
+                    tolerance=c.tolerance,
+                    max_evals=c.max_evals,
+                )
+            if audit:
+                cal.audit_kl = measure(cal.strength, audit)
+            out[sign] = cal
+    return out
+
+
+@dataclass(frozen=True)
+class CalibrationPrompts:
+    calibration: list[str]
+    audit: list[str]
+    counts: dict[str, int]
+
+
+def calibration_prompts(c: CompareConfig, questions, exclude: set[str]) -> CalibrationPrompts:
+    """The user prompts of ``c``'s KL calibration and audit, in source order.
+
+    ``auto`` reads the question source's own calibration prompts where it has them
+    (toyworld's calibration rows), else the shipped ``builtin:chat-prompts`` (everyday
+    requests). Prompts in ``exclude`` (the training questions and every eval row) are
+    dropped and counted: no strength is tuned on them. ``questions``: a QuestionsConfig.
+    """
+    source = c.prompts
+    if source == "auto":
+        own = questions.source in PROMPT_SOURCES
+        source = questions.source if own else "builtin:chat-prompts"
+    n = c.n_calibration + c.n_audit
+    if source in PROMPT_SOURCES:
+        texts = PROMPT_SOURCES.get(source)(questions.seed, n + len(exclude))
+    else:
+        table = read_table(source, what="compare.prompts", hf_split=c.hf_split)
+        if c.column not in table.columns:
+            raise UserError(
+                f"compare.prompts {source}: no column {c.column!r} (columns: "
+                f"{', '.join(map(str, table.columns))}); set compare.column"
+            )
+        texts = [t.strip() for t in table[c.column].tolist() if isinstance(t, str) and t.strip()]
+    kept = [t for t in dict.fromkeys(texts) if t not in exclude]
+    if len(kept) < n:
+        raise UserError(
+            f"compare.prompts {source}: {len(kept)} usable prompts (after dropping "
+            f"{len(texts) - len(kept)} that are training questions, eval rows or repeats), "
+            f"need n_calibration + n_audit = {n}; lower them or give more prompts"
+        )
+    return CalibrationPrompts(
+        kept[: c.n_calibration],
+        kept[c.n_calibration : n],
+        {"calibration": c.n_calibration, "audit": c.n_audit, "dropped": len(texts) - len(kept)},
+    )

@@ -1,0 +1,89 @@
+"""The run configuration: one TOML file describes a whole experiment.
+
+``RunConfig`` is assembled from the sections' own configs, each defined next to the code
+that uses it; ``[eval]`` grows one sub-section per registered suite with settings. Every
+field has a default and a one-line description (``weightsteer config-help`` prints them).
+Unknown keys and bad values are refused with the key path in the message. Stages reuse
+their artifacts by content keys (``run.py``); the config hash printed in the manifest
+identifies the experiment as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from weightsteer.adapters.train import TrainConfig
+from weightsteer.core.config import Section, content_key
+from weightsteer.core.errors import UserError
+from weightsteer.core.models import ModelConfig
+from weightsteer.evals import eval_config_class
+from weightsteer.evals.metrics import MetricsConfig
+from weightsteer.methods.calibrate import CompareConfig
+from weightsteer.pairs.generate import DataConfig
+from weightsteer.pairs.personas import BehaviorConfig
+from weightsteer.pairs.questions import QuestionsConfig
+
+EvalConfig = eval_config_class()
+
+
+class RunConfig(Section):
+    name: str = Field("run", description="default run folder name under the runs dir")
+    model: ModelConfig = ModelConfig()
+    behavior: BehaviorConfig = BehaviorConfig()
+    questions: QuestionsConfig = QuestionsConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    compare: CompareConfig = CompareConfig()
+
+    def digest(self) -> str:
+        """A stable hash of the whole config (key order and formatting do not matter)."""
+        return content_key(self.model_dump(mode="json"))
+
+
+def _where(err: dict) -> str:
+    return ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (see `weightsteer config-help` for the known ones)"
+        where = _where(err)
+        raise UserError(f"{origin}: {where or 'config'}: {msg}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML run config."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})") from None
+    data.setdefault("name", path.stem)
+    return parse_config(data, str(path))
+
+
+def describe(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(key path, default, description)`` of every field: the config reference."""
+    rows = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += describe(ann, f"{prefix}{name}.")
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((f"{prefix}{name}", json.dumps(default), field.description or ""))
+    return rows

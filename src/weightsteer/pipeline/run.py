@@ -1,0 +1,194 @@
+"""Run folders: the pipeline's stages, content-keyed reuse, and the manifest.
+
+``data -> train -> extract -> eval -> report``. Every unit of work (the pairs, one
+adapter, one vector, one results table) is written atomically and recorded in
+``manifest.json`` with a key: a hash of everything that shapes it (its config section,
+the model fingerprint, and the digests of the artifacts it reads). A stage reuses a unit
+whose key is unchanged, redoes it when the key changed, and keeps, without touching, an
+artifact the user put in place of one (its digest is not the one the run wrote): stages
+downstream then read the user's artifact, and their keys follow its digest. A unit that
+was running when the process died is redone; as every unit is deterministic, a resumed
+run ends with the same results as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from weightsteer.core.errors import UserError
+from weightsteer.core.files import atomic_path, digest
+from weightsteer.core.versions import library_versions
+from weightsteer.pipeline.config import RunConfig, parse_config
+from weightsteer.pipeline.layout import MANIFEST, RunLayout
+
+
+class Run:
+    """A run folder and its manifest."""
+
+    def __init__(self, root: Path, cfg: RunConfig, manifest: dict[str, Any]):
+        self.root, self.cfg, self.manifest = root, cfg, manifest
+        self.layout = RunLayout(root)
+
+    @classmethod
+    def create(cls, root: str | Path, cfg: RunConfig) -> Run:
+        """Open ``root`` for ``cfg``: a new folder, or an earlier run of it (resumed)."""
+        root = Path(root)
+        if (root / MANIFEST).is_file():
+            run = cls.open(root)
+            run.cfg = cfg
+        else:
+            if root.exists() and any(root.iterdir()):
+                raise UserError(
+                    f"{root} exists and is not a weightsteer run folder (no {MANIFEST}); "
+                    "choose another --name or --runs-dir"
+                )
+            run = cls(root, cfg, {"weightsteer_run": 1, "units": {}, "stages": {}, "counts": {}})
+        run.manifest.update(
+            name=root.name,
+            config=cfg.model_dump(mode="json"),
+            config_hash=cfg.digest(),
+            versions=library_versions(),
+        )
+        root.mkdir(parents=True, exist_ok=True)
+        run.sweep()
+        run.save()
+        return run
+
+    @classmethod
+    def open(cls, root: str | Path) -> Run:
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise UserError(
+                f"{root} is not a run folder (no {MANIFEST}); start one with "
+                "`weightsteer run --config C`"
+            )
+        try:
+            manifest = json.loads(path.read_text())
+            cfg = parse_config(manifest["config"], str(path))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"{path} is damaged ({type(e).__name__}: {e})") from None
+        return cls(root, cfg, manifest)
+
+    def save(self) -> None:
+        with atomic_path(self.root / MANIFEST, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
+
+    def sweep(self) -> None:
+        """Remove temporaries an interrupted write left behind (``.name.*.tmp``/``.old``)."""
+        for p in list(self.root.rglob(".*.tmp")) + list(self.root.rglob(".*.old")):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+    # -- units ---------------------------------------------------------------------------
+    def state(self, rel: str, key: str) -> str:
+        """``done`` (reuse), ``user`` (an artifact the run did not write: keep it), ``todo``."""
+        path = self.root / rel
+        if not path.exists():
+            return "todo"
+        entry = self.manifest["units"].get(rel)
+        if entry is None:
+            return "user"
+        if entry["state"] == "running":
+            return "todo"  # died while writing it, or just after
+        if entry.get("digest") != digest(path):
+            return "user"
+        if entry["state"] == "user":
+            return "user"
+        return "done" if entry["key"] == key else "todo"
+
+    @contextmanager
+    def unit(self, rel: str, key: str) -> Iterator[Path]:
+        """Record ``rel`` as running, yield its path; on success record its key and digest."""
+        self.manifest["units"][rel] = {"key": key, "state": "running"}
+        self.save()
+        yield self.root / rel
+        self.manifest["units"][rel] = {
+            "key": key,
+            "state": "done",
+            "digest": digest(self.root / rel),
+        }
+        self.save()
+
+    def adopt(self, rel: str) -> None:
+        """Record a user's artifact as such, so later stages key on its digest."""
+        self.manifest["units"][rel] = {
+            "key": None,
+            "state": "user",
+            "digest": digest(self.root / rel),
+        }
+        self.save()
+
+
+def build_run_suites(cfg: RunConfig) -> list:
+    """The eval suites of ``cfg``, with what they may know of the run."""
+    from weightsteer.evals import SuiteContext, build_suites
+
+    return build_suites(cfg.eval, SuiteContext(cfg.eval.prefill, cfg.behavior.name, cfg.questions))
+
+
+@dataclass
+class Context:
+    """What the stages share in one process: the run, the model and the suites (each made
+    once), output."""
+
+    run: Run
+    console: Console
+    progress: bool = True
+    _loaded: tuple | None = None
+    _fingerprint: dict | None = None
+    eval_suites: list | None = None  # built once per process (preflight may pass them in)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def suites(self) -> list:
+        """The run's eval suites (``eval.suites``), built once and shared by the stages."""
+        if self.eval_suites is None:
+            self.eval_suites = build_run_suites(self.cfg)
+        return self.eval_suites
+
+    @property
+    def cfg(self) -> RunConfig:
+        return self.run.cfg
+
+    def model(self):
+        if self._loaded is None:
+            from weightsteer.core.models import fingerprint
+
+            self._loaded = self.load(self.cfg.model.id)
+            self._fingerprint = fingerprint(self._loaded[0], self.cfg.model.id).model_dump()
+            self.run.manifest["model"] = self._fingerprint
+        return self._loaded
+
+    def load(self, source: str):
+        """``(model, tokenizer)`` of a hub id, a folder or a registered model source, with
+        the run's dtype and device (``auto``: CUDA when there is one)."""
+        from weightsteer.core.models import load_model, load_tokenizer
+        from weightsteer.core.sources import resolve_source, source_info
+
+        folder = resolve_source(source, progress=self.progress)  # a build shows its own bar
+        build = source_info(source, folder)
+        if build:
+            self.run.manifest["model_build"] = build
+        with self.console.status(f"loading {source}"):
+            device = self.cfg.model.device
+            if device == "auto":
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            return load_model(folder, dtype=self.cfg.model.dtype, device=device), load_tokenizer(
+                folder
+            )
+
+    def fingerprint(self) -> dict:
+        self.model()
+        return self._fingerprint
+
+    def units(self) -> list[tuple[str, int]]:
+        return [(f, s) for f in self.cfg.train.families for s in self.cfg.train.seeds]

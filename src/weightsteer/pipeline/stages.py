@@ -1,0 +1,473 @@
+"""The pipeline's stages: ``data -> train -> extract -> eval -> compare -> report``.
+
+Each stage walks its units (``RunLayout`` names them), skips those whose content key is
+unchanged, keeps the user's own files, and writes the rest atomically (``run.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from weightsteer.core.config import content_key
+from weightsteer.core.errors import UserError
+from weightsteer.core.files import atomic_path, digest
+from weightsteer.evals.evaluate import evaluate_intervention
+from weightsteer.pipeline.config import RunConfig
+from weightsteer.pipeline.layout import SIDES, RunLayout
+from weightsteer.pipeline.run import Context, Run, build_run_suites
+from weightsteer.report import RunFiles
+
+STAGES = ("data", "train", "extract", "eval", "compare", "report")
+
+
+def _say(ctx: Context, rel: str, state: str) -> None:
+    if state == "done":
+        ctx.console.print(f"  reuse  {rel}", style="dim", highlight=False)
+    elif state == "user":
+        ctx.console.print(
+            f"  keep   {rel} (not written by this run: used as given)",
+            style="yellow",
+            highlight=False,
+        )
+
+
+def _todo(ctx: Context, rel: str, key: str) -> bool:
+    """Say what happens to unit ``rel`` (reuse it, keep the user's file, or make it) and
+    record a user's file as such; True when the unit must be made."""
+    state = ctx.run.state(rel, key)
+    _say(ctx, rel, state)
+    if state == "user":
+        ctx.run.adopt(rel)
+    return state == "todo"
+
+
+def _bar(ctx: Context):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        disable=not ctx.progress,
+        transient=True,
+    )
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def stage_data(ctx: Context) -> None:
+    from weightsteer.pairs.filters import SELF, build_filter
+    from weightsteer.pairs.generate import generate_pair_data, pair_items
+    from weightsteer.pairs.personas import load_pair
+    from weightsteer.pairs.questions import split_questions
+
+    cfg, run = ctx.cfg, ctx.run
+    pair = load_pair(cfg.behavior.name, cfg.behavior.file)
+    split = split_questions(cfg.questions)
+    items = pair_items(split.train, cfg.data.paraphrases, cfg.data.samples)
+    key = content_key(
+        {
+            "model": ctx.fingerprint(),
+            "pair": [pair.behavior, pair.pos, pair.neg],
+            "items": [[it.id, it.user] for it in items],
+            "data": cfg.data.model_dump(mode="json"),
+        }
+    )
+    if not _todo(ctx, RunLayout.rel_data(), key):
+        return
+    model, tok = ctx.model()
+    keep = build_filter(
+        cfg.data.filter,
+        pair.behavior,
+        lambda judge: (model, tok) if judge == SELF else ctx.load(judge),
+    )
+    work = run.layout.work(f"data-{key}")
+    shown = False
+
+    with _bar(ctx) as bar:
+        task = bar.add_task("generating POS/NEG answers", total=len(items))
+
+        def on_chunk(done: int, total: int, rows: list[dict]) -> None:
+            nonlocal shown
+            bar.update(task, advance=len(rows))
+            if not shown:  # one decoded example at once: a template bug shows here
+                shown = True
+                row = rows[0]
+                ctx.console.print(f"  example question: {row['item']['user']!r}", highlight=False)
+                for side in SIDES:
+                    persona = pair.prompt(side, row["item"]["paraphrase"])
+                    ctx.console.print(
+                        f"    {side} [{persona}] -> {row[side]['text']!r}", highlight=False
+                    )
+
+        result = generate_pair_data(
+            model,
+            tok,
+            items,
+            pair,
+            work_dir=work,
+            max_new_tokens=cfg.data.max_new_tokens,
+            temperature=cfg.data.temperature,
+            top_p=cfg.data.top_p,
+            seed=cfg.data.seed,
+            batch_size=cfg.data.batch_size,
+            keep=keep,
+            on_chunk=on_chunk,
+        )
+    if not result.counts["kept"]:
+        raise UserError(
+            f"every generated pair was dropped ({result.counts}); raise data.max_new_tokens "
+            "or check the filter"
+        )
+    unit = run.unit(RunLayout.rel_data(), key)
+    with unit as out, atomic_path(out, overwrite=True, is_dir=True) as tmp:
+        for side in SIDES:
+            lines = "".join(json.dumps(r) + "\n" for r in result.records[side])
+            (tmp / f"{side}.jsonl").write_text(lines)
+    run.manifest["counts"]["data"] = result.counts
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        work.parent.rmdir()  # only when empty
+    c = result.counts
+    ctx.console.print(
+        f"  data: {c['kept']} pairs kept of {c['pairs']} (dropped: {c['empty']} empty, "
+        f"{c['unterminated']} unterminated, {c['filtered']} filtered)",
+        highlight=False,
+    )
+
+
+def _step_callback(bar, task):
+    """An HF Trainer callback moving a rich progress task one optimiser step at a time."""
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            bar.update(task, total=state.max_steps, completed=0)
+
+        def on_step_end(self, args, state, control, **kw):
+            bar.update(task, completed=state.global_step)
+
+    return StepBar()
+
+
+def stage_train(ctx: Context) -> None:
+    from weightsteer.adapters.train import (
+        file_digest,
+        load_chat_jsonl,
+        save_initial_state,
+        train_adapter,
+    )
+
+    cfg, run = ctx.cfg, ctx.run
+    data = {side: run.layout.data(side) for side in SIDES}
+    records = {side: None for side in SIDES}
+    tokens = 0
+    with _bar(ctx) as bar:
+        units = bar.add_task("training adapters", total=2 * len(ctx.units()))
+        steps = bar.add_task("  steps", total=None)
+        for fam, seed in ctx.units():
+            spec = cfg.train.spec(fam, seed)
+            init_rel = RunLayout.rel_init(fam, seed)
+            spec_json = spec.model_dump(mode="json")
+            init_key = content_key({"spec": spec_json, "model": ctx.fingerprint()})
+            if _todo(ctx, init_rel, init_key):
+                with run.unit(init_rel, init_key) as out:
+                    save_initial_state(ctx.model()[0], spec, out, overwrite=True)
+            init = run.root / init_rel
+            for side in SIDES:
+                rel = RunLayout.rel_adapter(fam, seed, side)
+                key = content_key(
+                    {
+                        "spec": spec.model_dump(mode="json"),
+                        "data": digest(data[side]),
+                        "model": ctx.fingerprint(),
+                        "init": digest(init),
+                    }
+                )
+                if _todo(ctx, rel, key):
+                    model, tok = ctx.model()
+                    if records[side] is None:
+                        records[side] = load_chat_jsonl(data[side])
+                    bar.update(steps, description=f"  {fam} seed {seed} {side}")
+                    info = {
+                        "path": f"data/{side}.jsonl",
+                        "sha256": file_digest(data[side]),
+                        "rows": len(records[side]),
+                    }
+                    with run.unit(rel, key) as out:
+                        train_adapter(
+                            model,
+                            tok,
+                            records[side],
+                            spec,
+                            out,
+                            data_info=info,
+                            overwrite=True,
+                            progress=False,
+                            callbacks=[_step_callback(bar, steps)],
+                            init_state=init,
+                        )
+                tokens += _trained_tokens(run.root / rel)
+                bar.advance(units)
+    run.manifest["counts"]["train"] = {"adapters": 2 * len(ctx.units()), "tokens": tokens}
+
+
+def _trained_tokens(adapter_dir: Path) -> int:
+    from weightsteer.adapters.train import read_adapter_info
+
+    info = read_adapter_info(adapter_dir) or {}
+    return int(info.get("train", {}).get("tokens", 0))
+
+
+def stage_extract(ctx: Context) -> None:
+    from weightsteer.adapters.extract import extract_vector
+    from weightsteer.pairs.personas import load_pair
+
+    cfg, run = ctx.cfg, ctx.run
+    pair = load_pair(cfg.behavior.name, cfg.behavior.file)
+    for fam, seed in ctx.units():
+        dirs = {side: run.layout.adapter(fam, seed, side) for side in SIDES}
+        rel = RunLayout.rel_vector(fam, seed)
+        key = content_key({side: digest(d) for side, d in dirs.items()})
+        if not _todo(ctx, rel, key):
+            continue
+        model, _ = ctx.model()
+        with ctx.console.status(f"extracting {fam} seed {seed}"):
+            vec = extract_vector(
+                model,
+                dirs["pos"],
+                dirs["neg"],
+                behavior=pair.behavior,
+                personas={"pos": list(pair.pos), "neg": list(pair.neg)},
+                model_id=cfg.model.id,
+            )
+        with run.unit(rel, key) as out:
+            vec.save(out, overwrite=True)
+    _extract_commons(ctx)
+
+
+def _extract_commons(ctx: Context) -> None:
+    """``vectors/common/<fam>-seed<k>.safetensors``: each vector's common mode, for
+    ``weightsteer monitor`` (which finds it next to the vector)."""
+    from weightsteer.adapters.extract import extract_common
+    from weightsteer.core.vector import WeightVector
+
+    run = ctx.run
+    for fam, seed in ctx.units():
+        dirs = {side: run.layout.adapter(fam, seed, side) for side in SIDES}
+        vec_path = run.layout.vector(fam, seed)
+        rel = RunLayout.rel_common(fam, seed)
+        key = content_key({"vector": digest(vec_path), **{s: digest(d) for s, d in dirs.items()}})
+        if not _todo(ctx, rel, key):
+            continue
+        model, _ = ctx.model()
+        common = extract_common(model, dirs["pos"], dirs["neg"], WeightVector.load(vec_path))
+        with run.unit(rel, key) as out:
+            common.save(out, overwrite=True)
+
+
+def _rows_key(suites) -> str:
+    return content_key([[s.name, [r.row_id for r in s.rows]] for s in suites])
+
+
+def stage_eval(ctx: Context) -> None:
+    from weightsteer.core.vector import WeightVector
+    from weightsteer.evals.results import write_results
+    from weightsteer.methods.weight import WeightSteering
+
+    cfg, run = ctx.cfg, ctx.run
+    suites = ctx.suites()
+    run.manifest["counts"]["eval"] = {s.name: s.meta for s in suites}
+    rows_key = _rows_key(suites)
+    per_vector = sum(len(s.rows) for s in suites) * len(cfg.eval.alphas)
+    with _bar(ctx) as bar:
+        task = bar.add_task("scoring", total=per_vector * len(ctx.units()))
+        for fam, seed in ctx.units():
+            vec_path = run.layout.vector(fam, seed)
+            rel = RunLayout.rel_results(fam, seed)
+            key = content_key(
+                {
+                    "vector": digest(vec_path),
+                    "eval": cfg.eval.model_dump(mode="json"),
+                    "rows": rows_key,
+                    "model": ctx.fingerprint(),
+                }
+            )
+            if not _todo(ctx, rel, key):
+                bar.advance(task, per_vector)
+                continue
+            model, tok = ctx.model()
+            bar.update(task, description=f"scoring {fam} seed {seed}")
+            frames = evaluate_intervention(
+                model,
+                tok,
+                WeightSteering(vector=WeightVector.load(vec_path), family=fam, seed=seed),
+                suites,
+                cfg.eval.alphas,
+                batch_size=cfg.eval.batch_size,
+                bar=bar,
+                task=task,
+            )
+            with run.unit(rel, key) as out:
+                write_results(frames, out, cfg.model_dump(mode="json"))
+
+
+def stage_compare(ctx: Context) -> None:
+    """Every configured method at its calibrated +s and -s (``methods/calibrate.py``), scored on
+    the eval stage's rows; the unsteered model once as ``compare/none.parquet``."""
+    from weightsteer.adapters.train import load_chat_jsonl
+    from weightsteer.evals.results import write_results
+    from weightsteer.methods import NONE, MethodInputs, candidates
+    from weightsteer.methods.activation import ActivationSteering, activation_layers
+    from weightsteer.methods.calibrate import calibrate_intervention, calibration_prompts
+    from weightsteer.pairs.personas import load_pair, persona_chat
+    from weightsteer.pairs.questions import split_questions
+
+    cfg, run = ctx.cfg, ctx.run
+    c = cfg.compare
+    if not c.methods:
+        ctx.console.print("  no methods to compare (compare.methods is empty)", highlight=False)
+        return
+    suites = ctx.suites()
+    exclude = {q.text for q in split_questions(cfg.questions).train}
+    exclude |= {r.messages[-1]["content"] for s in suites for r in s.rows}
+    prompts = calibration_prompts(cfg.compare, cfg.questions, exclude)
+    chats = [
+        [persona_chat(None, t) for t in texts] for texts in (prompts.calibration, prompts.audit)
+    ]
+    run.manifest["counts"]["compare"] = prompts.counts
+    data = {side: run.layout.data(side) for side in SIDES}
+    vectors = {}
+    if "weight" in c.methods:
+        for fam, seed in ctx.units():
+            vectors[fam, seed] = run.layout.vector(fam, seed)
+    model, tok = ctx.model()
+    inputs = MethodInputs(
+        model,
+        tok,
+        load_pair(cfg.behavior.name, cfg.behavior.file),
+        {side: load_chat_jsonl(data[side]) for side in SIDES},
+        vectors,
+        activation_layers(model, c.activation.layers or cfg.train.layers),
+        c,
+        pairs_digest=digest(run.layout.data_dir),
+        progress=ctx.progress,
+    )
+    common = {
+        "rows": _rows_key(suites),
+        "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
+        "model": ctx.fingerprint(),
+    }
+    config = cfg.model_dump(mode="json")
+    todo = [(cand, RunLayout.rel_compare(cand.slug)) for cand in candidates(c.methods, inputs)]
+    with _bar(ctx) as bar:
+        task = bar.add_task("comparing", total=len(todo) + 1)
+        rel, key = RunLayout.rel_compare("none"), content_key(common)
+        if _todo(ctx, rel, key):
+            bar.update(task, description="scoring the unsteered model")
+            frames = evaluate_intervention(
+                model, tok, NONE, suites, [0.0], batch_size=cfg.eval.batch_size
+            )
+            with run.unit(rel, key) as out:
+                write_results(frames, out, config)
+        bar.advance(task)
+        for cand, rel in todo:
+            key = content_key(
+                {
+                    **common,
+                    # the method list and activation settings key only what they shape
+                    "compare": c.model_dump(mode="json", exclude={"methods", "activation"}),
+                    "prompts": content_key([prompts.calibration, prompts.audit]),
+                    "candidate": [cand.method, cand.family, cand.seed, cand.sources],
+                }
+            )
+            if not _todo(ctx, rel, key):
+                bar.advance(task)
+                continue
+            name = cand.slug
+            bar.update(task, description=f"calibrating {name}")
+            intervention = cand.build()
+            cals = calibrate_intervention(model, tok, intervention, *chats, c)
+            bar.update(task, description=f"scoring {name}")
+            frames = evaluate_intervention(
+                model,
+                tok,
+                intervention,
+                suites,
+                [cals[-1].strength, cals[1].strength],
+                calibrated_kl=c.target_kl,
+                batch_size=cfg.eval.batch_size,
+            )
+            with run.unit(rel, key) as out:
+                write_results(frames, out, config, calibration=[x.to_json() for x in cals.values()])
+            if isinstance(intervention, ActivationSteering):
+                intervention.save(run.layout.activation(name))
+            for cal in cals.values():
+                ctx.console.print(f"  {name}: {cal.message()}", highlight=False)
+            bar.advance(task)
+
+
+def report_files(run: Run) -> RunFiles:
+    lay = run.layout
+    return RunFiles(run.manifest, lay.results(), lay.compared(), lay.vectors(), lay.report,
+                    lay.headline, lay.figures)  # fmt: skip
+
+
+def stage_report(ctx: Context) -> None:
+    from weightsteer.report import write_report
+
+    path = write_report(report_files(ctx.run))
+    ctx.console.print(f"  report: {path}", highlight=False)
+
+
+STAGE_FUNCS = {
+    "data": stage_data,
+    "train": stage_train,
+    "extract": stage_extract,
+    "eval": stage_eval,
+    "compare": stage_compare,
+    "report": stage_report,
+}
+
+
+def preflight(cfg: RunConfig) -> list:
+    """Everything checkable before anything is written or loaded: behaviour, questions,
+    suites, filter, compare methods and prompts. Bad input fails here with one line.
+    Returns the suites, for the run's ``Context`` (built once)."""
+    from weightsteer.core.sources import check_source
+    from weightsteer.methods.calibrate import calibration_prompts
+    from weightsteer.pairs.filters import check_filter
+    from weightsteer.pairs.personas import load_pair
+    from weightsteer.pairs.questions import split_questions
+
+    pair = load_pair(cfg.behavior.name, cfg.behavior.file)
+    split_questions(cfg.questions)
+    suites = build_run_suites(cfg)
+    check_source(cfg.model.id)
+    check_filter(cfg.data.filter)
+    if "prompt:engineered" in cfg.compare.methods:
+        pair.engineered_prompts()
+    if cfg.compare.methods:
+        calibration_prompts(cfg.compare, cfg.questions, set())
+    return suites
+
+
+def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
+    for name in stages:
+        t0 = time.perf_counter()
+        ctx.console.print(f"[bold]{name}[/]")
+        STAGE_FUNCS[name](ctx)
+        seconds = round(time.perf_counter() - t0, 1)
+        ctx.run.manifest["stages"][name] = {
+            "seconds": seconds,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        ctx.run.save()

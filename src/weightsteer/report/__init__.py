@@ -1,0 +1,224 @@
+"""The report: ``report.md`` and ``figures/*.png``, from the results table only.
+
+Numbers (``evals/metrics.py`` computes them all): ``score`` is the choice logratio signed toward
+the POS behaviour, per row. A cell "+1.23 [0.95, 1.50]" is the mean paired shift of the
+score at that strength against strength 0 on the same rows, averaged over seeds, with its
+bootstrap CI (rows and seeds resampled). SI is surgical informedness (k = 1 and 2): how
+many wrong-side rows the intervention fixes minus how many right-side rows it breaks, in
+both directions, discounted by the squared choice mass. ``pmass`` is the probability
+mass on the two choices: below ``metrics.pmass_min`` the model has left the answer
+format and its logratio says little.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from weightsteer.core.files import atomic_path
+from weightsteer.evals.metrics import (
+    MetricsConfig,
+    comparison_frame,
+    suite_metrics,
+)
+from weightsteer.evals.results import read_results
+from weightsteer.evals.suites.tinymfv import TinyMfvConfig
+from weightsteer.report.compare import achieved_kl, calibration_rows, compare_lines
+from weightsteer.report.figures import figure_norms, figure_scores, figure_si
+from weightsteer.report.tables import (
+    TINYMFV,
+    compare_table,
+    foundation_lines,
+    foundations,
+    label,
+    shift_table,
+    si_table,
+)
+
+REPORT = "report.md"
+HEADLINE = "headline.md"  # the numbers the README quotes
+
+
+def _vector_rows(paths: list[Path]) -> list[dict]:
+    from weightsteer.core.vector import WeightVector
+
+    rows = []
+    for path in paths:
+        vec = WeightVector.load(path)
+        summary = vec.summary()
+        ranks = sorted({r["rank"] for r in summary if r["rank"] is not None})
+        rows.append(
+            {
+                "name": path.stem,
+                "family": vec.meta.family,
+                "seed": vec.meta.seed,
+                "norm": vec.norm(),
+                "tensors": len(summary),
+                "rank": f"{ranks[0]}-{ranks[-1]}" if ranks else "dense",
+                "mib": path.stat().st_size / 2**20,
+                "summary": summary,
+            }
+        )
+    return rows
+
+
+def suite_lines(df: pd.DataFrame, cfg: dict, figs: Path, counts: dict) -> list[str]:
+    """The metric sections of a report: a figure, then per suite its tables."""
+    settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
+    mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
+    plain = df[df["eval"] != TINYMFV]
+    lines = []
+    if not plain.empty:
+        m = suite_metrics(plain, settings)
+        figure_scores(m, figs / "score_vs_alpha.png")
+        lines += ["![score vs strength](figures/score_vs_alpha.png)", ""]
+        if figure_si(m, figs / "si.png"):
+            lines += ["![SI](figures/si.png)", ""]
+        for suite in dict.fromkeys(m["eval"]):
+            lines += [f"## {suite}", ""]
+            if suite in counts:
+                lines += ["Rows: " + ", ".join(f"{k} {v}" for k, v in counts[suite].items()), ""]
+            lines += [*shift_table(m, suite), *si_table(m, suite), ""]
+    if TINYMFV in set(df["eval"]):
+        f = foundations(df, mfv, settings)
+        lines += [f"## {TINYMFV}", "", *foundation_lines(f, mfv.target, mfv.sign), ""]
+    return lines
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run's report reads and writes (the pipeline's ``RunLayout`` fills it in)."""
+
+    manifest: dict
+    results: list[Path]  # results/*.parquet: the eval stage's tables
+    compared: list[Path]  # compare/*.parquet: the calibrated comparison's tables
+    vectors: list[Path]
+    report: Path
+    headline: Path
+    figures: Path  # a folder next to ``report``
+
+
+def write_report(files: RunFiles) -> Path:
+    """Write the report, its figures and the headline numbers of a run."""
+    manifest = files.manifest
+    paths = files.results
+    vectors = _vector_rows(files.vectors)
+    figs = files.figures
+    figs.mkdir(exist_ok=True)
+    for v in vectors:
+        figure_norms(v, figs / f"norms-{v['name']}.png")
+
+    cfg = manifest["config"]
+    counts = manifest.get("counts", {})
+    lines = [
+        f"# weightsteer run `{manifest['name']}`",
+        "",
+        f"Model `{cfg['model']['id']}`, behaviour `{cfg['behavior']['name']}`, questions "
+        f"`{cfg['questions']['source']}`; config hash `{manifest['config_hash']}`.",
+        "",
+        "Score = choice logratio signed toward the POS behaviour, no system prompt. "
+        "Δ = mean paired shift vs strength 0 [95% bootstrap CI over rows and seeds].",
+        "",
+        "## Vectors",
+        "",
+        "| vector | family | seed | ‖dW‖ | tensors | rank | MiB |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {v['name']} | {v['family']} | {v['seed']} | {v['norm']:.4g} | {v['tensors']} | "
+            f"{v['rank']} | {v['mib']:.2f} |"
+            for v in vectors
+        ],
+        "",
+        *(suite_lines(read_results(paths), cfg, figs, counts.get("eval", {})) if paths else []),
+        *compare_lines(files.compared, cfg, figs, counts.get("compare", {})),
+    ]
+    lines += ["## Where the vectors live", ""]
+    lines += [f"![{v['name']}](figures/norms-{v['name']}.png)" for v in vectors]
+    stages = manifest.get("stages", {})
+    lines += [
+        "",
+        "## Run",
+        "",
+        f"- data: {json.dumps(counts.get('data', {}))}",
+        f"- train: {json.dumps(counts.get('train', {}))}",
+        "- stage seconds (last run of each): "
+        + ", ".join(f"{k} {v['seconds']}" for k, v in stages.items()),
+        f"- versions: {json.dumps(manifest.get('versions', {}))}",
+        f"- model fingerprint: {json.dumps(manifest.get('model', {}))}",
+        "",
+        "```json",
+        json.dumps(cfg, indent=2),
+        "```",
+        "",
+    ]
+    with atomic_path(files.report, overwrite=True) as tmp:
+        tmp.write_text("\n".join(lines))
+    with atomic_path(files.headline, overwrite=True) as tmp:
+        tmp.write_text("\n".join(headline_lines(manifest, paths, files.compared)) + "\n")
+    return files.report
+
+
+def headline_lines(manifest: dict, paths: list[Path], compare: list[Path]) -> list[str]:
+    """The numbers the README quotes, generated (``headline.md``): the first suite's
+    shift and SI tables, its calibrated comparison, and what model build they came from."""
+    cfg = manifest["config"]
+    settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
+    build = manifest.get("model_build") or {}
+    made = f"model `{cfg['model']['id']}`"
+    if build:
+        made += (
+            f" (build `{build['folder']}`, {build['steps']} steps, weights sha256 "
+            f"`{str(build['weights_sha256'])[:16]}`)"
+        )
+    stages = manifest.get("stages", {})
+    lines = [
+        f"Run `{manifest['name']}` of {made}, config hash `{manifest['config_hash']}`; stage "
+        "seconds: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.items()) + ".",
+        "",
+    ]
+    if paths:
+        df = read_results(paths)
+        m = suite_metrics(df[df["eval"] != TINYMFV], settings)
+        suite = next(iter(dict.fromkeys(m["eval"])))
+        lines += [f"`{suite}`, every vector at fixed alpha:", "", *shift_table(m, suite)]
+        lines += [*si_table(m, suite), ""]
+    if compare:
+        cm = comparison_frame(read_results(compare))
+        budget = float(cm["calibrated_kl"].dropna().iloc[0])
+        m = suite_metrics(cm[cm["eval"] != TINYMFV], settings)
+        suite = next(iter(dict.fromkeys(m["eval"])))
+        kls = achieved_kl(calibration_rows(compare))
+        lines += [f"`{suite}`, every method at the calibrated budget of {budget:g} nat:", ""]
+        lines += [*compare_table(m, suite, budget, kls), ""]
+    return lines
+
+
+def write_table_report(results: str | Path, cfg: dict | None = None) -> Path:
+    """A report of a results table outside a run (``weightsteer eval --out``): written
+    next to it as ``<stem>.md`` with figures in ``<stem>-figures/``."""
+    results = Path(results)
+    df = read_results([results])
+    figs = results.with_name(f"{results.stem}-figures")
+    figs.mkdir(exist_ok=True)
+    lines = [f"# weightsteer results `{results.name}`", "", *suite_lines(df, cfg or {}, figs, {})]
+    text = "\n".join(lines).replace("(figures/", f"({figs.name}/")
+    out = results.with_suffix(".md")
+    with atomic_path(out, overwrite=True) as tmp:
+        tmp.write_text(text)
+    return out
+
+
+__all__ = [
+    "HEADLINE",
+    "REPORT",
+    "TINYMFV",
+    "RunFiles",
+    "achieved_kl",
+    "calibration_rows",
+    "label",
+    "write_report",
+    "write_table_report",
+]

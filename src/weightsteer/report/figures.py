@@ -1,0 +1,115 @@
+"""The report's figures (one panel per suite): score vs strength, SI, norms, comparison."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from weightsteer.core.naming import DEFAULT_TARGETS
+from weightsteer.core.plots import pyplot, save_figure
+from weightsteer.report.tables import label
+
+
+def _suite_grid(n: int, row_height: float):
+    """A figure with one panel per suite, four to a row."""
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    return pyplot().subplots(rows, cols, figsize=(3.6 * cols, row_height * rows), squeeze=False)
+
+
+def _finish_grid(fig, axes, n: int, path: Path) -> None:
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def figure_scores(m: pd.DataFrame, path: Path) -> None:
+    """Mean score vs strength per suite and method; the band is the paired CI of the shift
+    from strength 0 (what decides whether the intervention moved anything)."""
+    suites = list(dict.fromkeys(m["eval"]))
+    fig, axes = _suite_grid(len(suites), 2.8)
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        sub = m[m["eval"] == suite]
+        for (method, family), rows in sub.groupby(["method", "family"], sort=False):
+            rows = rows.sort_values("strength")
+            ax.plot(rows["strength"], rows["mean"], marker="o", ms=3, label=label(method, family))
+            zero = rows.loc[rows["strength"] == 0, "mean"].iloc[0]
+            lo, hi = zero + rows["delta_lo"], zero + rows["delta_hi"]
+            ax.fill_between(rows["strength"], lo.fillna(zero), hi.fillna(zero), alpha=0.15)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(suite, fontsize=9)
+        ax.set_xlabel("strength", fontsize=8)
+        ax.set_ylabel("mean score", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _finish_grid(fig, axes, len(suites), path)
+
+
+def figure_si(m: pd.DataFrame, path: Path) -> bool:
+    """SI (k=1) at the largest ±s per suite and method, with CI whiskers."""
+    if "si_k1" not in m or m["si_k1"].isna().all():
+        return False
+    plt = pyplot()
+    top = m[m["si_k1"].notna()]
+    top = top[top["strength"] == top.groupby("eval")["strength"].transform("max")]
+    suites = list(dict.fromkeys(top["eval"]))
+    fig, axes = plt.subplots(1, len(suites), figsize=(3.2 * len(suites), 2.8), squeeze=False)
+    for ax, suite in zip(axes.flat, suites, strict=True):
+        sub = top[top["eval"] == suite]
+        names = [label(a, b) for a, b in zip(sub["method"], sub["family"], strict=True)]
+        err = [sub["si_k1"] - sub["si_k1_lo"], sub["si_k1_hi"] - sub["si_k1"]]
+        ax.bar(range(len(sub)), sub["si_k1"], yerr=err, capsize=2, color="tab:blue")
+        ax.set_xticks(range(len(sub)), names, rotation=45, ha="right", fontsize=7)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(f"{suite}: SI k=1 at ±{sub['strength'].iloc[0]:g}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    save_figure(fig, path)
+    return True
+
+
+def figure_norms(vec_row: dict, path: Path) -> None:
+    import numpy as np
+
+    plt = pyplot()
+
+    summary = vec_row["summary"]
+    order = {k: i for i, k in enumerate(DEFAULT_TARGETS)}
+    kinds = sorted({r["module"] for r in summary}, key=lambda k: (order.get(k, 99), k))
+    layers = sorted({r["layer"] for r in summary if r["layer"] is not None})
+    grid = np.full((len(layers), len(kinds)), np.nan)
+    for r in summary:
+        if r["layer"] is not None:
+            grid[layers.index(r["layer"]), kinds.index(r["module"])] = r["norm"]
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(kinds), 1 + 0.3 * len(layers)))
+    im = ax.imshow(grid, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(layers)), [str(x) for x in layers], fontsize=7)
+    ax.set_ylabel("layer", fontsize=8)
+    ax.set_title(f"||dW|| {vec_row['name']}", fontsize=9)
+    fig.colorbar(im, ax=ax)
+    save_figure(fig, path)
+
+
+def figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
+    """Δ at +budget and −budget per method and suite, with CI whiskers."""
+    suites = list(dict.fromkeys(m["eval"]))
+    names = list(dict.fromkeys(label(a, b) for a, b in zip(m["method"], m["family"], strict=True)))
+    fig, axes = _suite_grid(len(suites), 0.22 * len(names) + 1.0)
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        sub = m[m["eval"] == suite]
+        for side, color, off in ((budget, "tab:blue", -0.15), (-budget, "tab:red", 0.15)):
+            rows = sub[sub["strength"] == side]
+            pairs = zip(rows["method"], rows["family"], strict=True)
+            y = [names.index(label(a, b)) + off for a, b in pairs]
+            err = [rows["delta"] - rows["delta_lo"], rows["delta_hi"] - rows["delta"]]
+            ax.errorbar(rows["delta"], y, xerr=err, fmt="o", ms=3, color=color, capsize=2,
+                        label=f"{side:+g} nat")  # fmt: skip
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(suite, fontsize=9)
+        ax.set_xlabel("Δ score vs unsteered", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _finish_grid(fig, axes, len(suites), path)

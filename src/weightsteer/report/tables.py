@@ -1,0 +1,175 @@
+"""The report's markdown tables: shifts with CIs, SI, foundations, calibration."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from weightsteer.evals.metrics import MetricsConfig, foundation_table
+from weightsteer.evals.suites.tinymfv import TinyMfvConfig
+
+TINYMFV = "tinymfv"
+
+
+def label(method: str, family: str) -> str:
+    """How a scored intervention is named in tables: its family for weight vectors."""
+    return family if method == "weight" and family else f"{method}:{family}" if family else method
+
+
+def _ci(v: float, lo: float, hi: float, fmt: str = "+.2f") -> str:
+    if math.isnan(v):
+        return "–"
+    band = "" if math.isnan(lo) else f" [{lo:{fmt}}, {hi:{fmt}}]"
+    return f"{v:{fmt}}{band}"
+
+
+def shift_table(m: pd.DataFrame, suite: str) -> list[str]:
+    sub = m[m["eval"] == suite]
+    strengths = sorted(s for s in sub["strength"].unique() if s != 0)
+    top = max(strengths, default=0.0)
+    head = "| method | score at 0 | " + " | ".join(f"Δ at {s:+g}" for s in strengths)
+    head += f" | seeds at {top:+g}: sd, same sign"
+    lines = [head + " | pmass min | off-format |", "|---" * (len(strengths) + 5) + "|"]
+    for (method, family), rows in sub.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        zero = by[0.0]
+        cells = [
+            _ci(by[s]["delta"], by[s]["delta_lo"], by[s]["delta_hi"]) if s in by else ""
+            for s in strengths
+        ]
+        seeds = "–"
+        if top in by and by[top]["seeds"] > 1:
+            seeds = f"{by[top]['delta_seed_sd']:.2f}, {by[top]['sign_agree']:.0%}"
+        lines.append(
+            f"| {label(method, family)} | {zero['mean']:+.2f} | "
+            + " | ".join(cells)
+            + f" | {seeds} | {rows['pmass'].min():.2f} | {rows['low_pmass'].max():.0%} |"
+        )
+    seeds, n = int(sub["seeds"].max()), int(sub["rows"].iloc[0])
+    lines.append(
+        f"\n{n} rows, {seeds} seed(s). Δ: mean paired shift vs strength 0 [95% bootstrap CI]; "
+        "off-format: the largest share of rows under the pmass threshold."
+    )
+    return lines
+
+
+def si_table(m: pd.DataFrame, suite: str) -> list[str]:
+    sub = m[(m["eval"] == suite) & m["strength"].gt(0)]
+    if "si_k1" not in sub or sub["si_k1"].isna().all():
+        return []
+    sub = sub[sub["si_k1"].notna()]
+    lines = [
+        "| method | ±s | SI k=1 | SI k=2 | fix | broke | flip | counter | n cho / rej |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in sub.iterrows():
+        warn = " ⚠ too few" if r["small"] else ""
+        lines.append(
+            f"| {label(r['method'], r['family'])} | {r['strength']:g} | "
+            f"{_ci(r['si_k1'], r['si_k1_lo'], r['si_k1_hi'], '+.1f')} | "
+            f"{_ci(r['si_k2'], r['si_k2_lo'], r['si_k2_hi'], '+.1f')} | {r['fix']:.0%} | "
+            f"{r['broke']:.0%} | {r['flip']:.0%} | {r['counter']:.0%} | "
+            f"{r['n_cho']:.0f} / {r['n_rej']:.0f}{warn} |"
+        )
+    return ["", "Surgical informedness (fix: wrong-side rows fixed at +s; broke: right-side rows "
+            "broken at +s; flip / counter: the same at -s):", "", *lines]  # fmt: skip
+
+
+def foundation_lines(f: pd.DataFrame, target: str | None, sign: int) -> list[str]:
+    s = f["strength"].abs().max()
+    f = f[f["strength"].isin([s, -s])]
+    lines = [
+        f"Paired change in logit(wrongness) vs strength 0, per foundation, at ±{s:g} "
+        f"[95% CI]; target: {target or 'none set (eval.tinymfv.target)'}"
+        + (f", expected to move {'up' if sign > 0 else 'down'} at +α." if target else "."),
+        "",
+        f"| method | foundation | Δ at -{s:g} | Δ at +{s:g} | vignettes | low-mass cells |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (method, family, found), rows in f.groupby(["method", "family", "foundation"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        name = f"**{found}** (target)" if found == target else found
+        cells = [_ci(by[x]["delta"], by[x]["delta_lo"], by[x]["delta_hi"]) for x in (-s, s)]
+        dropped = max(int(by[x]["dropped"]) for x in (-s, s))
+        lines.append(
+            f"| {label(method, family)} | {name} | {cells[0]} | {cells[1]} | "
+            f"{int(rows['vignettes'].iloc[0])} | {dropped} / {int(rows['cells'].iloc[0])} |"
+        )
+    return lines
+
+
+def calibration_lines(cals: list[dict]) -> list[str]:
+    from weightsteer.methods.calibrate import Calibration
+
+    lines = [
+        "| method | seed | side | strength s | KL calibration | KL audit | steps | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cals:
+        cal = Calibration(**{k: c[k] for k in Calibration.__dataclass_fields__})
+        mark = "" if cal.status in ("ok", "fixed") else " ⚠"
+        lines.append(
+            f"| {label(c['method'], c['family'])} | {c['seed']} | {'+' if cal.sign > 0 else '−'} "
+            f"| {cal.strength:+.4g} | {cal.kl:.3g} | {cal.audit_kl:.3g} | "
+            f"{len(cal.evaluations)} | {cal.status}{mark} |"
+        )
+    return lines
+
+
+def compare_table(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]:
+    sub = m[m["eval"] == suite]
+    lines = [
+        f"| method | KL + / − | Δ at +{budget:g} nat | Δ at −{budget:g} nat | SI k=1 | SI k=2 | "
+        "pmass + / − | seeds at +: sd, same sign |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (method, family), rows in sub.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        up, down = by.get(budget), by.get(-budget)
+        if up is None or down is None:
+            continue
+        seeds = "–"
+        if up["seeds"] > 1:
+            seeds = f"{up['delta_seed_sd']:.2f}, {up['sign_agree']:.0%}"
+        warn = " ⚠ too few" if up.get("small") else ""
+        lines.append(
+            f"| {label(method, family)} | {kls.get((method, family), '–')} | "
+            f"{_ci(up['delta'], up['delta_lo'], up['delta_hi'])} | "
+            f"{_ci(down['delta'], down['delta_lo'], down['delta_hi'])} | "
+            f"{_ci(up['si_k1'], up['si_k1_lo'], up['si_k1_hi'], '+.1f')}{warn} | "
+            f"{_ci(up['si_k2'], up['si_k2_lo'], up['si_k2_hi'], '+.1f')} | "
+            f"{up['pmass']:.2f} / {down['pmass']:.2f} | {seeds} |"
+        )
+    return lines
+
+
+def off_target_lines(f: pd.DataFrame, target: str | None, budget: float) -> list[str]:
+    f = f[f["strength"] == budget]
+    lines = [
+        f"tinymfv at +{budget:g} nat: paired change in logit(wrongness) of the target "
+        f"foundation ({target or 'none set'}) and the largest change among the others.",
+        "",
+        "| method | target Δ [CI] | largest off-target Δ [CI] | foundation |",
+        "|---|---|---|---|",
+    ]
+    for (method, family), rows in f.groupby(["method", "family"], sort=False):
+        tgt = rows[rows["target"]]
+        off = rows[~rows["target"]].dropna(subset=["delta"])
+        t = _ci(*tgt[["delta", "delta_lo", "delta_hi"]].iloc[0]) if len(tgt) else "–"
+        o, name = "–", "–"
+        if len(off):
+            worst = off.loc[off["delta"].abs().idxmax()]
+            o, name = _ci(worst["delta"], worst["delta_lo"], worst["delta_hi"]), worst["foundation"]
+        lines.append(f"| {label(method, family)} | {t} | {o} | {name} |")
+    return lines
+
+
+def foundations(df: pd.DataFrame, mfv: TinyMfvConfig, settings: MetricsConfig) -> pd.DataFrame:
+    return foundation_table(
+        df[df["eval"] == TINYMFV],
+        target=mfv.target,
+        sign=mfv.sign,
+        min_pmass=mfv.min_pmass,
+        settings=settings,
+    )

@@ -1,0 +1,53 @@
+"""Helpers the tests share (fixtures live in ``conftest.py``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from weightsteer.adapters import AdapterSpec
+from weightsteer.cli import main
+from weightsteer.core.models import render_chat
+from weightsteer.toy.tiny import yes_no_questions
+
+FAMILIES = ("lora", "dora", "pissa", "delora", "oft", "ia3")
+# Learning rates that move a random tiny model within 30 steps (a new family: 1e-2).
+TEST_LR = {"lora": 5e-3, "dora": 5e-3, "pissa": 5e-3, "delora": 2e-2, "oft": 2e-2, "ia3": 5e-2}
+
+
+def chats(questions, answer):
+    return [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]}
+        for q in questions
+    ]
+
+
+def train_questions():
+    return yes_no_questions()[::2]
+
+
+def held_out_prompts(tokenizer):
+    return [
+        render_chat(tokenizer, [{"role": "user", "content": q}]) for q in yes_no_questions()[1::2]
+    ]
+
+
+def spec_for(family: str, **kw) -> AdapterSpec:
+    base = dict(
+        family=family, rank=4, alpha=8, lr=TEST_LR.get(family, 1e-2), max_steps=30, warmup_steps=0
+    )
+    return AdapterSpec(**{**base, **kw})
+
+
+def cli(argv, capsys) -> tuple[int, str, str]:
+    """Run the CLI in-process: ``(exit code, stdout, stderr)``."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return e.value.code, cap.out, cap.err
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -1,0 +1,48 @@
+"""The package's face: ``import weightsteer as ws`` and the README's ten-line example."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import weightsteer as ws
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def library_snippet() -> str:
+    section = README.read_text().split("## Library", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_every_public_name_resolves():
+    for name in ws.__all__:
+        assert getattr(ws, name) is not None, name
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, weightsteer; import weightsteer.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_readme_library_example_runs_as_written(tiny_dir, tmp_path, monkeypatch, capsys):
+    """The exact snippet, with the tiny test model in place of toyworld."""
+    code = library_snippet()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    assert code.count('"toyworld")') >= 2
+    code = code.replace('ws.load_model("toyworld")', f"ws.load_model({str(tiny_dir)!r})")
+    code = code.replace('ws.load_tokenizer("toyworld")', f"ws.load_tokenizer({str(tiny_dir)!r})")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, str(README), "exec"), scope)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed] == ["-1", "0", "0.5"]
+    assert (tmp_path / "honesty-lora" / "vector.safetensors").is_file()
+    fresh = ws.load_model(tiny_dir, dtype="float32")
+    for (n, p), q in zip(scope["model"].named_parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(p, q), n  # the sweep restored the weights exactly
