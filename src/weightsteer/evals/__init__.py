@@ -81,7 +81,7 @@ def register(name: str, config: type[Section] | None = None) -> Callable[[Builde
 
 
 class EvalSettings(Section):
-    suites: tuple[str, ...] = Field(("claims",), description="eval suites (see config-help)")
+    suites: tuple[str, ...] = Field(("claims",), description="eval suites (registered names)")
     alphas: tuple[float, ...] = Field((-1.0, -0.5, 0.0, 0.5, 1.0), description="strength sweep")
     rows_per_suite: int = Field(200, ge=1, description="cap on rows of each suite")
     prefill: str = Field("", description="assistant prefill before the Yes/No token")
@@ -103,7 +103,11 @@ class EvalSettings(Section):
 def eval_config_class() -> type[EvalSettings]:
     """The ``[eval]`` section: the common settings plus one sub-section per registered
     suite that has a config, so a new suite's keys appear without touching this file."""
-    fields = {name: (spec.config, spec.config()) for name, spec in SUITES.items() if spec.config}
+    fields: dict[str, Any] = {
+        name: (spec.config, spec.config()) for name, spec in SUITES.items() if spec.config
+    }
+    known = ", ".join(SUITES)
+    fields["suites"] = (tuple[str, ...], Field(("claims",), description=f"eval suites ({known})"))
     return create_model("EvalConfig", __base__=EvalSettings, **fields)  # type: ignore[call-overload]
 
 
