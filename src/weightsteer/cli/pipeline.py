@@ -44,9 +44,15 @@ def run(
     t0 = time.perf_counter()
     ctx = start_run(load_config(config), name, runs_dir)
     console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
+    from weightsteer.report.summary import shift_summary
+
     run_stages(ctx)
-    _summary(ctx.run.root, time.perf_counter() - t0)
-    print(ctx.run.root / "report.md")
+    lay = ctx.run.layout
+    console.print(shift_summary(lay.results(), ctx.cfg.metrics))
+    console.print(
+        f"done in {time.perf_counter() - t0:.0f} s. Report: {lay.report}", highlight=False
+    )
+    print(lay.report)
 
 
 @app.command()
@@ -64,61 +70,14 @@ def compare(
         raise UserError(f"{config}: compare.methods is empty; list the methods to compare")
     ctx = start_run(cfg, name, runs_dir)
     console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
+    from weightsteer.report.summary import compare_summary
+
     run_stages(ctx, ["data", "train", "extract", "compare", "report"])
-    _compare_summary(ctx.run.root)
-    print(ctx.run.root / "report.md")
-
-
-def _compare_summary(root: Path) -> None:
-    """The first suite's calibrated comparison, one row per method."""
-    from weightsteer.evals.metrics import comparison_frame
-    from weightsteer.evals.results import read_results
-    from weightsteer.report import achieved_kl, calibration_rows
-
-    paths = sorted((root / "compare").glob("*.parquet"))
-    df = comparison_frame(read_results(paths))
-    kls = achieved_kl(calibration_rows(paths))
-    budget = float(df["calibrated_kl"].dropna().iloc[0])
-    title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [95% CI]"
-    _shift_summary(root, df, (budget, -budget), title, "KL + / -", lambda k, by: kls.get(k, ""))
+    console.print(compare_summary(ctx.run.layout.compared(), ctx.cfg.metrics))
     console.print(
         "KL * : a prompt's fixed cost (it has no strength to tune); ⚠ : missed the budget"
     )
-
-
-def _summary(root: Path, seconds: float) -> None:
-    """One screen: the first suite's shift at the extreme strengths per family, and where
-    the report is."""
-    from weightsteer.evals.results import read_results
-
-    df = read_results(sorted((root / "results").glob("*.parquet")))
-    lo, hi = df["strength"].min(), df["strength"].max()
-    title = "{suite}: mean score shift vs strength 0 [95% CI]"
-    _shift_summary(root, df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}")
-    console.print(f"done in {seconds:.0f} s. Report: {root / 'report.md'}", highlight=False)
-
-
-def _shift_summary(root: Path, df, strengths, title: str, extra: str, extra_cell) -> None:
-    """A table of the first (non-tinymfv) suite: per method, the ``extra`` column, the
-    shift at each of ``strengths`` with its CI, and SI k=1 at the positive one."""
-    from weightsteer.evals.metrics import suite_metrics
-    from weightsteer.pipeline import Run
-    from weightsteer.report import TINYMFV, label
-
-    suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
-    t = suite_metrics(df[df["eval"] == suite], Run.open(root).cfg.metrics)
-    table = Table(title=title.format(suite=suite))
-    for col in ("method", extra, *(f"shift at {s:+g}" for s in strengths), "SI k=1"):
-        table.add_column(col, justify="right")
-    for key, rows in t.groupby(["method", "family"], sort=False):
-        by = {r["strength"]: r for _, r in rows.iterrows()}
-        cells = [
-            f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
-            for s in strengths
-        ]
-        si = by[max(strengths)].get("si_k1", float("nan"))
-        table.add_row(label(*key), extra_cell(key, by), *cells, f"{si:+.1f}")
-    console.print(table)
+    print(ctx.run.layout.report)
 
 
 @app.command()
@@ -162,7 +121,7 @@ def data(
     ctx = start_run(cfg, name, runs_dir, out_dir)
     run_stages(ctx, ["data"])
     for side in ("pos", "neg"):
-        print(ctx.run.root / "data" / f"{side}.jsonl")
+        print(ctx.run.layout.data(side))
 
 
 @app.command()
@@ -358,8 +317,10 @@ def report(
             raise UserError(f"results table {path} does not exist")
         print(write_table_report(path, results_config(path)))
         return
+    from weightsteer.pipeline import RunLayout
+
     run_stage(path, "report")  # refuses a folder that is not a run
-    print(path / "report.md")
+    print(RunLayout(path).report)
 
 
 @app.command("config-help")

@@ -1,0 +1,53 @@
+"""One-screen summaries of a run for the terminal (rich tables): the first suite's shift
+per method at the sweep's extremes, or at the calibrated budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from weightsteer.evals.metrics import MetricsConfig, comparison_frame, suite_metrics
+from weightsteer.evals.results import read_results
+from weightsteer.report.compare import achieved_kl, calibration_rows
+from weightsteer.report.tables import TINYMFV, label
+
+
+def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
+    """The eval stage: per family, the score at 0 and the shift at the extreme strengths."""
+    df = read_results(results)
+    lo, hi = df["strength"].min(), df["strength"].max()
+    title = "{suite}: mean score shift vs strength 0 [95% CI]"
+    return _table(df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}",
+                  metrics)  # fmt: skip
+
+
+def compare_summary(compared: list[Path], metrics: MetricsConfig) -> Table:
+    """The compare stage: per method, its achieved KL and the shift at +- the budget."""
+    df = comparison_frame(read_results(compared))
+    kls = achieved_kl(calibration_rows(compared))
+    budget = float(df["calibrated_kl"].dropna().iloc[0])
+    title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [95% CI]"
+    return _table(df, (budget, -budget), title, "KL + / -", lambda k, by: kls.get(k, ""),
+                  metrics)  # fmt: skip
+
+
+def _table(df, strengths: Sequence[float], title: str, extra: str,
+           extra_cell: Callable, metrics: MetricsConfig) -> Table:  # fmt: skip
+    """The first (non-tinymfv) suite: per method, the ``extra`` column, the shift at each
+    of ``strengths`` with its CI, and SI k=1 at the positive one."""
+    suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
+    t = suite_metrics(df[df["eval"] == suite], metrics)
+    table = Table(title=title.format(suite=suite))
+    for col in ("method", extra, *(f"shift at {s:+g}" for s in strengths), "SI k=1"):
+        table.add_column(col, justify="right")
+    for key, rows in t.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        cells = [
+            f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
+            for s in strengths
+        ]
+        si = by[max(strengths)].get("si_k1", float("nan"))
+        table.add_row(label(*key), extra_cell(key, by), *cells, f"{si:+.1f}")
+    return table
