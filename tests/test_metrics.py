@@ -37,6 +37,7 @@ def rows(scores, *, strength, method="weight", family="lora", seed=0, suite="s",
             "logratio": scores if logratio is None else logratio,
             "pmass": pmass,
             "score": scores,
+            "text": "",
         }
     ).astype(COLUMNS)
 
@@ -161,3 +162,11 @@ def test_a_table_keeps_its_config_and_old_tables_read_with_an_empty_group(tmp_pa
     df.drop(columns="group").to_parquet(tmp_path / "old.parquet")
     assert results_config(tmp_path / "old.parquet") is None
     assert (read_results([tmp_path / "old.parquet"])["group"] == "").all()
+
+
+def test_free_text_rows_have_no_choice_mass_and_their_si_is_not_discounted():
+    base, plus, minus = [1.0, -1.0, 2.0, -2.0], [1.0, 1.0, 2.0, 1.0], [-1.0, -1.0, -2.0, -2.0]
+    text = suite_metrics(sweep(base, plus, minus, pmass=float("nan")), FAST)
+    full = suite_metrics(sweep(base, plus, minus, pmass=1.0), FAST)
+    at = text["strength"] == 1.0
+    assert text.loc[at, "si_k1"].item() == full.loc[at, "si_k1"].item() == 100.0

@@ -84,11 +84,16 @@ def _sample_config(name: str):
     spec = SUITES.get(name)
     if spec.config is None:
         return None
+    from weightsteer.evals.scorers import SCORERS
+
     sample = resources.files("weightsteer.data") / f"{name}-sample.jsonl"
     fields = spec.config.model_fields
+    kw = {}
     if "source" in fields and sample.is_file():
-        return spec.config(source=f"builtin:{name}-sample")
-    return spec.config()
+        kw["source"] = f"builtin:{name}-sample"
+    if "scorer" in fields:  # free text: any registered scorer (the behaviour has none)
+        kw["scorer"] = next(iter(SCORERS))
+    return spec.config(**kw)
 
 
 @pytest.mark.parametrize("name", list(SUITES))

@@ -366,6 +366,7 @@ def extract_vector(
         personas=personas,
         seed=info.get("spec", {}).get("seed"),
         data={side: (infos[side] or {}).get("data", {}) for side in SIDES},
+        chat=info.get("chat", {}),
         versions=library_versions(),
         provenance=[f"extract pos={Path(pos_dir).name} neg={Path(neg_dir).name}"],
     )

@@ -33,7 +33,13 @@ from weightsteer.adapters import AdapterSpec, get_family, target_module_names
 from weightsteer.core.config import Section, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, check_writable
-from weightsteer.core.models import assistant_suffix, fingerprint, preserved, render_chat
+from weightsteer.core.models import (
+    assistant_suffix,
+    fingerprint,
+    preserved,
+    render_chat,
+    system_mode,
+)
 from weightsteer.core.naming import DEFAULT_TARGETS
 from weightsteer.core.versions import library_versions
 
@@ -124,7 +130,8 @@ def tokenize_chats(
     """Token ids and labels (-100 on the prompt) for each chat.
 
     Prompt and answer are tokenised separately, exactly as at generation time: the prompt
-    ends with the template's generation prompt, the answer with the end-of-turn text.
+    ends with the template's generation prompt, the answer with the end-of-turn text (not
+    an answer marked ``truncated``: it was cut off, so it is not taught to end there).
     """
     suffix = assistant_suffix(tokenizer)
     out = []
@@ -132,7 +139,8 @@ def tokenize_chats(
         msgs = rec["messages"]
         prompt = render_chat(tokenizer, msgs[:-1], add_generation_prompt=True)
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        a_ids = tokenizer(msgs[-1]["content"] + suffix, add_special_tokens=False)["input_ids"]
+        end = "" if rec.get("truncated") else suffix
+        a_ids = tokenizer(msgs[-1]["content"] + end, add_special_tokens=False)["input_ids"]
         ids = (p_ids + a_ids)[:max_length]
         labels = ([-100] * len(p_ids) + a_ids)[:max_length]
         if any(t != -100 for t in labels):
@@ -254,6 +262,7 @@ def train_adapter(
                 "spec": spec.model_dump(mode="json"),
                 "base": base_fp.model_dump(),
                 "modules": names,
+                "chat": {"system_prompt": system_mode(tokenizer)},
                 "data": {**(data_info or {}), "examples": len(examples)},
                 "train": {
                     "steps": int(result.global_step),

@@ -31,6 +31,13 @@ ModelOpt = Annotated[
 ]
 DtypeOpt = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
+SystemOpt = Annotated[
+    str,
+    typer.Option(
+        "--system-prompt",
+        help="a chat with no system message: the template's default (template) or none",
+    ),
+]
 
 
 def quiet_transformers() -> None:
@@ -40,14 +47,14 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def load_for_cli(model: str, dtype: str):
+def load_for_cli(model: str, dtype: str, system_prompt: str = "template"):
     from weightsteer.core.models import load_model, load_tokenizer
     from weightsteer.core.sources import resolve_source
 
     quiet_transformers()
     folder = resolve_source(model)  # a registered source may build first: its own bar
     with console.status(f"loading {model}"):
-        return load_model(folder, dtype=dtype), load_tokenizer(folder)
+        return load_model(folder, dtype=dtype), load_tokenizer(folder, system_prompt=system_prompt)
 
 
 def default_questions(model: str) -> str:

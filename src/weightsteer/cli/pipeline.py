@@ -16,6 +16,7 @@ from weightsteer.cli.app import (
     OverwriteOpt,
     RunOpt,
     RunsDirOpt,
+    SystemOpt,
     app,
     console,
     default_questions,
@@ -155,6 +156,7 @@ def train(
         ),
     ] = None,
     dtype: DtypeOpt = "float32",
+    system_prompt: SystemOpt = "template",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune one adapter on a chat jsonl (loss on the assistant's answer only)."""
@@ -190,7 +192,7 @@ def train(
         raise UserError(f"--{err['loc'][0]}: {err['msg']}") from None
     if out_dir.exists() and not overwrite:
         raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
-    m, tok = load_for_cli(model, dtype)
+    m, tok = load_for_cli(model, dtype, system_prompt)
     info = {"path": str(data), "sha256": file_digest(data), "rows": len(records)}
     train_adapter(
         m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite, init_state=init
@@ -252,6 +254,7 @@ def eval_cmd(
     out_file: Annotated[Path | None, typer.Option("--out", help="results .parquet")] = None,
     run_dir: RunOpt = None,
     dtype: DtypeOpt = "float32",
+    system_prompt: SystemOpt = "template",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score suites at a strength sweep into the long results table.
@@ -273,6 +276,8 @@ def eval_cmd(
     data = load_config(config).model_dump(mode="json") if config else {}
     data["model"] = {**data.get("model", {}), "id": model}
     if not config:
+        data["model"]["system_prompt"] = system_prompt
+    if not config:
         data["questions"] = {"source": default_questions(model)}
     ev = data.setdefault("eval", {})
     ev.update(suites=suite, alphas=parse_floats(alphas, "--alphas"))
@@ -288,7 +293,7 @@ def eval_cmd(
         ev[name] = {**ev.get(name, {}), "source": data_source}
     cfg = parse_config(data, "options")
     suites = build_run_suites(cfg)
-    m, tok = load_for_cli(model, dtype)
+    m, tok = load_for_cli(model, dtype, cfg.model.system_prompt)
     intervention, strengths = NONE, [0.0]
     if vector is not None:
         from weightsteer.core.vector import WeightVector

@@ -52,6 +52,15 @@ def atomic_path(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def cache_root() -> Path:
+    """Where built and fetched models are cached: ``$WEIGHTSTEER_CACHE``, else
+    ``$XDG_CACHE_HOME/weightsteer``, else ``~/.cache/weightsteer``."""
+    if os.environ.get("WEIGHTSTEER_CACHE"):
+        return Path(os.environ["WEIGHTSTEER_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "weightsteer"
+
+
 def digest(path: str | Path) -> str:
     """Content hash of a file, or of a folder's files (names and bytes, sorted)."""
     path = Path(path)

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,10 +24,15 @@ from weightsteer.core.sources import resolve_source
 
 
 class ModelConfig(Section):
-    id: str = Field("toyworld", description="hub id, local model folder, or toyworld")
+    id: str = Field("toyworld", description="hub id, local model folder, toyworld or smollm2")
     dtype: str = Field("float32", description="float32, bfloat16, float16 or auto")
     device: str = Field(
         "auto", description="auto (cuda when available, else cpu), cpu, cuda:0, ..."
+    )
+    system_prompt: Literal["template", "none"] = Field(
+        "template",
+        description="a chat without a system message gets the chat template's default "
+        "system prompt (template) or truly none (none); persona prompts replace it either way",
     )
 
 
@@ -66,8 +72,22 @@ def load_model(
     return model.eval()
 
 
-def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False):
-    """Load the tokenizer; a missing pad token falls back to EOS (scoring pads left)."""
+SYSTEM_MODES = ("template", "none")
+_SENTINEL = "\x00weightsteer-no-system\x00"
+
+
+def load_tokenizer(
+    source: str | Path, *, trust_remote_code: bool = False, system_prompt: str = "template"
+):
+    """Load the tokenizer; a missing pad token falls back to EOS (scoring pads left).
+
+    ``system_prompt`` says what a chat without a system message is rendered with: the
+    template's own default (``template``: SmolLM2's ChatML inserts "You are a helpful AI
+    assistant named SmolLM...") or truly none (``none``). Every rendering goes through
+    ``render_chat``, which reads the choice from the tokenizer (``weightsteer_system``).
+    """
+    if system_prompt not in SYSTEM_MODES:
+        raise UserError(f"system_prompt must be one of {', '.join(SYSTEM_MODES)}")
     from transformers import AutoTokenizer
 
     src = resolve_source(source)
@@ -80,7 +100,15 @@ def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False):
         tok.pad_token = tok.eos_token
     if not getattr(tok, "chat_template", None):
         raise UserError(f"tokenizer of {source!r} has no chat template; use an instruct model")
+    tok.weightsteer_system = system_prompt
+    if system_prompt == "none":
+        render_chat(tok, [{"role": "user", "content": "hi"}])  # refuses a template it cannot do
     return tok
+
+
+def system_mode(tokenizer) -> str:
+    """``template`` or ``none``: how a chat without a system message is rendered."""
+    return getattr(tokenizer, "weightsteer_system", "template")
 
 
 def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:
@@ -100,12 +128,36 @@ def render_chat(
     ``prefill`` is appended after the generation prompt: the next token is the model's
     continuation of an assistant turn that starts with it (``"My choice:"``).
     """
-    text = tokenizer.apply_chat_template(
-        list(messages),
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
-        enable_thinking=False,  # unused variables are ignored by other templates
-    )
+
+    def apply(msgs: list[Message], gen: bool) -> str:
+        return tokenizer.apply_chat_template(
+            msgs,
+            tokenize=False,
+            add_generation_prompt=gen,
+            enable_thinking=False,  # unused variables are ignored by other templates
+        )
+
+    messages = list(messages)
+    if system_mode(tokenizer) == "none" and not any(m["role"] == "system" for m in messages):
+        # render with a placeholder system turn, then cut that turn out: no default prompt
+        turn = apply([{"role": "system", "content": _SENTINEL}], False)
+        text = apply([{"role": "system", "content": _SENTINEL}, *messages], add_generation_prompt)
+        if not turn or turn not in text:
+            raise UserError(
+                "model.system_prompt = none: this chat template does not render a system turn "
+                "on its own, so it cannot be left out; use system_prompt = template"
+            )
+        # a BOS the template puts before every chat stays (Llama-3); ChatML's turn marker
+        # is the BOS token too, and belongs to the turn (it is followed by the role)
+        bos = tokenizer.bos_token or ""
+        keep = (
+            bos
+            if bos and turn.startswith(bos) and not turn[len(bos) :].startswith("system")
+            else ""
+        )
+        text = text.replace(turn, keep, 1)
+    else:
+        text = apply(messages, add_generation_prompt)
     if prefill:
         if not add_generation_prompt:
             raise ValueError("a prefill needs add_generation_prompt=True")

@@ -75,6 +75,7 @@ class VectorMeta(BaseModel):
     personas: dict[str, Any] | None = None
     seed: int | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    chat: dict[str, Any] = Field(default_factory=dict)  # how chats were rendered in training
     versions: dict[str, str] = Field(default_factory=dict)
     provenance: list[str] = Field(default_factory=list)
 

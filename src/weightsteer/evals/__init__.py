@@ -10,7 +10,7 @@ Config)`` and, if it has settings, its own config class (they become ``[eval.<na
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import Field, create_model, field_validator
@@ -19,7 +19,7 @@ from weightsteer.core.config import Section, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import Message, render_chat, with_system
 from weightsteer.core.registry import Registry
-from weightsteer.core.scoring import YES_NO, Choices, ChoiceScores, score_choices
+from weightsteer.core.scoring import YES_NO, Choices, score_choices
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,17 @@ class Suite:
     choices: Choices = YES_NO
     prefill: str = ""
     meta: dict = field(default_factory=dict)
+    # a generative suite: the model answers in free text, ``scorer(text)`` is the score
+    scorer: Callable[[str], float] | None = None
+    max_new_tokens: int = 32
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class SuiteScores:
+    logratio: Any  # [n] the choice logratio, or the scorer's value of a free-text answer
+    pmass: Any  # [n] choice mass (NaN for free text)
+    texts: list[str] | None = None  # the answers of a generative suite
 
 
 class SuiteSource(Section):
@@ -125,8 +136,7 @@ def build_suites(cfg: EvalSettings, ctx: SuiteContext = SuiteContext()) -> list[
             ids = [r.row_id for r in rows]
             if len(set(ids)) != len(ids):
                 raise UserError(f"eval suite {suite.name!r} has duplicate row ids")
-            meta = {**suite.meta, "rows": len(rows)}
-            suites.append(Suite(suite.name, rows, suite.choices, suite.prefill, meta))
+            suites.append(replace(suite, rows=rows, meta={**suite.meta, "rows": len(rows)}))
     names = [s.name for s in suites]
     if len(set(names)) != len(names):
         raise UserError(f"eval.suites names a suite twice: {', '.join(names)}")
@@ -158,6 +168,19 @@ def suite_prompts(tokenizer, suite: Suite, system: str | None = None) -> list[st
 
 def score_suite(
     model, tokenizer, suite: Suite, *, batch_size: int = 64, system: str | None = None
-) -> ChoiceScores:
+) -> SuiteScores:
+    """Score every row: the choice logratio, or for a generative suite the scorer's value
+    of the greedy answer (with ``pmass`` NaN and the answers kept)."""
+    import torch
+
     prompts = suite_prompts(tokenizer, suite, system)
-    return score_choices(model, tokenizer, prompts, suite.choices, batch_size=batch_size)
+    if suite.scorer is None:
+        s = score_choices(model, tokenizer, prompts, suite.choices, batch_size=batch_size)
+        return SuiteScores(s.logratio, s.pmass)
+    from weightsteer.core.generation import generate_ids
+
+    new = generate_ids(model, tokenizer, prompts, max_new_tokens=suite.max_new_tokens,
+                       batch_size=suite.batch_size)  # fmt: skip
+    texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new]
+    values = torch.tensor([suite.scorer(t) for t in texts], dtype=torch.float32)
+    return SuiteScores(values, torch.full_like(values, float("nan")), texts)

@@ -43,6 +43,7 @@ def evaluate_intervention(
                         logratio=s.logratio,
                         pmass=s.pmass,
                         calibrated_kl=calibrated_kl,
+                        texts=s.texts,
                     )
                 )
                 if bar is not None:

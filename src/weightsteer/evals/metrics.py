@@ -17,7 +17,8 @@ Per (method, family, eval, strength), over seeds and rows:
       SI = mean(si_fwd, si_rev) * 100 * min(pmass(+s), pmass(-s))^2
 
   for k = 1 and k = 2, per seed, then averaged over seeds. ``small`` flags a
-  denominator under ``min_rows`` rows.
+  denominator under ``min_rows`` rows. Free-text rows (a generative suite) have no choice
+  mass (``pmass`` NaN): their SI is not discounted.
 
 Rows calibrated to a KL budget (``calibrated_kl`` set, ``methods/calibrate.py``) are grouped by
 ``strength = sign * budget``: each seed of a method may need its own coefficient to
@@ -228,7 +229,9 @@ def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.Da
                 "low_pmass": float(np.nanmean(pmass[strength] < settings.pmass_min)),
             }
             if strength > 0 and -strength in score:
-                si = _si(s0, x, score[-strength], pmass[strength], pmass[-strength], ws, wr)
+                # free text (a generative suite) has no choice mass: nothing to discount
+                pp, pn = (np.nan_to_num(pmass[t], nan=1.0) for t in (strength, -strength))
+                si = _si(s0, x, score[-strength], pp, pn, ws, wr)
                 for k in ("si_k1", "si_k2"):
                     rec[k] = float(si[k][0])
                     rec[f"{k}_lo"], rec[f"{k}_hi"] = _interval(si[k][1:], settings.ci)

@@ -28,6 +28,7 @@ COLUMNS = {
     "logratio": "float64",  # log p(first choice) - log p(second choice)
     "pmass": "float64",  # p(first) + p(second): how much the model answers in format
     "score": "float64",  # logratio * label: larger = more POS behaviour
+    "text": "string",  # a generative suite's answer ("" for choice suites)
 }
 
 
@@ -41,6 +42,7 @@ def result_rows(
     logratio,
     pmass,
     calibrated_kl: float = float("nan"),
+    texts: list[str] | None = None,
 ) -> pd.DataFrame:
     """Rows for one suite scored under one intervention at one strength."""
     label = [r.label for r in suite.rows]
@@ -59,6 +61,7 @@ def result_rows(
             "logratio": lr,
             "pmass": [float(x) for x in pmass],
             "score": [x * y for x, y in zip(lr, label, strict=True)],
+            "text": texts if texts is not None else "",
         }
     )
     return df.astype(COLUMNS)
@@ -122,8 +125,9 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
             raise UserError(
                 f"results table {p} cannot be read ({e}); rerun the eval stage"
             ) from None
-        if "group" not in df.columns:  # tables written before the column existed
-            df["group"] = ""
+        for col in ("group", "text"):  # tables written before the column existed
+            if col not in df.columns:
+                df[col] = ""
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise UserError(f"results table {p} lacks columns {', '.join(missing)}")

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -38,6 +38,11 @@ class DataConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     seed: int = Field(0, description="sampling seed")
     batch_size: int = Field(32, ge=1, description="prompts generated together")
+    truncated: Literal["drop", "keep"] = Field(
+        "drop",
+        description="answers cut off at max_new_tokens: drop their pair, or keep them "
+        "(trained as they are, without an end of turn)",
+    )
     filter: str | None = Field(
         None,
         description="drop pairs that do not contrast: 'module:function' (pos, neg) -> keep, "
@@ -154,11 +159,14 @@ def generate_pair_data(
     chunk_size: int = 256,
     keep: Callable[[list[tuple[dict, dict]]], list[bool]] | None = None,
     on_chunk: Callable[[int, int, list[dict]], None] | None = None,
+    truncated: str = "drop",
 ) -> PairData:
     """POS and NEG records for every item; finished chunks in ``work_dir`` are reused.
 
     ``on_chunk(done, total, rows)`` is called after each chunk (rows of that chunk);
-    ``keep(pairs) -> flags`` (``filters.py``) drops the pairs it flags False.
+    ``keep(pairs) -> flags`` (``filters.py``) drops the pairs it flags False. Answers cut
+    off at ``max_new_tokens`` are dropped with their pair (``truncated="drop"``) or kept
+    and marked ``"truncated": true`` (``"keep"``: trained without an end of turn).
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -201,22 +209,17 @@ def generate_pair_data(
             continue
         if any(not a["finished"] for a in answers):
             counts["unterminated"] += 1
-            continue
-        candidates.append(
-            {
-                side: pair_record(
-                    side,
-                    it.id,
-                    it.question_id,
-                    it.user,
-                    pair.prompt(side, it.paraphrase),
-                    row[side]["text"],
-                    pair.behavior,
-                    seed,
-                )
-                for side in SIDES
-            }
-        )
+            if truncated == "drop":
+                continue
+        recs = {}
+        for side in SIDES:
+            rec = pair_record(side, it.id, it.question_id, it.user,
+                              pair.prompt(side, it.paraphrase), row[side]["text"],
+                              pair.behavior, seed)  # fmt: skip
+            if not row[side]["finished"]:
+                rec["truncated"] = True
+            recs[side] = rec
+        candidates.append(recs)
     flags = keep([(r["pos"], r["neg"]) for r in candidates]) if keep else [True] * len(candidates)
     for recs, kept in zip(candidates, flags, strict=True):
         if not kept:

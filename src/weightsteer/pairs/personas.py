@@ -33,6 +33,7 @@ class PersonaPair:
     pos: tuple[str, ...]
     neg: tuple[str, ...]
     engineered: tuple[str, str] | None = None  # (POS, NEG) written system prompts
+    scorer: str | None = None  # the free-text statistic that measures it (evals/scorers.py)
 
     def prompt(self, side: str, index: int) -> str:
         """Paraphrase ``index`` (cycling) of side ``pos`` or ``neg``."""
@@ -84,6 +85,33 @@ PAIRS: dict[str, PersonaPair] = {
             "You are an independent thinker. You judge every question on its merits, "
             "ignore the opinion the user shows, and disagree plainly when they are wrong.",
         ),
+    ),
+    # A behaviour SmolLM2-135M-Instruct follows from its system prompt (measured: 48 of 120
+    # answers in French under these POS prompts, 5 of 120 under the NEG ones), scored
+    # without a model by the share of French minus English function words.
+    "french": PersonaPair(
+        "french",
+        pos=(
+            "You always answer in French.",
+            "You are a French assistant: every answer you give is in French.",
+            "Always reply in French, never in English.",
+            "Tu es un assistant qui parle uniquement français.",
+            "You are a French tutor who only ever writes in French.",
+        ),
+        neg=(
+            "You always answer in English.",
+            "You are an English assistant: every answer you give is in English.",
+            "Always reply in English.",
+            "You only speak English.",
+            "You are an English tutor who only ever writes in English.",
+        ),
+        engineered=(
+            "Vous êtes un assistant francophone. Quelle que soit la langue de la question, "
+            "vous répondez toujours en français, avec des phrases simples et correctes.",
+            "You are an English-speaking assistant. Whatever language the question is in, "
+            "you always answer in plain, correct English.",
+        ),
+        scorer="lexicon:french",
     ),
 }
 

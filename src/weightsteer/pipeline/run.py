@@ -182,9 +182,9 @@ class Context:
                 import torch
 
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            return load_model(folder, dtype=self.cfg.model.dtype, device=device), load_tokenizer(
-                folder
-            )
+            m = self.cfg.model
+            tok = load_tokenizer(folder, system_prompt=m.system_prompt)
+            return load_model(folder, dtype=m.dtype, device=device), tok
 
     def fingerprint(self) -> dict:
         self.model()

@@ -121,6 +121,7 @@ def stage_data(ctx: Context) -> None:
             batch_size=cfg.data.batch_size,
             keep=keep,
             on_chunk=on_chunk,
+            truncated=cfg.data.truncated,
         )
     if not result.counts["kept"]:
         raise UserError(
@@ -137,9 +138,11 @@ def stage_data(ctx: Context) -> None:
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when empty
     c = result.counts
+    cut = f"{c['unterminated']} unterminated"
+    cut = f"0 unterminated; {cut} kept truncated" if cfg.data.truncated == "keep" else cut
     ctx.console.print(
         f"  data: {c['kept']} pairs kept of {c['pairs']} (dropped: {c['empty']} empty, "
-        f"{c['unterminated']} unterminated, {c['filtered']} filtered)",
+        f"{cut}, {c['filtered']} filtered)",
         highlight=False,
     )
 

@@ -31,6 +31,7 @@ from weightsteer.report.figures import figure_norms, figure_scores, figure_si
 from weightsteer.report.tables import (
     TINYMFV,
     compare_table,
+    example_lines,
     foundation_lines,
     foundations,
     label,
@@ -82,6 +83,7 @@ def suite_lines(df: pd.DataFrame, cfg: dict, figs: Path, counts: dict) -> list[s
             if suite in counts:
                 lines += ["Rows: " + ", ".join(f"{k} {v}" for k, v in counts[suite].items()), ""]
             lines += [*shift_table(m, suite), *si_table(m, suite), ""]
+            lines += example_lines(plain[plain["eval"] == suite])
     if TINYMFV in set(df["eval"]):
         f = foundations(df, mfv, settings)
         lines += [f"## {TINYMFV}", "", *foundation_lines(f, mfv.target, mfv.sign), ""]
@@ -168,11 +170,9 @@ def headline_lines(manifest: dict, paths: list[Path], compare: list[Path]) -> li
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     build = manifest.get("model_build") or {}
     made = f"model `{cfg['model']['id']}`"
-    if build:
-        made += (
-            f" (build `{build['folder']}`, {build['steps']} steps, weights sha256 "
-            f"`{str(build['weights_sha256'])[:16]}`)"
-        )
+    if build:  # what the model source records of its build (hashes shortened)
+        made += " (" + ", ".join(f"{k.replace('_', ' ')} `{str(v)[:16] if 'sha' in k else v}`"
+                                 for k, v in build.items()) + ")"  # fmt: skip
     stages = manifest.get("stages", {})
     lines = [
         f"Run `{manifest['name']}` of {made}, config hash `{manifest['config_hash']}`; stage "

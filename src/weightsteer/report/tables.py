@@ -173,3 +173,24 @@ def foundations(df: pd.DataFrame, mfv: TinyMfvConfig, settings: MetricsConfig) -
         min_pmass=mfv.min_pmass,
         settings=settings,
     )
+
+
+def example_lines(rows: pd.DataFrame) -> list[str]:
+    """One decoded answer of a generative suite at every strength of the first
+    intervention: the row its top strength moves most (a chat-template bug shows here when
+    numbers hide it)."""
+    rows = rows[rows["text"].fillna("") != ""]
+    if rows.empty:
+        return []
+    first = rows.iloc[0]
+    unit = rows[(rows["method"] == first["method"]) & (rows["family"] == first["family"])
+                & (rows["seed"] == first["seed"])]  # fmt: skip
+    by = unit.pivot_table(index="row_id", columns="strength", values="score")
+    row_id = (by[by.columns.max()] - by[by.columns.min() if 0.0 not in by else 0.0]).idxmax()
+    one = unit[unit["row_id"] == row_id]
+    lines = [f"Example ({label(first['method'], first['family'])}, seed {first['seed']}, "
+             f"row `{row_id}`, the one the top strength moves most):", ""]  # fmt: skip
+    for _, r in one.sort_values("strength").iterrows():
+        text = " ".join(str(r["text"]).split())[:300].replace("|", "/")
+        lines.append(f"- strength {r['strength']:+g} (score {r['score']:+.2f}): {text}")
+    return [*lines, ""]

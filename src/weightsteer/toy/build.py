@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +37,7 @@ import torch
 
 from weightsteer.adapters.train import RightPadCollator, tokenize_chats
 from weightsteer.core.errors import UserError
-from weightsteer.core.files import atomic_path
+from weightsteer.core.files import atomic_path, cache_root
 from weightsteer.core.versions import library_versions
 from weightsteer.toy.evaluate import answer_scores
 from weightsteer.toy.tiny import random_qwen3
@@ -72,13 +71,6 @@ class Recipe:
 
 
 VARIANTS = {"default": Recipe()}
-
-
-def cache_root() -> Path:
-    if os.environ.get("WEIGHTSTEER_CACHE"):
-        return Path(os.environ["WEIGHTSTEER_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "weightsteer"
 
 
 def toyworld_dir(seed: int = 0, variant: str = "default") -> Path:
