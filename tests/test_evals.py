@@ -145,3 +145,31 @@ def test_data_for_two_suites_is_refused(tmp_path, capsys):
               "--data", "x.jsonl", "--out", str(tmp_path / "r.parquet")])  # fmt: skip
     assert e.value.code == 2 and "one suite" in capsys.readouterr().err
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_statistic_scorers_on_known_text():
+    from weightsteer.evals.scorers import SCORERS
+
+    french, length = SCORERS.get("lexicon:french"), SCORERS.get("length")
+    assert french("Je pense que le chat est dans la maison.") > 0.3
+    assert french("I think that the cat is in the house.") < -0.3
+    assert french("") == 0.0 and length("one two, three!") == 3.0
+
+
+def test_a_judge_scorer_asks_a_separate_model_and_refuses_self(tiny_dir):
+    from weightsteer.core.errors import UserError
+    from weightsteer.core.models import load_model, load_tokenizer, render_chat
+    from weightsteer.core.scoring import score_choices
+    from weightsteer.evals.scorers import judge_chat, make_scorer
+
+    with pytest.raises(UserError, match="judge:self"):
+        make_scorer("judge:self", "honesty")
+    with pytest.raises(UserError, match="does not exist"):
+        make_scorer("judge:./no-such-model", "honesty")
+    got = make_scorer(f"judge:{tiny_dir}", "honesty")(["Q1?", "Q2?"], ["A1.", "A2."])
+    tok = load_tokenizer(tiny_dir)
+    prompts = [
+        render_chat(tok, judge_chat(q, a, "honesty")) for q, a in (("Q1?", "A1."), ("Q2?", "A2."))
+    ]
+    want = score_choices(load_model(tiny_dir, dtype="float32"), tok, prompts).logratio.tolist()
+    assert got == pytest.approx(want, abs=1e-6)

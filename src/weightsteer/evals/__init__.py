@@ -38,8 +38,9 @@ class Suite:
     choices: Choices = YES_NO
     prefill: str = ""
     meta: dict = field(default_factory=dict)
-    # a generative suite: the model answers in free text, ``scorer(text)`` is the score
-    scorer: Callable[[str], float] | None = None
+    # a generative suite: the model answers in free text, and
+    # ``scorer(questions, answers)`` gives one score per answer (``evals/scorers.py``)
+    scorer: Callable[[list[str], list[str]], list[float]] | None = None
     max_new_tokens: int = 32
     batch_size: int = 16
 
@@ -182,5 +183,6 @@ def score_suite(
     new = generate_ids(model, tokenizer, prompts, max_new_tokens=suite.max_new_tokens,
                        batch_size=suite.batch_size)  # fmt: skip
     texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new]
-    values = torch.tensor([suite.scorer(t) for t in texts], dtype=torch.float32)
+    questions = [r.messages[-1]["content"] for r in suite.rows]
+    values = torch.tensor(suite.scorer(questions, texts), dtype=torch.float32)
     return SuiteScores(values, torch.full_like(values, float("nan")), texts)

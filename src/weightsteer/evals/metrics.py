@@ -225,7 +225,9 @@ def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.Da
                 "sign_agree": float(np.mean(np.sign(per_seed) == np.sign(mean_delta)))
                 if mean_delta != 0
                 else float("nan"),
-                "pmass": float(np.nanmean(pmass[strength])),
+                "pmass": float(np.nanmean(pm))
+                if np.isfinite(pm := pmass[strength]).any()
+                else float("nan"),  # free text: no choice mass
                 "low_pmass": float(np.nanmean(pmass[strength] < settings.pmass_min)),
             }
             if strength > 0 and -strength in score:

@@ -20,7 +20,7 @@ from pydantic import Field
 from weightsteer.core.errors import UserError
 from weightsteer.core.tables import read_table, require_columns
 from weightsteer.evals import EvalRow, Suite, SuiteContext, SuiteSource, register
-from weightsteer.evals.scorers import SCORERS
+from weightsteer.evals.scorers import SCORERS, make_scorer
 from weightsteer.pairs.personas import PAIRS
 from weightsteer.pairs.questions import QUESTION_SOURCES, load_questions, split_questions
 
@@ -34,7 +34,9 @@ class GenerativeConfig(SuiteSource):
         "file / builtin: / hf: id with a prompt column; one suite gen:<key> each",
     )
     column: str = Field("prompt", description="column holding the prompt")
-    scorer: str = Field("auto", description="auto (the behaviour's scorer), length, lexicon:...")
+    scorer: str = Field(
+        "auto", description="auto (the behaviour's scorer), length, lexicon:..., judge:<model>"
+    )
     max_new_tokens: int = Field(32, ge=1, description="answer length limit")
     batch_size: int = Field(16, ge=1, description="prompts generated together")
 
@@ -72,7 +74,7 @@ def scorer_name(c: GenerativeConfig, behavior: str) -> str:
 @register("generative", GenerativeConfig)
 def generative_suites(c: GenerativeConfig, ctx: SuiteContext, part: str | None) -> list[Suite]:
     name = scorer_name(c, ctx.behavior)
-    score = SCORERS.get(name)
+    score = make_scorer(name, ctx.behavior)
     suites = []
     for key, source in c.sources.items():
         if part not in (None, key):
