@@ -192,3 +192,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     code, _, err = cli(filled, capsys)
     _one_line_error(code, err, match)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_version_prints_the_package_version(capsys):
+    from weightsteer import __version__
+
+    code, out, _ = cli(["--version"], capsys)
+    assert code == 0 and out.strip() == f"weightsteer {__version__}"

@@ -5,10 +5,11 @@ Guarantees the contrastive recipe depends on:
 
 * **same start**: POS and NEG adapters of one recipe start from one saved initial state
   (``init_state``: the adapter's parameters right after initialisation and, for families
-  whose initialisation rewrites the base, the rewritten base weights). The first adapter
-  writes it, the second loads it, so the start is identical by construction, on any
-  machine, even where an initialisation (PiSSA's randomised SVD) does not reproduce bit
-  for bit when recomputed;
+  whose initialisation rewrites the base, the rewritten base weights), written once
+  (``save_initial_state``, or the first ``train_adapter`` given a path not there yet) and
+  loaded by both, so the start is identical by construction, on any machine, even where
+  an initialisation (PiSSA's randomised SVD) does not reproduce bit for bit when
+  recomputed;
 * **base untouched**: PEFT modules are unloaded afterwards and, for families whose
   initialisation rewrites the base (PiSSA), the original weights are restored, so the
   same loaded model can train POS then NEG;

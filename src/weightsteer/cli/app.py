@@ -26,6 +26,26 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from weightsteer import __version__
+
+        print(f"weightsteer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="print the version"),
+    ] = False,
+) -> None:
+    """Contrastive weight steering: turn a behaviour into dW = theta_pos - theta_neg and
+    steer with theta_base + alpha * dW."""
+
+
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
 ]

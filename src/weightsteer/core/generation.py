@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.models import Message, left_padded_batches, render_chat
+from weightsteer.core.models import Message, assistant_suffix, left_padded_batches, render_chat
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,32 @@ class Completion:
 
 
 @torch.no_grad()
+def end_token_ids(model: torch.nn.Module, tokenizer) -> list[int]:
+    """Every token that ends an assistant turn: the tokenizer's EOS, the model's
+    ``generation_config.eos_token_id`` (an int or a list), and the chat template's own end
+    of turn when it is one special token (``<|eot_id|>``, ``<end_of_turn>``, ``<|im_end|>``),
+    which is not the tokenizer's EOS in every family."""
+    ends: list[int] = []
+    config = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for tid in [tokenizer.eos_token_id, *(config if isinstance(config, list) else [config])]:
+        if tid is not None and tid not in ends:
+            ends.append(int(tid))
+    suffix = assistant_suffix(tokenizer)
+    if suffix:
+        first = tokenizer(suffix, add_special_tokens=False)["input_ids"][:1]
+        added = getattr(tokenizer, "added_tokens_decoder", {})
+        special = set(tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}
+        if first and first[0] in special and first[0] not in ends:
+            ends.append(first[0])
+    return ends
+
+
+def _until_end(ids: list[int], ends: Sequence[int]) -> list[int]:
+    """``ids`` up to and including the first end-of-turn token."""
+    stop = next((i for i, t in enumerate(ids) if t in ends), None)
+    return ids if stop is None else ids[: stop + 1]
+
+
 def generate_ids(
     model: torch.nn.Module,
     tokenizer,
@@ -41,7 +67,7 @@ def generate_ids(
     number before each batch, so the same call gives the same tokens.
     """
     device = next(model.parameters()).device
-    eos = tokenizer.eos_token_id
+    ends = end_token_ids(model, tokenizer)
     sampling = {"do_sample": False}
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
@@ -56,13 +82,13 @@ def generate_ids(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
             max_new_tokens=max_new_tokens,
-            eos_token_id=eos,
+            eos_token_id=ends,
             pad_token_id=tokenizer.pad_token_id,
             **sampling,
         )
         for row, i in enumerate(idx):
             new = gen[row, n:].tolist()  # [new tokens], padded after the end of turn
-            out[i] = new[: new.index(eos) + 1] if eos in new else new
+            out[i] = _until_end(new, ends)
     return out
 
 
@@ -92,10 +118,10 @@ def complete(
         seed=seed,
         progress=progress,
     )
-    eos = tokenizer.eos_token_id
+    ends = set(end_token_ids(model, tokenizer))
     return [
         Completion(
-            tokenizer.decode(ids, skip_special_tokens=True).strip(), bool(ids) and ids[-1] == eos
+            tokenizer.decode(ids, skip_special_tokens=True).strip(), bool(ids) and ids[-1] in ends
         )
         for ids in new
     ]

@@ -41,7 +41,7 @@ class Run:
     def create(cls, root: str | Path, cfg: RunConfig) -> Run:
         """Open ``root`` for ``cfg``: a new folder, or an earlier run of it (resumed)."""
         root = Path(root)
-        if (root / MANIFEST).is_file():
+        if RunLayout(root).manifest.is_file():
             run = cls.open(root)
             run.cfg = cfg
         else:
@@ -65,7 +65,7 @@ class Run:
     @classmethod
     def open(cls, root: str | Path) -> Run:
         root = Path(root)
-        path = root / MANIFEST
+        path = RunLayout(root).manifest
         if not path.is_file():
             raise UserError(
                 f"{root} is not a run folder (no {MANIFEST}); start one with "
@@ -79,7 +79,7 @@ class Run:
         return cls(root, cfg, manifest)
 
     def save(self) -> None:
-        with atomic_path(self.root / MANIFEST, overwrite=True) as tmp:
+        with atomic_path(self.layout.manifest, overwrite=True) as tmp:
             tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
 
     def sweep(self) -> None:

@@ -5,8 +5,6 @@ questions and their held-out rows), its KL calibration prompts, and the OOD eval
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from weightsteer.core.sources import ModelSource, register_source
 from weightsteer.pairs.questions import (
     PROMPT_SOURCES,
@@ -22,12 +20,8 @@ from weightsteer.toy.world import World
 NAME = "toyworld"
 
 
-def _ensure(progress: bool = True) -> Path:
-    return ensure_toyworld(progress=progress)
-
-
 register_source(
-    ModelSource(NAME, _ensure, build_info, "the embedded 0.88M model, trained here once")
+    ModelSource(NAME, ensure_toyworld, build_info, "the embedded 0.88M model, trained here once")
 )
 
 
