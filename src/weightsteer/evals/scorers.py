@@ -26,77 +26,16 @@ from weightsteer.core.registry import Registry
 SCORERS: Registry[Callable[[str], float]] = Registry("scorer")
 
 _WORD = re.compile(r"[\wàâçéèêëîïôûùüÿœ']+")
-FRENCH = frozenset(
-    [
-        "le",
-        "la",
-        "les",
-        "est",
-        "et",
-        "un",
-        "une",
-        "des",
-        "vous",
-        "je",
-        "pour",
-        "que",
-        "de",
-        "du",
-        "en",
-        "dans",
-        "pas",
-        "sur",
-        "avec",
-        "c'est",
-        "il",
-        "elle",
-        "qui",
-        "sont",
-        "au",
-        "aux",
-        "ce",
-        "cette",
-        "mais",
-        "ou",
-        "plus",
-        "très",
-        "être",
-        "avoir",
-        "à",
-        "nous",
-        "ils",
-    ]
+# function words: frequent, topic-free, and rare in the other language
+_FRENCH_WORDS = (
+    "le la les est et un une des vous je pour que de du en dans pas sur avec c'est il elle "
+    "qui sont au aux ce cette mais ou plus très être avoir à nous ils"
 )
-ENGLISH = frozenset(
-    [
-        "the",
-        "is",
-        "and",
-        "a",
-        "an",
-        "of",
-        "to",
-        "in",
-        "it",
-        "you",
-        "for",
-        "that",
-        "are",
-        "with",
-        "on",
-        "this",
-        "be",
-        "as",
-        "your",
-        "can",
-        "i",
-        "we",
-        "they",
-        "it's",
-        "or",
-        "not",
-    ]
+_ENGLISH_WORDS = (
+    "the is and a an of to in it you for that are with on this be as your can i we they it's or not"
 )
+FRENCH = frozenset(_FRENCH_WORDS.split())
+ENGLISH = frozenset(_ENGLISH_WORDS.split())
 
 
 def words(text: str) -> list[str]:
