@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test lint bench clean readme-numbers
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: $(VENV)/.installed
