@@ -65,8 +65,8 @@ def scorer_name(c: GenerativeConfig, behavior: str) -> str:
     pair = PAIRS.get(behavior)
     if pair is None or pair.scorer is None:
         raise UserError(
-            f"eval.generative.scorer: behaviour {behavior!r} has no scorer of its own; set "
-            f"one of {', '.join(SCORERS)}"
+            f"eval.generative.scorer: behaviour {behavior!r} has no scorer of its own; set it "
+            f"(a config's [eval.generative]) to one of {', '.join(SCORERS)} or judge:<model>"
         )
     return pair.scorer
 
