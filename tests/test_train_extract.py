@@ -261,3 +261,18 @@ def test_assistant_only_labels(tiny):
     (ex,) = tokenize_chats(tok, chats(["Is the cat red?"], "Yes."), 512)
     answer = [t for t, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100]
     assert tok.decode(answer) == "Yes.<|im_end|>"
+
+
+def test_two_identical_trainings_give_byte_identical_adapter_folders(tiny, tmp_path):
+    """Config files included: PEFT writes target_modules from a set, so they are sorted."""
+    from weightsteer.core.files import digest
+
+    model, tok = tiny
+    spec = spec_for("lora", max_steps=2)
+    data = chats(train_questions()[:4], "Yes.")
+    init = save_initial_state(model, spec, tmp_path / "init.safetensors")
+    a, b = (train_adapter(model, tok, data, spec, tmp_path / name, progress=False,
+                          init_state=init) for name in ("a", "b"))  # fmt: skip
+    assert digest(a) == digest(b)
+    modules = json.loads((a / "adapter_config.json").read_text())["target_modules"]
+    assert modules == sorted(modules)

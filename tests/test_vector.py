@@ -156,3 +156,17 @@ def test_vectors_of_different_bases_do_not_mix():
     b = WeightVector(dict(a.deltas), other)
     with pytest.raises(UserError, match="different bases"):
         _ = a + b
+
+
+def test_an_atomically_written_folder_gets_the_users_mode(tmp_path):
+    import os
+
+    from weightsteer.core.files import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out", is_dir=True) as tmp:
+            (tmp / "f").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755

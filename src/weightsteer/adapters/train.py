@@ -275,6 +275,7 @@ def train_adapter(
             with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
                 kw = {"path_initial_model_for_weight_conversion": str(init_dir)} if init_dir else {}
                 peft_model.save_pretrained(str(tmp), **kw)
+                _sort_target_modules(tmp / "adapter_config.json")
                 (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
 
@@ -327,6 +328,15 @@ def train_pair(
     kw = dict(overwrite=overwrite, progress=progress, init_state=init)
     pos_dir = train_adapter(model, tokenizer, pos, spec, out_dir / "pos", **kw)
     return pos_dir, train_adapter(model, tokenizer, neg, spec, out_dir / "neg", **kw)
+
+
+def _sort_target_modules(config_path: Path) -> None:
+    """PEFT writes ``target_modules`` from a set, in a different order every run; sorted,
+    two identical trainings give byte-identical adapter folders."""
+    cfg = json.loads(config_path.read_text())
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+        config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 @contextmanager

@@ -40,6 +40,8 @@ def atomic_path(
     target = tmp if is_dir else tmp / path.name
     try:
         yield target
+        if is_dir:  # mkdtemp makes it 0700; the artifact gets the user's usual mode
+            target.chmod(0o777 & ~_umask())
         if path.is_dir() and not path.is_symlink():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -50,6 +52,12 @@ def atomic_path(
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def cache_root() -> Path:
