@@ -379,3 +379,31 @@ def test_standalone_eval_at_alpha_0_equals_the_unsteered_model(finished, tmp_pat
     assert list(at0["row_id"]) == list(b["row_id"])
     assert (at0["score"] - b["score"]).abs().max() < 1e-5
     assert s[s["strength"] == 1.0]["score"].mean() > at0["score"].mean()
+
+
+def test_a_users_markdown_next_to_a_results_table_is_not_overwritten(finished, tmp_path, capsys):
+    import shutil
+
+    table = tmp_path / "r.parquet"
+    shutil.copy(next((finished[0] / "results").glob("*.parquet")), table)
+    (tmp_path / "r.md").write_text("my notes")
+    code, _, err = cli(["report", table], capsys)
+    assert code == 2 and "--overwrite" in err
+    assert (tmp_path / "r.md").read_text() == "my notes"
+    code, _, _ = cli(["report", table, "--overwrite"], capsys)
+    assert code == 0 and "my notes" not in (tmp_path / "r.md").read_text()
+    code, _, _ = cli(["report", table], capsys)  # its own earlier report is replaced freely
+    assert code == 0
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".."])
+def test_a_run_name_that_is_not_a_folder_name_is_refused(tmp_path, capsys, name):
+    code, _, err = cli(["run", "--config", config(tmp_path), "--name", name,
+                        "--runs-dir", tmp_path / "runs"], capsys)  # fmt: skip
+    assert code == 2 and "plain folder name" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+
+
+def test_a_bad_option_value_is_one_line(capsys):
+    code, _, err = cli(["train", "--rank", "abc"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--rank" in err

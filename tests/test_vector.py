@@ -170,3 +170,11 @@ def test_an_atomically_written_folder_gets_the_users_mode(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_vector_with_a_nan_is_refused_at_save_and_nothing_is_written(tmp_path):
+    vec = random_vector(0, dense_second=True)
+    vec.deltas[NAMES[1]][0, 0] = float("nan")
+    with pytest.raises(UserError, match="non-finite"):
+        vec.save(tmp_path / "v.safetensors")
+    assert not list(tmp_path.iterdir())

@@ -132,8 +132,14 @@ def start_run(cfg, name: str | None, runs_dir: Path, out_dir: Path | None = None
     from weightsteer.pipeline import Context, Run, preflight
 
     quiet_transformers()
+    run_name = name or cfg.name
+    if out_dir is None and (run_name in ("", ".", "..") or Path(run_name).name != run_name):
+        raise UserError(
+            f"run name {run_name!r} is not a plain folder name; runs go under --runs-dir "
+            "(use --runs-dir to choose where)"
+        )
     suites = preflight(cfg)
-    root = out_dir if out_dir is not None else runs_dir / (name or cfg.name)
+    root = out_dir if out_dir is not None else runs_dir / run_name
     return Context(Run.create(root, cfg), console, eval_suites=suites)
 
 
@@ -147,11 +153,23 @@ def main(argv: list[str] | None = None) -> None:
 
     # a deprecation inside transformers that PEFT triggers on every adapter: not actionable
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    try:  # typer's own copy of click raises these
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover - a typer that uses click itself
+        from click import exceptions as cx
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except UserError as e:
         console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("interrupted")
+    except cx.NoArgsIsHelpError as e:  # a bare verb group: its help, as typer shows it
+        print(e.ctx.get_help() if e.ctx else "", file=sys.stderr)
+        sys.exit(2)
+    except cx.UsageError as e:  # a bad option value, an unknown option or verb: one line
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        console.print(f"[red]error:[/] {e.format_message()}{where}", highlight=False)
+        sys.exit(2)
+    except (KeyboardInterrupt, cx.Abort):
+        console.print("interrupted; run the same command again to resume")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -311,6 +311,7 @@ def eval_cmd(
 @app.command()
 def report(
     path: Annotated[Path, typer.Argument(help="run folder, or a results .parquet")],
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Metrics tables and figures: report.md of a run folder, or <stem>.md next to a
     results table from `weightsteer eval --out`."""
@@ -320,7 +321,7 @@ def report(
 
         if not path.is_file():
             raise UserError(f"results table {path} does not exist")
-        print(write_table_report(path, results_config(path)))
+        print(write_table_report(path, results_config(path), overwrite=overwrite))
         return
     from weightsteer.pipeline import RunLayout
 

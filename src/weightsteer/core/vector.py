@@ -319,6 +319,12 @@ class WeightVector:
                 tensors[f"{n}::B"] = d.B.detach().cpu().contiguous()
             else:
                 tensors[n] = d.detach().cpu().contiguous()
+        bad = next((n for n, t in tensors.items() if not torch.isfinite(t).all()), None)
+        if bad is not None:
+            raise UserError(
+                f"refusing to save a vector with non-finite values (in {bad.split('::')[0]}); "
+                "the adapters it came from hold NaN or inf: retrain them"
+            )
         header = {METADATA_KEY: self.meta.model_dump_json()}
         path = Path(path)
         with atomic_path(path, overwrite=overwrite) as tmp:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.evals.metrics import (
     MetricsConfig,
@@ -196,16 +197,27 @@ def headline_lines(manifest: dict, paths: list[Path], compare: list[Path]) -> li
     return lines
 
 
-def write_table_report(results: str | Path, cfg: dict | None = None) -> Path:
+MARK = "<!-- written by weightsteer report -->"
+
+
+def write_table_report(
+    results: str | Path, cfg: dict | None = None, *, overwrite: bool = False
+) -> Path:
     """A report of a results table outside a run (``weightsteer eval --out``): written
-    next to it as ``<stem>.md`` with figures in ``<stem>-figures/``."""
+    next to it as ``<stem>.md`` with figures in ``<stem>-figures/``. An existing
+    ``<stem>.md`` is replaced only when an earlier report wrote it, or with ``overwrite``."""
     results = Path(results)
+    out = results.with_suffix(".md")
+    if out.exists() and not overwrite and MARK not in out.read_text(errors="replace")[:200]:
+        raise UserError(
+            f"{out} exists and was not written by weightsteer report; move it or pass --overwrite"
+        )
     df = read_results([results])
     figs = results.with_name(f"{results.stem}-figures")
     figs.mkdir(exist_ok=True)
-    lines = [f"# weightsteer results `{results.name}`", "", *suite_lines(df, cfg or {}, figs, {})]
+    lines = [MARK, f"# weightsteer results `{results.name}`", "",
+             *suite_lines(df, cfg or {}, figs, {})]  # fmt: skip
     text = "\n".join(lines).replace("(figures/", f"({figs.name}/")
-    out = results.with_suffix(".md")
     with atomic_path(out, overwrite=True) as tmp:
         tmp.write_text(text)
     return out
