@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from weightsteer.core.config import check_depths
 from weightsteer.core.errors import UserError
 from weightsteer.core.naming import DEFAULT_TARGETS, layer_index, layer_range
 from weightsteer.core.registry import Registry
@@ -44,6 +45,11 @@ class AdapterSpec(BaseModel):
     max_length: int = Field(512, ge=8, description="truncate examples to this many tokens")
     seed: int = Field(0, description="seed of the initialisation and the data order")
     options: dict[str, Any] = Field(default_factory=dict, description="family-specific options")
+
+    @field_validator("layers")
+    @classmethod
+    def _depths(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return check_depths(v)
 
     @field_validator("family")
     @classmethod

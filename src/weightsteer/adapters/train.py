@@ -31,7 +31,7 @@ import torch
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from weightsteer.adapters import AdapterSpec, get_family, target_module_names
-from weightsteer.core.config import Section, known_names
+from weightsteer.core.config import Section, check_depths, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, check_writable
 from weightsteer.core.models import (
@@ -60,6 +60,11 @@ class TrainConfig(Section):
         default_factory=dict,
         description="per-family AdapterSpec fields, e.g. [train.overrides.oft]",
     )
+
+    @field_validator("layers")
+    @classmethod
+    def _depths(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return check_depths(v)
 
     @field_validator("families")
     @classmethod

@@ -138,6 +138,8 @@ def start_run(cfg, name: str | None, runs_dir: Path, out_dir: Path | None = None
             f"run name {run_name!r} is not a plain folder name; runs go under --runs-dir "
             "(use --runs-dir to choose where)"
         )
+    if out_dir is None and runs_dir.exists() and not runs_dir.is_dir():
+        raise UserError(f"--runs-dir {runs_dir} is a file; give a folder for the run folders")
     suites = preflight(cfg)
     root = out_dir if out_dir is not None else runs_dir / run_name
     return Context(Run.create(root, cfg), console, eval_suites=suites)

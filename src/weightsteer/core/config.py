@@ -40,3 +40,10 @@ def known_names(names: tuple[str, ...], kind: str, check: Callable[[str], Any]) 
         except UserError as e:
             raise ValueError(str(e)) from None
     return names
+
+
+def check_depths(v: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A ``[lo, hi)`` range of depth fractions, for a field validator."""
+    if v is not None and not 0 <= v[0] < v[1] <= 1:
+        raise ValueError(f"layers must be two depth fractions 0 <= lo < hi <= 1, got {list(v)}")
+    return v

@@ -25,9 +25,13 @@ from weightsteer.core.sources import resolve_source
 
 class ModelConfig(Section):
     id: str = Field("toyworld", description="hub id, local model folder, toyworld or smollm2")
-    dtype: str = Field("float32", description="float32, bfloat16, float16 or auto")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32", description="float32, bfloat16, float16 or auto (the checkpoint's)"
+    )
     device: str = Field(
-        "auto", description="auto (cuda when available, else cpu), cpu, cuda:0, ..."
+        "auto",
+        description="auto (cuda when available, else cpu), cpu, mps, cuda or cuda:N",
+        pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
     )
     system_prompt: Literal["template", "none"] = Field(
         "template",
@@ -38,6 +42,18 @@ class ModelConfig(Section):
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 Message = dict[str, str]
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, before anything is loaded or written."""
+    if device.startswith("cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= n:
+            have = f"{n} CUDA device(s)" if n else "no CUDA device"
+            raise UserError(f"device {device!r}: this machine has {have}; use auto or cpu")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device 'mps': not available on this machine; use auto or cpu")
 
 
 def resolve_dtype(name: str) -> torch.dtype | str:

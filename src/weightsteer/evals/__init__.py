@@ -9,6 +9,7 @@ Config)`` and, if it has settings, its own config class (they become ``[eval.<na
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -107,6 +108,8 @@ class EvalSettings(Section):
     @field_validator("alphas")
     @classmethod
     def _has_zero(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(math.isfinite(a) for a in v):
+            raise ValueError("every alpha must be a finite number")
         if 0.0 not in v:
             raise ValueError("include 0 (the unsteered reference every shift is measured from)")
         return tuple(sorted(set(v)))

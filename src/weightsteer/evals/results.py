@@ -102,7 +102,12 @@ def _metadata(path: str | Path, key: bytes):
         meta = pq.read_schema(path).metadata or {}
     except Exception as e:  # pyarrow raises several types for damaged files
         raise UserError(f"results table {path} cannot be read ({e})") from None
-    return json.loads(meta[key]) if key in meta else None
+    if key not in meta:
+        return None
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError as e:
+        raise UserError(f"results table {path} has damaged {key.decode()} metadata ({e})") from None
 
 
 def results_config(path: str | Path) -> dict | None:

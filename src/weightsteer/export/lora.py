@@ -138,6 +138,8 @@ def export_lora(
     from peft import LoraConfig
     from safetensors.torch import save_file
 
+    if not len(vector):
+        raise UserError("the vector has no tensors: there is nothing to export")
     factors, report = lora_factors(vector, alpha=alpha, rank=rank, max_error=max_error)
     modules = {module_name(n): n for n in factors}
     if any(not n.endswith(".weight") for n in factors):

@@ -445,6 +445,7 @@ def preflight(cfg: RunConfig) -> list:
     """Everything checkable before anything is written or loaded: behaviour, questions,
     suites, filter, compare methods and prompts. Bad input fails here with one line.
     Returns the suites, for the run's ``Context`` (built once)."""
+    from weightsteer.core.models import check_device
     from weightsteer.core.sources import check_source
     from weightsteer.methods.calibrate import calibration_prompts
     from weightsteer.pairs.filters import check_filter
@@ -455,6 +456,8 @@ def preflight(cfg: RunConfig) -> list:
     split_questions(cfg.questions)
     suites = build_run_suites(cfg)
     check_source(cfg.model.id)
+    if cfg.model.device != "auto":
+        check_device(cfg.model.device)
     check_filter(cfg.data.filter)
     if "prompt:engineered" in cfg.compare.methods:
         pair.engineered_prompts()
