@@ -35,6 +35,29 @@ def damaged_results(root):
     return root / "r.parquet"
 
 
+def pickle_adapter(root):
+    import torch
+
+    folder = root / "pickled"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4}')
+    torch.save({}, folder / "adapter_model.bin")
+    return folder
+
+
+def pickle_model(root, tiny):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = root / "legacy"
+    shutil.copytree(tiny, folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    return folder
+
+
 def run_with(text: str):
     return lambda root, tiny: [
         "run",
@@ -91,6 +114,34 @@ CASES = {
     "unknown verb": (lambda root, tiny: ["steerr"], "No such command"),
     "unknown option": (lambda root, tiny: ["info", "--bogus"], "No such option"),
     "damaged results metadata": (lambda root, tiny: ["report", damaged_results(root)], "damaged"),
+    "pickle adapter": (
+        lambda root, tiny: [
+            "extract",
+            "--model",
+            tiny,
+            "--pos",
+            pickle_adapter(root),
+            "--neg",
+            root / "pickled",
+            "--out",
+            root / "v.safetensors",
+        ],
+        "adapter_model.bin",
+    ),
+    "pickle model": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            pickle_model(root, tiny),
+            "--suite",
+            "claims",
+            "--data",
+            "builtin:claims-sample",
+            "--out",
+            root / "r.parquet",
+        ],
+        "no safetensors weights",
+    ),
     "export an empty vector": (
         lambda root, tiny: ["export", "lora", "--vector", empty_vector(root), "--out", root / "x"],
         "nothing to export",

@@ -104,7 +104,8 @@ def test_groups_add_up_and_the_table_has_every_scope(tiny, lora_vec, tmp_path):
 
 def test_every_checkpoint_layout_reads_the_same(tiny, lora_vec, tmp_path):
     """One safetensors file, shards with an index, a legacy pytorch_model.bin (loaded
-    whole); a checkpoint lacking one of the vector's tensors is refused."""
+    whole, and only when the user says it is trusted); a checkpoint lacking one of the
+    vector's tensors is refused."""
     from safetensors.torch import load_file, save_file
 
     model, tok = tiny
@@ -121,7 +122,10 @@ def test_every_checkpoint_layout_reads_the_same(tiny, lora_vec, tmp_path):
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
     expected = monitor_finetune(model, vec, one).overall
     assert monitor_finetune(model, vec, tmp_path / "sharded").overall == expected
-    assert monitor_finetune(model, vec, legacy).overall.dot == pytest.approx(expected.dot)
+    with pytest.raises(UserError, match="no safetensors weights"):  # pickle: trusted only
+        monitor_finetune(model, vec, legacy)
+    trusted = monitor_finetune(model, vec, legacy, allow_pickle=True)
+    assert trusted.overall.dot == pytest.approx(expected.dot)
     tensors = load_file(one / "model.safetensors")
     del tensors[next(iter(vec))]
     save_file(tensors, one / "model.safetensors", metadata={"format": "pt"})

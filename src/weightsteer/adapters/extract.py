@@ -44,6 +44,15 @@ def _check_adapter_dir(path: str | Path) -> dict[str, Any]:
     cfg = path / "adapter_config.json"
     if not cfg.is_file():
         raise UserError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
+    if not (path / "adapter_model.safetensors").is_file():
+        pickle = (path / "adapter_model.bin").is_file()
+        raise UserError(
+            f"{path} holds its weights as pickle (adapter_model.bin), which weightsteer does "
+            "not load (it can run code); if you trust it, resave it with "
+            "PeftModel.save_pretrained(..., safe_serialization=True)"
+            if pickle
+            else f"{path} has no adapter_model.safetensors"
+        )
     try:
         return json.loads(cfg.read_text())
     except json.JSONDecodeError as e:

@@ -42,6 +42,10 @@ def monitor(
         bool, typer.Option(help="--model is a fine-tune of the vector's base")
     ] = False,
     dtype: DtypeOpt = "float32",
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(help="read fine-tunes saved only as pickle .bin (runs code: trusted only)"),
+    ] = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Cosine of each fine-tune's weight change with dW: one line each, path first."""
@@ -75,7 +79,8 @@ def monitor(
     check_compatible(m, vec, allow_finetune=allow_finetune)
     results = []
     for src in sources:
-        res = monitor_finetune(m, vec, src, common=common_vec, model_id=model, progress=True)
+        res = monitor_finetune(m, vec, src, common=common_vec, model_id=model, progress=True,
+                               allow_pickle=allow_pickle)  # fmt: skip
         results.append(res)
         a = res.overall
         contrast = f"  contrast {_signed(a.contrast)}" if res.common else ""

@@ -71,17 +71,32 @@ def load_model(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     device: str | None = None,
+    allow_pickle: bool = False,
 ) -> torch.nn.Module:
-    """Load a causal LM from a hub id or a local folder, in eval mode."""
+    """Load a causal LM from a hub id or a local folder, in eval mode.
+
+    Weights are read from safetensors only: a pickle checkpoint (``pytorch_model.bin``) can
+    run code when loaded, so it is refused unless ``allow_pickle`` says the files are
+    trusted."""
     from transformers import AutoModelForCausalLM
 
     src = resolve_source(source)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            src, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code
+            src,
+            dtype=resolve_dtype(dtype),
+            trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,
         )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not allow_pickle and "safetensors" in str(e):
+            raise UserError(
+                f"model {source!r} has no safetensors weights; weightsteer does not unpickle "
+                "(.bin files can run code). If you trust the files, convert them once: "
+                "AutoModelForCausalLM.from_pretrained(path).save_pretrained(new_path), or "
+                "pass allow_pickle (monitor --allow-pickle)"
+            ) from None
         raise UserError(f"cannot load model {source!r}: {first}") from None
     if device:
         model.to(device)

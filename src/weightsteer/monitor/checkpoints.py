@@ -34,7 +34,11 @@ def _checkpoint_index(folder: Path) -> dict[str, Path] | None:
 
 
 def _model_taus(
-    base: torch.nn.Module, folder: Path, names: Sequence[str], progress: bool
+    base: torch.nn.Module,
+    folder: Path,
+    names: Sequence[str],
+    progress: bool,
+    allow_pickle: bool = False,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """theta_X - theta_base per tensor, read lazily from X's safetensors files (X is loaded
     whole only when its checkpoint is in another format)."""
@@ -46,7 +50,8 @@ def _model_taus(
         if index is None:
             from weightsteer.core.models import load_model
 
-            tuned = dict(load_model(folder, dtype="float32").named_parameters())
+            model = load_model(folder, dtype="float32", allow_pickle=allow_pickle)
+            tuned = dict(model.named_parameters())
             files = {}
         else:
             tuned = {}
@@ -82,6 +87,7 @@ def finetune_taus(
     *,
     model_id: str | None = None,
     progress: bool = False,
+    allow_pickle: bool = False,
 ) -> tuple[str, Iterable[tuple[str, Delta]]]:
     """(kind, tau per tensor) for a fine-tune folder: a PEFT adapter or a full model."""
     from weightsteer.adapters.extract import adapter_deltas
@@ -91,7 +97,7 @@ def finetune_taus(
         deltas = adapter_deltas(base, folder, model_id=model_id, progress=progress)
         return "adapter", deltas.items()
     if (folder / "config.json").is_file():
-        return "model", _model_taus(base, folder, names, progress)
+        return "model", _model_taus(base, folder, names, progress, allow_pickle)
     if folder.exists():
         raise UserError(
             f"{folder} is neither a PEFT adapter folder (adapter_config.json) nor a model "
@@ -108,11 +114,14 @@ def monitor_finetune(
     common: WeightVector | None = None,
     model_id: str | None = None,
     progress: bool = False,
+    allow_pickle: bool = False,
 ) -> MonitorResult:
     """cos(theta_X - theta_base, dW) for the fine-tune at ``source`` (and the contrast
     cosine, given the vector's common mode); ``base`` is the vector's base (checked by the
-    caller with ``steer.check_compatible``), left unchanged."""
-    kind, taus = finetune_taus(base, source, list(vector), model_id=model_id, progress=progress)
+    caller with ``steer.check_compatible``), left unchanged. A legacy pickle checkpoint is
+    read only with ``allow_pickle`` (trusted files)."""
+    kind, taus = finetune_taus(base, source, list(vector), model_id=model_id,
+                               progress=progress, allow_pickle=allow_pickle)  # fmt: skip
     return MonitorResult(str(source), kind, agreements(vector, taus, common), common is not None)
 
 
