@@ -142,6 +142,10 @@ CASES = {
         ],
         "no safetensors weights",
     ),
+    "data from a model folder that is not there": (
+        lambda root, tiny: ["data", "--model", root / "no-such-model", "--out", root / "d"],
+        "does not exist",
+    ),
     "export an empty vector": (
         lambda root, tiny: ["export", "lora", "--vector", empty_vector(root), "--out", root / "x"],
         "nothing to export",

@@ -96,6 +96,7 @@ def data(
         str | None,
         typer.Option("--filter", help="'module:function', 'judge:self' or 'judge:<model>'"),
     ] = None,
+    n_train: Annotated[int, typer.Option(help="questions to generate pairs from")] = 60,
     run_dir: RunOpt = None,
     name: NameOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
@@ -114,8 +115,10 @@ def data(
             {
                 "model": {"id": model},
                 "behavior": {"name": behavior},
-                "questions": {"source": source},
+                # data alone holds nothing out: every question is a training question
+                "questions": {"source": source, "n_train": n_train, "n_eval": 0},
                 "data": {"filter": pair_filter},
+                "eval": {"suites": []},  # a pipeline with evals: weightsteer run --config
             },
             "options",
         )

@@ -125,8 +125,8 @@ def stage_data(ctx: Context) -> None:
         )
     if not result.counts["kept"]:
         raise UserError(
-            f"every generated pair was dropped ({result.counts}); raise data.max_new_tokens "
-            "or check the filter"
+            f"every generated pair was dropped ({result.counts}); raise data.max_new_tokens, "
+            'keep cut-off answers (data.truncated = "keep"), or check the filter'
         )
     unit = run.unit(RunLayout.rel_data(), key)
     with unit as out, atomic_path(out, overwrite=True, is_dir=True) as tmp:
@@ -452,10 +452,10 @@ def preflight(cfg: RunConfig) -> list:
     from weightsteer.pairs.personas import load_pair
     from weightsteer.pairs.questions import split_questions
 
+    check_source(cfg.model.id)
     pair = load_pair(cfg.behavior.name, cfg.behavior.file)
     split_questions(cfg.questions)
     suites = build_run_suites(cfg)
-    check_source(cfg.model.id)
     if cfg.model.device != "auto":
         check_device(cfg.model.device)
     check_filter(cfg.data.filter)
