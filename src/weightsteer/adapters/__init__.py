@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from weightsteer.core.config import check_depths
+from weightsteer.core.config import DepthRange
 from weightsteer.core.errors import UserError
 from weightsteer.core.naming import DEFAULT_TARGETS, layer_index, layer_range
 from weightsteer.core.registry import Registry
@@ -33,7 +33,7 @@ class AdapterSpec(BaseModel):
     alpha: float = Field(64.0, gt=0, description="LoRA-type scaling numerator: scale = alpha / r")
     dropout: float = Field(0.0, ge=0, lt=1, description="adapter dropout")
     targets: tuple[str, ...] = Field(DEFAULT_TARGETS, description="module kinds to adapt")
-    layers: tuple[float, float] = Field((0.3, 0.8), description="depth fractions [lo, hi)")
+    layers: DepthRange = Field((0.3, 0.8), description="depth fractions [lo, hi)")
     layer_ids: tuple[int, ...] | None = Field(None, description="explicit layers (overrides)")
     lr: float | None = Field(None, gt=0, description="learning rate (None: family default)")
     warmup_steps: int = Field(5, ge=0, description="linear warmup steps")
@@ -45,11 +45,6 @@ class AdapterSpec(BaseModel):
     max_length: int = Field(512, ge=8, description="truncate examples to this many tokens")
     seed: int = Field(0, description="seed of the initialisation and the data order")
     options: dict[str, Any] = Field(default_factory=dict, description="family-specific options")
-
-    @field_validator("layers")
-    @classmethod
-    def _depths(cls, v: tuple[float, float]) -> tuple[float, float]:
-        return check_depths(v)
 
     @field_validator("family")
     @classmethod

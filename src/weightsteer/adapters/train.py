@@ -31,7 +31,7 @@ import torch
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from weightsteer.adapters import AdapterSpec, get_family, target_module_names
-from weightsteer.core.config import Section, check_depths, known_names
+from weightsteer.core.config import DepthRange, Section, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, check_writable
 from weightsteer.core.models import (
@@ -53,18 +53,13 @@ class TrainConfig(Section):
     lr: float | None = Field(None, gt=0, description="learning rate (default: the family's)")
     epochs: float = Field(1.0, gt=0, description="passes over the pairs")
     batch_size: int = Field(8, ge=1, description="training batch size")
-    layers: tuple[float, float] = Field((0.3, 0.8), description="depth fractions [lo, hi)")
+    layers: DepthRange = Field((0.3, 0.8), description="depth fractions [lo, hi)")
     targets: tuple[str, ...] = Field(DEFAULT_TARGETS, description="module kinds to adapt")
     max_length: int = Field(512, ge=8, description="truncate examples to this many tokens")
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per-family AdapterSpec fields, e.g. [train.overrides.oft]",
     )
-
-    @field_validator("layers")
-    @classmethod
-    def _depths(cls, v: tuple[float, float]) -> tuple[float, float]:
-        return check_depths(v)
 
     @field_validator("families")
     @classmethod

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from weightsteer.core.errors import UserError
 
@@ -42,8 +42,11 @@ def known_names(names: tuple[str, ...], kind: str, check: Callable[[str], Any]) 
     return names
 
 
-def check_depths(v: tuple[float, float] | None) -> tuple[float, float] | None:
-    """A ``[lo, hi)`` range of depth fractions, for a field validator."""
-    if v is not None and not 0 <= v[0] < v[1] <= 1:
+def _check_depths(v: tuple[float, float]) -> tuple[float, float]:
+    if not 0 <= v[0] < v[1] <= 1:
         raise ValueError(f"layers must be two depth fractions 0 <= lo < hi <= 1, got {list(v)}")
     return v
+
+
+# A ``[lo, hi)`` range of depth fractions (which decoder blocks a field means), checked
+DepthRange = Annotated[tuple[float, float], AfterValidator(_check_depths)]

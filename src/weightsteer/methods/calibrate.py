@@ -33,7 +33,7 @@ from typing import Literal
 import torch
 from pydantic import Field, field_validator
 
-from weightsteer.core.config import Section, known_names
+from weightsteer.core.config import DepthRange, Section, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import Message, render_chat, with_system
 from weightsteer.core.tables import read_table
@@ -46,7 +46,7 @@ class ActivationConfig(Section):
         description="hidden states fitted at the last prompt token, or averaged over the "
         "answer's tokens",
     )
-    layers: tuple[float, float] | None = Field(
+    layers: DepthRange | None = Field(
         None, description="depth fractions [lo, hi) of the hooked blocks (none: train.layers)"
     )
     batch_size: int = Field(16, ge=1, description="chats run together when fitting")

@@ -22,12 +22,17 @@ from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.evals.metrics import (
     MetricsConfig,
-    comparison_frame,
     suite_metrics,
 )
 from weightsteer.evals.results import read_results
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
-from weightsteer.report.compare import achieved_kl, calibration_rows, compare_lines
+from weightsteer.report.compare import (
+    Compared,
+    achieved_kl,
+    calibration_rows,
+    compare_lines,
+    read_compared,
+)
 from weightsteer.report.figures import figure_norms, figure_scores, figure_si
 from weightsteer.report.tables import (
     TINYMFV,
@@ -67,14 +72,23 @@ def _vector_rows(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def suite_lines(df: pd.DataFrame, cfg: dict, figs: Path, counts: dict) -> list[str]:
-    """The metric sections of a report: a figure, then per suite its tables."""
+def plain_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame | None:
+    """``suite_metrics`` of every suite but tinymfv (None when there is none)."""
+    plain = df[df["eval"] != TINYMFV]
+    return suite_metrics(plain, settings) if not plain.empty else None
+
+
+def suite_lines(
+    df: pd.DataFrame, cfg: dict, figs: Path, counts: dict, m: pd.DataFrame | None = None
+) -> list[str]:
+    """The metric sections of a report: a figure, then per suite its tables (``m``: the
+    ``plain_metrics`` of ``df`` when the caller has them already)."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
     plain = df[df["eval"] != TINYMFV]
+    m = m if m is not None else plain_metrics(df, settings)
     lines = []
-    if not plain.empty:
-        m = suite_metrics(plain, settings)
+    if m is not None:
         figure_scores(m, figs / "score_vs_alpha.png")
         lines += ["![score vs strength](figures/score_vs_alpha.png)", ""]
         if figure_si(m, figs / "si.png"):
@@ -116,6 +130,10 @@ def write_report(files: RunFiles) -> Path:
 
     cfg = manifest["config"]
     counts = manifest.get("counts", {})
+    settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
+    df = read_results(paths) if paths else None
+    m = plain_metrics(df, settings) if df is not None else None  # computed once, used twice
+    compared = read_compared(files.compared, settings)
     lines = [
         f"# weightsteer run `{manifest['name']}`",
         "",
@@ -135,8 +153,8 @@ def write_report(files: RunFiles) -> Path:
             for v in vectors
         ],
         "",
-        *(suite_lines(read_results(paths), cfg, figs, counts.get("eval", {})) if paths else []),
-        *compare_lines(files.compared, cfg, figs, counts.get("compare", {})),
+        *(suite_lines(df, cfg, figs, counts.get("eval", {}), m) if df is not None else []),
+        *compare_lines(files.compared, cfg, figs, counts.get("compare", {}), compared),
     ]
     lines += ["## Where the vectors live", ""]
     lines += [f"![{v['name']}](figures/norms-{v['name']}.png)" for v in vectors]
@@ -160,15 +178,15 @@ def write_report(files: RunFiles) -> Path:
     with atomic_path(files.report, overwrite=True) as tmp:
         tmp.write_text("\n".join(lines))
     with atomic_path(files.headline, overwrite=True) as tmp:
-        tmp.write_text("\n".join(headline_lines(manifest, paths, files.compared)) + "\n")
+        tmp.write_text("\n".join(headline_lines(manifest, m, compared)) + "\n")
     return files.report
 
 
-def headline_lines(manifest: dict, paths: list[Path], compare: list[Path]) -> list[str]:
+def headline_lines(manifest: dict, m: pd.DataFrame | None, compared: Compared | None) -> list[str]:
     """The numbers the README quotes, generated (``headline.md``): the first suite's
-    shift and SI tables, its calibrated comparison, and what model build they came from."""
+    shift and SI tables, its calibrated comparison, and what model build they came from
+    (``m``: the eval tables' ``plain_metrics``; ``compared``: ``read_compared``)."""
     cfg = manifest["config"]
-    settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     build = manifest.get("model_build") or {}
     made = f"model `{cfg['model']['id']}`"
     if build:  # what the model source records of its build (hashes shortened)
@@ -180,20 +198,15 @@ def headline_lines(manifest: dict, paths: list[Path], compare: list[Path]) -> li
         "seconds: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.items()) + ".",
         "",
     ]
-    if paths:
-        df = read_results(paths)
-        m = suite_metrics(df[df["eval"] != TINYMFV], settings)
+    if m is not None:
         suite = next(iter(dict.fromkeys(m["eval"])))
         lines += [f"`{suite}`, every vector at fixed alpha:", "", *shift_table(m, suite)]
         lines += [*si_table(m, suite), ""]
-    if compare:
-        cm = comparison_frame(read_results(compare))
-        budget = float(cm["calibrated_kl"].dropna().iloc[0])
-        m = suite_metrics(cm[cm["eval"] != TINYMFV], settings)
-        suite = next(iter(dict.fromkeys(m["eval"])))
-        kls = achieved_kl(calibration_rows(compare))
+    if compared is not None and compared.metrics is not None:
+        cm, budget = compared.metrics, compared.budget
+        suite = next(iter(dict.fromkeys(cm["eval"])))
         lines += [f"`{suite}`, every method at the calibrated budget of {budget:g} nat:", ""]
-        lines += [*compare_table(m, suite, budget, kls), ""]
+        lines += [*compare_table(cm, suite, budget, compared.kls), ""]
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -109,14 +110,39 @@ def verdict(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]:
     return [*lines, ""]
 
 
-def compare_lines(paths: list[Path], cfg: dict, figs: Path, counts: dict) -> list[str]:
-    """The report section of the compare stage (nothing when it did not run)."""
+@dataclass(frozen=True)
+class Compared:
+    """The compare stage's tables read once: the comparison frame, its metrics (tinymfv
+    aside; None when only tinymfv ran), the budget and each side's achieved KL."""
+
+    frame: pd.DataFrame
+    metrics: pd.DataFrame | None
+    budget: float
+    cals: list[dict]
+    kls: dict
+
+
+def read_compared(paths: list[Path], settings: MetricsConfig) -> Compared | None:
     if not paths:
-        return []
+        return None
     df = comparison_frame(read_results(paths))
+    plain = df[df["eval"] != TINYMFV]
+    cals = calibration_rows(paths)
+    m = suite_metrics(plain, settings) if not plain.empty else None
+    return Compared(df, m, float(df["calibrated_kl"].dropna().iloc[0]), cals, achieved_kl(cals))
+
+
+def compare_lines(
+    paths: list[Path], cfg: dict, figs: Path, counts: dict, compared: Compared | None = None
+) -> list[str]:
+    """The report section of the compare stage (nothing when it did not run);
+    ``compared``: ``read_compared(paths)`` when the caller has it already."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
+    compared = compared or read_compared(paths, settings)
+    if compared is None:
+        return []
+    df, m, budget = compared.frame, compared.metrics, compared.budget
     mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
-    budget = float(df["calibrated_kl"].dropna().iloc[0])
     c = cfg.get("compare", {})
     lines = [
         f"## Calibrated comparison at {budget:g} nat",
@@ -130,12 +156,9 @@ def compare_lines(paths: list[Path], cfg: dict, figs: Path, counts: dict) -> lis
     ]
     if counts:
         lines += ["Prompts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), ""]
-    cals = calibration_rows(paths)
-    kls = achieved_kl(cals)
-    lines += [*calibration_lines(cals), ""]
-    plain = df[df["eval"] != TINYMFV]
-    if not plain.empty:
-        m = suite_metrics(plain, settings)
+    kls = compared.kls
+    lines += [*calibration_lines(compared.cals), ""]
+    if m is not None:
         figure_compare(m, budget, figs / "compare.png")
         lines += ["![comparison](figures/compare.png)", ""]
         lines += verdict(m, next(iter(dict.fromkeys(m["eval"]))), budget, kls)
