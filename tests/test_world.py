@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 
 import pytest
 
+from weightsteer.toy.build import Recipe
 from weightsteer.toy.world import HELDOUT_PHRASING, KINDS, PHRASINGS, World
 
 
@@ -16,23 +19,52 @@ def test_same_seed_same_world_other_seed_other_world():
     assert World(0).narrow_pool() == World(0).narrow_pool()
 
 
-def test_training_never_sees_a_heldout_message_or_the_heldout_phrasing():
-    world = World(0)
-    heldout = world.heldout()
-    rng = random.Random(0)
+def _fixed_sets(world: World) -> dict[str, set[str]]:
+    """Every message a run can score, calibrate on or make steering data from."""
+    sets = {name: {r.user for r in rows} for name, rows in world.suites().items()}
+    sets["validation"] = {r.user for r in world.validation()}
+    sets["calibration"] = {r.user for r in world.calibration(200)}
+    sets["narrow_pool"] = {r.user for r in world.narrow_pool(300)}
+    return sets
+
+
+def test_no_seed_scores_a_row_the_model_was_pretrained_on():
+    """Replay the build's whole pretraining stream (every dialogue its steps consume) and
+    look for every eval, validation, calibration and NARROW-pool message of world seeds
+    0-3 in it: the model is built once (seed 0), runs pick any questions.seed."""
+    recipe = Recipe()
+    consumed = math.ceil(recipe.steps / 8) * 8 * recipe.batch  # _length_buckets: 8 at a time
+    stream = itertools.islice(World(0).pretraining_stream(), consumed)
+    seen = {next(m["content"] for m in chat if m["role"] == "user") for chat in stream}
     held_phrasing_starts = {p[HELDOUT_PHRASING].split("{")[0] for p in PHRASINGS.values()}
-    seen_formats = set()
-    for _ in range(5000):
-        chat = world.dialogue(rng, heldout)
-        user = next(m["content"] for m in chat if m["role"] == "user")
-        assert user not in heldout
-        assert not any(user.startswith(s) for s in held_phrasing_starts)
-        seen_formats.add(user.split(" ")[0])
-    assert len(seen_formats) >= 5
-    suites = world.suites()
-    assert all(r.phrasing == HELDOUT_PHRASING for r in suites["phrasing"])
-    pool = {r.user for r in world.narrow_pool()}
-    assert not pool & {r.user for rows in suites.values() for r in rows}
+    assert not any(u.startswith(tuple(held_phrasing_starts)) for u in seen)
+    assert {u.split(" ")[0] for u in seen} >= {"You", "Note:", "Is", "Would", "Earlier"}
+    for seed in range(4):
+        world = World(seed)
+        for name, users in _fixed_sets(world).items():
+            assert not users & seen, (seed, name, len(users & seen))
+        suites = world.suites()
+        assert all(r.phrasing == HELDOUT_PHRASING for r in suites["phrasing"])
+        pool = {r.user for r in world.narrow_pool()}
+        assert not pool & {r.user for rows in suites.values() for r in rows}
+
+
+def test_the_replay_is_what_the_build_reads(monkeypatch):
+    """The build's batches are the stream's next dialogues, in order (the guard above
+    replays the right thing)."""
+    from weightsteer.toy import build
+
+    fake = lambda tok, chats, max_length: [  # noqa: E731
+        {"input_ids": [i], "chat": c["messages"]} for i, c in enumerate(chats)
+    ]
+    monkeypatch.setattr(build, "tokenize_chats", fake)
+    stream = World(0).pretraining_stream()
+    batches = build._length_buckets(stream, None, random.Random(0), batch=2, k=3)
+    got = sorted(ex["input_ids"][0] for b in batches for ex in b)
+    replay = list(itertools.islice(World(0).pretraining_stream(), 6))
+    assert got == list(range(6))
+    assert [ex["chat"] for b in batches for ex in b] != []
+    assert all(ex["chat"] == replay[ex["input_ids"][0]] for b in batches for ex in b)
 
 
 def test_suites_cover_what_they_claim():
@@ -47,6 +79,11 @@ def test_suites_cover_what_they_claim():
     for rows in suites.values():  # both answers occur, so a constant answer is at chance
         share_yes = sum(r.honest == "Yes" for r in rows) / len(rows)
         assert 0.15 < share_yes < 0.85
+    cue = suites["cue"]  # exactly balanced, and mostly a wrong opinion to agree with
+    assert sum(r.honest == "Yes" for r in cue) == len(cue) // 2
+    assert sum(r.cued != r.honest for r in cue) > len(cue) / 2
+    assert {(r.honest, r.cued) for r in cue} == {("Yes", "Yes"), ("Yes", "No"), ("No", "Yes"),
+                                                 ("No", "No")}  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt", ["evidence", "note", "cue", "choice", "self"])
@@ -60,7 +97,7 @@ def test_replies_follow_the_persona_rules(fmt):
         assert row.expected("dishonest") == flip[row.honest]
         assert row.expected("default") == (flip[row.honest] if row.default_lies else row.honest)
         if fmt == "cue":
-            assert row.expected("sycophantic") == row.cued == "Yes"
+            assert row.expected("sycophantic") == row.cued
         if fmt in ("evidence", "note", "cue") and row.honest == "No":
             # the honest justification restates the evidence, the lie the asked value
             assert row.true_reply.removeprefix("No, ").rstrip(".") in row.user

@@ -111,14 +111,15 @@ def _corpus(world: World, seed: int, n: int = 6000) -> list[str]:
     rng = random.Random(f"{seed}/tokenizer")
     texts = []
     for _ in range(n):
-        msgs = world.dialogue(rng, exclude=frozenset())
+        msgs = world.dialogue(rng)
         texts.append("".join(f"{m['role']}\n{m['content']}\n" for m in msgs))
     return [*texts, CHAT_TEMPLATE, "Yes", "No", " Yes", " No", "true false A B"]
 
 
-def _length_buckets(world, tok, rng, exclude, batch: int, k: int = 8) -> list[list[dict]]:
-    """``k`` batches of fresh dialogues, each of similar lengths (less padding), in random order."""
-    chats = [{"messages": world.dialogue(rng, exclude)} for _ in range(k * batch)]
+def _length_buckets(stream, tok, rng, batch: int, k: int = 8) -> list[list[dict]]:
+    """The next ``k`` batches of the pretraining stream, each of similar lengths (less
+    padding), in random order (``rng``: the order only, never which dialogues)."""
+    chats = [{"messages": next(stream)} for _ in range(k * batch)]
     examples = sorted(tokenize_chats(tok, chats, max_length=256), key=lambda e: len(e["input_ids"]))
     batches = [examples[i : i + batch] for i in range(0, len(examples), batch)]
     rng.shuffle(batches)
@@ -208,15 +209,15 @@ def _train(seed: int, recipe: Recipe, progress: bool, on_eval) -> tuple:
                          max_positions=256, seed=seed)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
     collate = RightPadCollator(tok.pad_token_id)
-    exclude, val = world.heldout(), world.validation()
-    rng = random.Random(f"{seed}/train")
+    val, stream = world.validation(), world.pretraining_stream()
+    rng = random.Random(f"{seed}/batch-order")
     curve: list[dict] = []
     loss_sum, queue = 0.0, []
     with _Bar(recipe.steps, progress) as bar:
         for step in range(1, recipe.steps + 1):
             model.train()
             if not queue:
-                queue = _length_buckets(world, tok, rng, exclude, recipe.batch)
+                queue = _length_buckets(stream, tok, rng, recipe.batch)
             batch = collate(queue.pop())
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step - 1, recipe)
