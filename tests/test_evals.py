@@ -63,8 +63,13 @@ def test_tinymfv_asks_each_vignette_in_both_frames(tiny):
     _, tok = tiny
     s = suites("tinymfv", tinymfv={"source": "builtin:tinymfv-sample", "target": "Authority"})
     s = s["tinymfv"]
-    assert len(s.rows) == 28 and s.choices.name == "true/false"
-    assert [r.row_id for r in s.rows[:2]] == ["care-1:wrong", "care-1:acceptable"]
+    assert len(s.rows) == 42 and s.choices.name == "true/false"  # 14 + 7 vignettes x 2 frames
+    ids = [r.row_id for r in s.rows]
+    assert ids[:2] == ["other_violate/care-1:wrong", "other_violate/care-1:acceptable"]
+    assert "self_violate/care-1:wrong" in ids and s.meta["missing_conditions"] == []
+    only = {"source": "builtin:tinymfv-sample", "conditions": ["self_violate", "absent"]}
+    one = suites("tinymfv", tinymfv=only)["tinymfv"]
+    assert len(one.rows) == 14 and one.meta["missing_conditions"] == ["absent"]
     assert labels(s)[:2] == [1, -1] and s.rows[0].group == "Care"
     prompts = suite_prompts(tok, s)
     assert prompts[0].endswith('{"is_wrong": ') and prompts[1].endswith('{"is_acceptable": ')
@@ -74,16 +79,22 @@ def test_tinymfv_asks_each_vignette_in_both_frames(tiny):
 
 def test_sycophancy_asks_both_ways_and_follows_the_behaviour():
     s = suites("sycophancy")["sycophancy"]
-    assert len(s.rows) == 40 and labels(s)[:2] == [-1, 1]  # "is it <wrong>?": No is correct
+    assert len(s.rows) == 80 and labels(s)[:4] == [-1, 1, -1, 1]  # "is it <wrong>?": No
+    assert [r.group for r in s.rows[:4]] == ["cued", "cued", "plain", "plain"]
     assert "I think the answer is Sydney" in s.rows[0].messages[0]["content"]
+    assert "I think" not in s.rows[2].messages[0]["content"]  # the condition: no cue
     agree = suites("sycophancy", behavior="sycophancy")["sycophancy"]
-    assert labels(agree) == [-x for x in labels(s)]
+    cued = [r.label for r in s.rows if r.group == "cued"]
+    assert [r.label for r in agree.rows if r.group == "cued"] == [-x for x in cued]
+    assert [r.label for r in agree.rows if r.group == "plain"] == labels(s)[2:4] * 20
+    off = suites("sycophancy", sycophancy={"condition": False})["sycophancy"]
+    assert len(off.rows) == 40 and {r.group for r in off.rows} == {""}
 
 
 def test_rows_per_suite_caps_items_not_frames():
     cfg = {"source": "builtin:tinymfv-sample"}
     s = suites("tinymfv", tinymfv=cfg, rows_per_suite=3)["tinymfv"]
-    assert len(s.rows) == 6 and s.rows[-1].row_id.endswith(":acceptable")
+    assert len(s.rows) == 12 and s.rows[-1].row_id.endswith(":acceptable")  # x 2 conditions
 
 
 def test_hf_sources_go_through_load_dataset_with_config_and_split(monkeypatch):
@@ -100,6 +111,15 @@ def test_hf_sources_go_through_load_dataset_with_config_and_split(monkeypatch):
     s = suites("dilemmas")["dilemmas"]
     assert calls == [("wassname/daily_dilemmas-self-honesty", "honesty_eval", "test")]
     assert len(s.rows) == 21
+    assert (
+        s.prefill == "My choice:"
+        and "Should you take this action?" in (s.rows[0].messages[0]["content"])
+    )
+    seed = suites("dilemmas", dilemmas={"prompt": "seed"})["dilemmas"]
+    assert seed.prefill == "My choice: **" and [r.row_id for r in seed.rows] == [
+        r.row_id for r in s.rows
+    ]
+    assert "Do you choose to: " in seed.rows[0].messages[0]["content"]
 
 
 def test_a_file_in_the_wrong_schema_is_refused_with_the_columns(tmp_path):
@@ -116,8 +136,8 @@ def test_a_file_in_the_wrong_schema_is_refused_with_the_columns(tmp_path):
     [
         ("claims", "builtin:claims-sample", 24),
         ("dilemmas", "dilemmas.parquet", 21),  # a local file in the HF schema
-        ("tinymfv", "builtin:tinymfv-sample", 28),
-        ("sycophancy", "builtin:sycophancy-sample", 40),
+        ("tinymfv", "builtin:tinymfv-sample", 42),
+        ("sycophancy", "builtin:sycophancy-sample", 40),  # the cued rows; plain: the condition
     ],
 )
 def test_each_suite_runs_on_toyworld_through_the_cli(suite, data, rows, tmp_path, capsys):
@@ -131,6 +151,7 @@ def test_each_suite_runs_on_toyworld_through_the_cli(suite, data, rows, tmp_path
         main(args)
     assert e.value.code == 0
     df = read_results([out])
+    df = df[df["eval"] == suite]  # sycophancy:known is a subset of the sycophancy rows
     assert len(df) == rows and df["row_id"].is_unique
     assert df["logratio"].notna().all() and df["pmass"].between(0, 1).all()
     with pytest.raises(SystemExit) as e:

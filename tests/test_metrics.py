@@ -21,14 +21,18 @@ FAST = MetricsConfig(bootstrap=200)
 
 
 def rows(scores, *, strength, method="weight", family="lora", seed=0, suite="s", pmass=1.0,
-         ids=None, group="", logratio=None):  # fmt: skip
+         ids=None, group="", logratio=None, budget=float("nan"), kl=float("nan"),
+         status=""):  # fmt: skip
     n = len(scores)
     return pd.DataFrame(
         {
             "method": method,
             "family": family,
             "strength": float(strength),
-            "calibrated_kl": float("nan"),
+            "calibrated_kl": budget,
+            "kl": kl,
+            "audit_kl": kl,
+            "status": status,
             "seed": seed,
             "eval": suite,
             "row_id": ids or [f"r{i}" for i in range(n)],
@@ -159,9 +163,10 @@ def test_a_table_keeps_its_config_and_old_tables_read_with_an_empty_group(tmp_pa
     write_results([df], tmp_path / "r.parquet", {"eval": {"tinymfv": {"target": "Care"}}})
     assert results_config(tmp_path / "r.parquet") == {"eval": {"tinymfv": {"target": "Care"}}}
     pd.testing.assert_frame_equal(read_results([tmp_path / "r.parquet"]), df.reset_index(drop=True))
-    df.drop(columns="group").to_parquet(tmp_path / "old.parquet")
+    df.drop(columns=["group", "kl", "audit_kl", "status"]).to_parquet(tmp_path / "old.parquet")
     assert results_config(tmp_path / "old.parquet") is None
-    assert (read_results([tmp_path / "old.parquet"])["group"] == "").all()
+    old = read_results([tmp_path / "old.parquet"])
+    assert (old["group"] == "").all() and (old["status"] == "").all() and old["kl"].isna().all()
 
 
 def test_free_text_rows_have_no_choice_mass_and_their_si_is_not_discounted():

@@ -267,7 +267,7 @@ def eval_cmd(
     """
     from weightsteer.core.files import check_writable
     from weightsteer.evals.evaluate import evaluate_intervention
-    from weightsteer.evals.results import write_results
+    from weightsteer.evals.results import suite_info, write_results
     from weightsteer.methods import NONE
     from weightsteer.pipeline import load_config, parse_config
     from weightsteer.pipeline.run import build_run_suites
@@ -306,7 +306,7 @@ def eval_cmd(
         intervention = WeightSteering(vector=vec, family=vec.meta.family, seed=vec.meta.seed or 0)
         strengths = cfg.eval.alphas
     frames = evaluate_intervention(m, tok, intervention, suites, strengths)
-    write_results(frames, out_file, cfg.model_dump(mode="json"))
+    write_results(frames, out_file, cfg.model_dump(mode="json"), suites=suite_info(suites))
     console.print(f"[green]saved[/] {sum(len(f) for f in frames)} rows")
     print(out_file)
 

@@ -17,7 +17,11 @@ def pyplot():
 
 
 def save_figure(fig, path: Path) -> None:
+    """``path`` (PNG, for the markdown report) and the same figure as SVG beside it (for a
+    paper: vector, any size)."""
     fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
+    with atomic_path(Path(path).with_suffix(".svg"), overwrite=True) as tmp:
+        fig.savefig(tmp, format="svg")
     pyplot().close(fig)

@@ -38,6 +38,8 @@ class Suite:
     rows: list[EvalRow]
     choices: Choices = YES_NO
     prefill: str = ""
+    # what the suite says about itself; ``iid``: its rows come from the training
+    # questions' own distribution (a report's verdict leads with the other suites)
     meta: dict = field(default_factory=dict)
     # a generative suite: the model answers in free text, and
     # ``scorer(questions, answers)`` gives one score per answer (``evals/scorers.py``)

@@ -13,6 +13,21 @@ from weightsteer.evals import score_suite
 from weightsteer.evals.results import result_rows
 
 
+def calibration_columns(cal: dict | None) -> dict:
+    """The results columns of one calibrated strength: the budget it was calibrated to
+    (NaN for a fixed strength such as a prompt, which has none), the KL it achieved on the
+    calibration and audit prompts, and the search's status."""
+    if cal is None:
+        return {}
+    fixed = cal["status"] == "fixed"
+    return {
+        "calibrated_kl": float("nan") if fixed else cal["target"],
+        "kl": cal["kl"],
+        "audit_kl": cal["audit_kl"],
+        "status": cal["status"],
+    }
+
+
 def evaluate_intervention(
     model,
     tok,
@@ -20,17 +35,19 @@ def evaluate_intervention(
     suites: Sequence,
     strengths: Sequence[float],
     *,
-    calibrated_kl: float = float("nan"),
+    calibrations: Sequence[dict] | None = None,
     batch_size: int = 64,
     bar=None,
     task=None,
 ) -> list:
     """Long-table frames of every suite at every strength of ``intervention``
     (``methods``), the strength switched in place; ``methods.NONE`` at ``[0]`` scores the
-    unsteered model."""
+    unsteered model. ``calibrations``: per strength, the ``Calibration.to_json()`` that
+    found it (its budget, achieved KL and status go into every row)."""
     frames = []
+    cals = list(calibrations) if calibrations is not None else [None] * len(strengths)
     with intervention.attach(model) as set_strength:
-        for strength in strengths:
+        for strength, cal in zip(strengths, cals, strict=True):
             set_strength(strength)
             system = intervention.system_prompt(strength)
             for suite in suites:
@@ -42,7 +59,7 @@ def evaluate_intervention(
                         suite=suite,
                         logratio=s.logratio,
                         pmass=s.pmass,
-                        calibrated_kl=calibrated_kl,
+                        **calibration_columns(cal),
                         texts=s.texts,
                     )
                 )

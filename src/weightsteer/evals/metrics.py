@@ -16,22 +16,37 @@ Per (method, family, eval, strength), over seeds and rows:
       si_rev = flip/n_cho - k * counter/n_rej
       SI = mean(si_fwd, si_rev) * 100 * min(pmass(+s), pmass(-s))^2
 
-  for k = 1 and k = 2, per seed, then averaged over seeds. ``small`` flags a
-  denominator under ``min_rows`` rows. Free-text rows (a generative suite) have no choice
-  mass (``pmass`` NaN): their SI is not discounted.
+  for k = 1 and k = 2, per seed, then averaged over seeds. When one arm is NaN (its side
+  was not scored, or every score on it is NaN) SI is the other arm alone and ``si_arms``
+  says 1 (as the reference does); both NaN: SI is NaN. ``small`` flags a denominator under
+  ``min_rows`` rows. Free-text rows (a generative suite) have no choice mass (``pmass``
+  NaN): their SI is not discounted.
 
 Rows calibrated to a KL budget (``calibrated_kl`` set, ``methods/calibrate.py``) are grouped by
 ``strength = sign * budget``: each seed of a method may need its own coefficient to
-spend the budget, and the comparison is at equal budget. ``comparison_frame`` turns the
+spend the budget, and the comparison is at equal budget. ``kl`` / ``audit_kl`` are the
+achieved statistics (mean over seeds) and ``status`` the searches' outcome: ``at_budget``
+is true only when every seed's search hit the budget within tolerance; a side that
+missed keeps its row (flagged) and never enters a verdict. ``comparison_frame`` turns the
 unsteered model's rows (method ``none``) into strength 0 of every compared method.
 
 Confidence intervals are percentile bootstraps resampling rows (the same draw for every
-seed, as rows are shared) and, with several seeds, seeds. The point estimate is the
-statistic on the table itself. Every function refuses tables whose methods were scored on
-different rows (``check_same_rows``).
+seed and every method, as rows are shared) and, with at least ``min_seeds`` seeds,
+seeds. With fewer seeds (two, say) a bootstrap over seeds understates the between-seed
+variance (half the draws repeat one seed), so seeds are not resampled and their spread is
+reported apart, as the sd over seeds with a normal-theory interval (``seed_sd_interval``).
+The point estimate is the statistic on the table itself. Every function refuses tables
+whose methods were scored on different rows (``check_same_rows``).
+
+``paired_effects`` answers "does A move the behaviour more than B" on identical rows: the
+effect of a method is half its paired swing, ``(score(+s) - score(-s)) / 2`` per row, and
+the difference of two methods' effects gets a bootstrap CI with the rows drawn once for
+both (each method's seeds resampled on their own).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -49,6 +64,17 @@ class MetricsConfig(Section):
     )
     min_rows: int = Field(
         10, ge=1, description="an SI denominator smaller than this is flagged as too small"
+    )
+    min_seeds: int = Field(
+        5,
+        ge=2,
+        description="seeds are resampled in the bootstrap only when there are this many "
+        "(fewer understate the between-seed variance; their sd is reported apart)",
+    )
+    headline: tuple[str, ...] = Field(
+        (),
+        description="suites the verdict covers, in order (empty: every suite, those outside "
+        "the training questions' distribution first)",
     )
     seed: int = Field(0, description="bootstrap seed")
 
@@ -88,6 +114,38 @@ def comparison_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([*copies, others], ignore_index=True).astype(others.dtypes.to_dict())
 
 
+NOT_CALIBRATED = {"kl": float("nan"), "audit_kl": float("nan"), "status": "", "at_budget": False}
+
+
+def _calibration(sub: pd.DataFrame) -> dict[float, dict]:
+    """Per strength of one (method, family, eval): the achieved KL and audit KL (mean
+    over seeds), the searches' outcome (``ok`` only when every seed's was; else each
+    other outcome with its seed count) and ``at_budget``."""
+    if "status" not in sub or not sub["status"].fillna("").astype(bool).any():
+        return {}
+    out = {}
+    first = sub.drop_duplicates(["strength", "seed"])
+    for strength, g in first.groupby("strength"):
+        statuses = g["status"].fillna("").astype(str)
+        if not statuses.astype(bool).any():
+            continue
+        missed = statuses[statuses != "ok"].value_counts()
+        status = (
+            "ok"
+            if missed.empty
+            else ", ".join(
+                f"{k} ({v} of {len(g)} seeds)" if len(g) > 1 else k for k, v in missed.items()
+            )
+        )
+        out[float(strength)] = {
+            "kl": float(g["kl"].mean()),
+            "audit_kl": float(g["audit_kl"].mean()),
+            "status": status,
+            "at_budget": bool(missed.empty and g["calibrated_kl"].notna().all()),
+        }
+    return out
+
+
 def _at_budget(df: pd.DataFrame) -> pd.DataFrame:
     kl = df["calibrated_kl"]
     if kl.isna().all():
@@ -110,9 +168,14 @@ def _resample_weights(n: int, draws: int, rng: np.random.Generator) -> np.ndarra
     return out
 
 
-def _seed_weights(n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Like ``_resample_weights``; one seed is not resampled (it is all there is)."""
-    return _resample_weights(n, draws, rng) if n > 1 else np.ones((1 + draws, 1))
+def _seed_weights(
+    n: int, draws: int, rng: np.random.Generator, settings: MetricsConfig = DEFAULTS
+) -> np.ndarray:
+    """Like ``_resample_weights`` with at least ``settings.min_seeds`` seeds; fewer are
+    all kept in every draw (module docstring)."""
+    if n < settings.min_seeds:
+        return np.ones((1 + draws, n))
+    return _resample_weights(n, draws, rng)
 
 
 def _wmean(x: np.ndarray, ws: np.ndarray, wr: np.ndarray) -> np.ndarray:
@@ -146,34 +209,46 @@ def _matrices(
 def _si(
     s0: np.ndarray,
     sp: np.ndarray,
-    sn: np.ndarray,
+    sn: np.ndarray | None,
     pp: np.ndarray,
-    pn: np.ndarray,
+    pn: np.ndarray | None,
     ws: np.ndarray,
     wr: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """SI and its parts per draw (``[draws]``), from ``[seeds, rows]`` scores at 0, +s, -s
-    and pmass at +s, -s; per-seed values are averaged with the seed weights."""
+    and pmass at +s, -s (``sn``/``pn`` None: -s was not scored); per-seed values are
+    averaged with the seed weights. An arm whose side has no finite score in a seed is NaN
+    there, and SI is the other arm alone (``si_arms`` = 1)."""
     cho, rej = (s0 > 0).astype(float), (s0 < 0).astype(float)
+    if sn is None:
+        sn, pn = np.full_like(sp, np.nan), np.full_like(pp, np.nan)
 
     def count(mask):  # [draws, seeds]
         return np.einsum("sr,br->bs", mask, wr)
 
+    def scored(x):  # [1, seeds]: the side has a finite score in the seed
+        return np.where(np.isfinite(x).any(1), 1.0, np.nan)[None, :]
+
     n_cho, n_rej = count(cho), count(rej)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = {
-            "fix": count(rej * (sp > 0)) / n_rej,
-            "broke": count(cho * (sp < 0)) / n_cho,
-            "flip": count(cho * (sn < 0)) / n_cho,
-            "counter": count(rej * (sn > 0)) / n_rej,
+            "fix": count(rej * (sp > 0)) / n_rej * scored(sp),
+            "broke": count(cho * (sp < 0)) / n_cho * scored(sp),
+            "flip": count(cho * (sn < 0)) / n_cho * scored(sn),
+            "counter": count(rej * (sn > 0)) / n_rej * scored(sn),
         }
         total = wr.sum(1)[:, None]
-        mass = np.minimum(count(pp), count(pn)) / total  # [draws, seeds]: min mean pmass
+        means = [count(np.nan_to_num(p)) / total * scored(p) for p in (pp, pn)]
+        mass = np.fmin(*means)  # [draws, seeds]: the smaller mean pmass of the scored sides
         out = {}
         for k in (1, 2):
-            fwd = rates["fix"] - k * rates["broke"]
-            rev = rates["flip"] - k * rates["counter"]
-            out[f"si_k{k}"] = (fwd + rev) / 2 * 100 * mass**2
+            arms = np.stack(
+                [rates["fix"] - k * rates["broke"], rates["flip"] - k * rates["counter"]]
+            )
+            both = np.isfinite(arms)
+            mean = np.where(both, arms, 0).sum(0) / both.sum(0)  # NaN when neither
+            out[f"si_k{k}"] = mean * 100 * mass**2
+        out["si_arms"] = np.isfinite(arms).sum(0).astype(float)
         out.update(rates)
         out["n_cho"], out["n_rej"] = n_cho, n_rej
 
@@ -186,7 +261,14 @@ def _si(
 
 
 def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.DataFrame:
-    """One row per (method, family, eval, strength); columns in the module docstring."""
+    """One row per (method, family, eval, strength); columns in the module docstring. A
+    side with no finite score at all has NaN statistics (no warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _suite_metrics(df, settings)
+
+
+def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
     df = _at_budget(df)
     check_same_rows(df)
     rng = np.random.default_rng(settings.seed)
@@ -196,9 +278,10 @@ def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.Da
             raise UserError(f"eval {suite!r}, {method} {family}: no strength 0 to compare with")
         score, seeds, rows = _matrices(sub, "score")
         pmass, _, _ = _matrices(sub, "pmass")
-        ws = _seed_weights(len(seeds), settings.bootstrap, rng)
+        ws = _seed_weights(len(seeds), settings.bootstrap, rng, settings)
         wr = _resample_weights(len(rows), settings.bootstrap, rng)
         s0 = score[0.0]
+        sides = _calibration(sub)
         for strength, x in score.items():
             delta = x - s0
             per_seed = np.nanmean(delta, axis=1)
@@ -229,19 +312,147 @@ def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.Da
                 if np.isfinite(pm := pmass[strength]).any()
                 else float("nan"),  # free text: no choice mass
                 "low_pmass": float(np.nanmean(pmass[strength] < settings.pmass_min)),
+                **sides.get(strength, NOT_CALIBRATED),
             }
-            if strength > 0 and -strength in score:
+            if strength > 0:
                 # free text (a generative suite) has no choice mass: nothing to discount
-                pp, pn = (np.nan_to_num(pmass[t], nan=1.0) for t in (strength, -strength))
-                si = _si(s0, x, score[-strength], pp, pn, ws, wr)
+                pp = np.nan_to_num(pmass[strength], nan=1.0)
+                neg = -strength in score
+                pn = np.nan_to_num(pmass[-strength], nan=1.0) if neg else None
+                si = _si(s0, x, score[-strength] if neg else None, pp, pn, ws, wr)
                 for k in ("si_k1", "si_k2"):
                     rec[k] = float(si[k][0])
                     rec[f"{k}_lo"], rec[f"{k}_hi"] = _interval(si[k][1:], settings.ci)
-                for k in ("fix", "broke", "flip", "counter", "n_cho", "n_rej"):
+                for k in ("fix", "broke", "flip", "counter", "n_cho", "n_rej", "si_arms"):
                     rec[k] = float(si[k][0])
                 rec["small"] = min(rec["n_cho"], rec["n_rej"]) < settings.min_rows
             records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+# -- paired effects: does A move the behaviour more than B, on the same rows ------------
+
+
+def _chi2_quantiles(dof: int, ci: float, rng: np.random.Generator) -> tuple[float, float]:
+    draws = rng.chisquare(dof, size=200_000)
+    lo = (1 - ci) / 2
+    return float(np.quantile(draws, lo)), float(np.quantile(draws, 1 - lo))
+
+
+def seed_sd_interval(sd: float, n: int, ci: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """The normal-theory interval of a standard deviation ``sd`` over ``n`` seeds:
+    ``sd * sqrt((n - 1) / q)`` at the chi-square(n - 1) quantiles (NaN with < 2 seeds)."""
+    if n < 2 or not np.isfinite(sd):
+        return float("nan"), float("nan")
+    q_lo, q_hi = _chi2_quantiles(n - 1, ci, np.random.default_rng(seed))
+    return float(sd * np.sqrt((n - 1) / q_hi)), float(sd * np.sqrt((n - 1) / q_lo))
+
+
+def sd_ratio_interval(
+    sd_a: float, n_a: int, sd_b: float, n_b: int, ci: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """``sd_a / sd_b`` and its normal-theory interval (the F distribution of the ratio of
+    two sample variances; NaN where a side has < 2 seeds or no spread)."""
+    if min(n_a, n_b) < 2 or not (np.isfinite(sd_a) and np.isfinite(sd_b)) or sd_b == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    f = (rng.chisquare(n_a - 1, 200_000) / (n_a - 1)) / (
+        rng.chisquare(n_b - 1, 200_000) / (n_b - 1)
+    )
+    lo = (1 - ci) / 2
+    f_lo, f_hi = np.quantile(f, lo), np.quantile(f, 1 - lo)
+    ratio = (sd_a / sd_b) ** 2
+    return float(np.sqrt(ratio)), float(np.sqrt(ratio / f_hi)), float(np.sqrt(ratio / f_lo))
+
+
+Unit = tuple[str, str, float]  # (method, family, strength > 0)
+
+
+def paired_effects(
+    df: pd.DataFrame, suite: str, units: list[Unit], settings: MetricsConfig = DEFAULTS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Effects of ``units`` on ``suite`` and every ordered pair's difference.
+
+    A unit's effect is ``(score(+s) - score(-s)) / 2`` per row and seed, averaged (strength
+    ``s`` after budget grouping, so ``+1`` nat for a calibrated method). One row
+    resampling is shared by every unit (the rows are the same); each unit's seeds are
+    resampled on their own (``min_seeds``). Returns ``(effects, pairs)``: per unit the
+    effect with CI, seeds, the sd over seeds of the per-seed effect with its interval;
+    per pair ``(a, b)``, ``diff = effect(a) - effect(b)`` with its CI and ``share`` (the
+    fraction of draws with diff > 0)."""
+    df = _at_budget(df[df["eval"] == suite])
+    check_same_rows(df)
+    rows = sorted(df["row_id"].unique())
+    rng = np.random.default_rng(settings.seed)
+    wr = _resample_weights(len(rows), settings.bootstrap, rng)
+    draws, effects = {}, []
+    for unit in units:
+        method, family, s = unit
+        sub = df[(df["method"] == method) & (df["family"] == family)]
+        wide = sub.pivot_table(
+            index=["strength", "seed"], columns="row_id", values="score", dropna=False
+        ).reindex(columns=rows)
+        have = set(wide.index.get_level_values(0))
+        if s not in have or -s not in have:
+            raise UserError(f"eval {suite!r}: {method} {family} has no strength ±{s:g}")
+        seeds = sorted(sub["seed"].unique())
+        e = (
+            wide.loc[s].reindex(seeds).to_numpy(float) - wide.loc[-s].reindex(seeds).to_numpy(float)
+        ) / 2
+        ws = _seed_weights(len(seeds), settings.bootstrap, rng, settings)
+        draws[unit] = _wmean(e, ws, wr)
+        per_seed = np.nanmean(e, axis=1)
+        sd = float(per_seed.std(ddof=1)) if len(seeds) > 1 else float("nan")
+        lo, hi = _interval(draws[unit][1:], settings.ci)
+        sd_lo, sd_hi = seed_sd_interval(sd, len(seeds), settings.ci, settings.seed)
+        effects.append(
+            {
+                "method": method,
+                "family": family,
+                "strength": s,
+                "effect": float(draws[unit][0]),
+                "effect_lo": lo,
+                "effect_hi": hi,
+                "seeds": len(seeds),
+                "seed_sd": sd,
+                "seed_sd_lo": sd_lo,
+                "seed_sd_hi": sd_hi,
+            }
+        )
+    pairs = []
+    for a in units:
+        for b in units:
+            if a == b:
+                continue
+            d = draws[a] - draws[b]
+            lo, hi = _interval(d[1:], settings.ci)
+            ok = d[1:][~np.isnan(d[1:])]
+            pairs.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "diff": float(d[0]),
+                    "diff_lo": lo,
+                    "diff_hi": hi,
+                    "share": float((ok > 0).mean()) if ok.size else float("nan"),
+                }
+            )
+    return pd.DataFrame.from_records(effects), pd.DataFrame.from_records(pairs)
+
+
+def seed_effects(df: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """Per (eval, method, family, seed): the effect ``(score(+s) - score(-s)) / 2`` averaged
+    over rows, at ``s = budget`` after budget grouping (a prompt at its own ±1). What a
+    seed-spread figure draws."""
+    df = _at_budget(df)
+    fixed = df["status"].eq("fixed") if "status" in df else pd.Series(False, index=df.index)
+    s = np.where(fixed, 1.0, budget)
+    up = df[np.isclose(df["strength"], s)]
+    down = df[np.isclose(df["strength"], -s)]
+    keys = ["eval", "method", "family", "seed"]
+    a = up.groupby(keys)["score"].mean()
+    b = down.groupby(keys)["score"].mean()
+    return ((a - b) / 2).dropna().rename("effect").reset_index()
 
 
 # -- tinymfv: frames -> wrongness per vignette -> paired change per foundation ----------
@@ -249,7 +460,8 @@ def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.Da
 
 def wrongness(df: pd.DataFrame, min_pmass: float) -> pd.DataFrame:
     """Per vignette and (method, family, seed, strength): ``w``, ``logit_w`` (w clipped to
-    [0.01, 0.99]) and ``ok`` (both frames have true/false mass >= ``min_pmass``)."""
+    [0.01, 0.99]), ``ok`` (both frames have true/false mass >= ``min_pmass``) and the
+    vignette's ``condition`` (the row id's ``<condition>/`` prefix, "" without one)."""
     d = df.copy()
     d["vignette"] = d["row_id"].str.rsplit(":", n=1).str[0]
     d["frame"] = d["row_id"].str.rsplit(":", n=1).str[1]
@@ -263,8 +475,10 @@ def wrongness(df: pd.DataFrame, min_pmass: float) -> pd.DataFrame:
     mass = wide["pmass"][["wrong", "acceptable"]].min(axis=1)
     out = pd.DataFrame(
         {"w": w, "logit_w": np.log(clipped / (1 - clipped)), "ok": mass.ge(min_pmass)}
-    )
-    return out.reset_index()
+    ).reset_index()
+    parts = out["vignette"].str.split("/", n=1)
+    out["condition"] = parts.map(lambda p: p[0] if len(p) == 2 else "")
+    return out
 
 
 def foundation_table(
@@ -275,28 +489,35 @@ def foundation_table(
     min_pmass: float,
     settings: MetricsConfig = DEFAULTS,
 ) -> pd.DataFrame:
-    """Per (method, family, strength, foundation): the paired change in ``logit(w)`` vs
-    strength 0 with its CI; (seed, vignette) cells with low mass at either strength are
-    dropped and counted. ``as_expected``: the target foundation moved in the direction ``sign``."""
+    """Per (method, family, condition, strength, foundation): the paired change in
+    ``logit(w)`` vs strength 0 with its CI. ``delta``: over the (seed, vignette) cells in
+    format (mass >= ``min_pmass``) at both strengths (the rest dropped and counted), so
+    conditional on the survivors; ``delta_all``: over every cell, in format or not (the
+    vignettes an intervention pushes off format count too). ``as_expected``: the target
+    foundation moved in the direction ``sign``."""
     df = _at_budget(df)
     check_same_rows(df)
     v = wrongness(df, min_pmass)
     rng = np.random.default_rng(settings.seed)
     records = []
-    for (method, family, group), sub in v.groupby(["method", "family", "group"], sort=False):
+    groups = v.groupby(["method", "family", "condition", "group"], sort=False)
+    for (method, family, condition, group), sub in groups:
         logit, seeds, rows = _matrices(sub, "logit_w", "vignette")
         ok, _, _ = _matrices(sub.assign(ok=sub["ok"].astype(float)), "ok", "vignette")
-        ws = _seed_weights(len(seeds), settings.bootstrap, rng)
+        ws = _seed_weights(len(seeds), settings.bootstrap, rng, settings)
         wr = _resample_weights(len(rows), settings.bootstrap, rng)
         for strength, x in logit.items():
             keep = (ok[strength] > 0) & (ok[0.0] > 0)
-            delta = np.where(keep, x - logit[0.0], np.nan)
-            draws = _wmean(delta, ws, wr)
+            every = x - logit[0.0]
+            draws = _wmean(np.where(keep, every, np.nan), ws, wr)
+            draws_all = _wmean(every, ws, wr)
             lo, hi = _interval(draws[1:], settings.ci)
+            lo_all, hi_all = _interval(draws_all[1:], settings.ci)
             records.append(
                 {
                     "method": method,
                     "family": family,
+                    "condition": condition,
                     "strength": strength,
                     "foundation": group,
                     "target": group == target,
@@ -306,6 +527,9 @@ def foundation_table(
                     "delta": float(draws[0]),
                     "delta_lo": lo,
                     "delta_hi": hi,
+                    "delta_all": float(draws_all[0]),
+                    "delta_all_lo": lo_all,
+                    "delta_all_hi": hi_all,
                     "vignettes": len(rows),
                     "cells": int(keep.size),  # seeds x vignettes
                     "dropped": int((~keep).sum()),

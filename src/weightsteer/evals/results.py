@@ -20,6 +20,9 @@ COLUMNS = {
     "family": "string",  # adapter family of a weight vector ("" for other methods)
     "strength": "float64",  # alpha, or the method's coefficient
     "calibrated_kl": "float64",  # the KL budget the strength was calibrated to (NaN: none)
+    "kl": "float64",  # the KL the strength achieved on the calibration prompts (NaN: none)
+    "audit_kl": "float64",  # the same statistic on the audit prompts (NaN: none)
+    "status": "string",  # the calibration's outcome: ok, fixed, too weak, ... ("": none)
     "seed": "int64",
     "eval": "string",  # suite name
     "row_id": "string",
@@ -42,9 +45,13 @@ def result_rows(
     logratio,
     pmass,
     calibrated_kl: float = float("nan"),
+    kl: float = float("nan"),
+    audit_kl: float = float("nan"),
+    status: str = "",
     texts: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows for one suite scored under one intervention at one strength."""
+    """Rows for one suite scored under one intervention at one strength (``calibrated_kl``,
+    ``kl``, ``audit_kl``, ``status``: how the strength was calibrated, if it was)."""
     label = [r.label for r in suite.rows]
     lr = [float(x) for x in logratio]
     df = pd.DataFrame(
@@ -53,6 +60,9 @@ def result_rows(
             "family": family,
             "strength": float(strength),
             "calibrated_kl": calibrated_kl,
+            "kl": kl,
+            "audit_kl": audit_kl,
+            "status": status,
             "seed": seed,
             "eval": suite.name,
             "row_id": [r.row_id for r in suite.rows],
@@ -67,8 +77,17 @@ def result_rows(
     return df.astype(COLUMNS)
 
 
+# columns added after the first tables were written, and what older tables hold there
+FILLED = {"group": "", "text": "", "kl": float("nan"), "audit_kl": float("nan"), "status": ""}
 META_KEY = b"weightsteer"
 CALIBRATION_KEY = b"weightsteer.calibration"
+SUITES_KEY = b"weightsteer.suites"
+
+
+def suite_info(suites) -> dict[str, dict]:
+    """What a report needs to know of each scored suite: whether its rows come from the
+    training questions' own distribution (``iid``; the verdict leads with the others)."""
+    return {s.name: {"iid": bool(s.meta.get("iid", False)), "rows": len(s.rows)} for s in suites}
 
 
 def write_results(
@@ -77,16 +96,17 @@ def write_results(
     config: dict | None = None,
     *,
     calibration: list[dict] | None = None,
+    suites: dict[str, dict] | None = None,
 ) -> Path:
-    """Write the table; ``config`` (the run config that scored it) and ``calibration``
-    (how its strengths were found, ``methods/calibrate.py``) go into the parquet metadata, so a
-    report of the file alone knows its settings (``results_config``)."""
+    """Write the table; ``config`` (the run config that scored it), ``calibration`` (how
+    its strengths were found, ``methods/calibrate.py``) and ``suites`` (``suite_info``) go
+    into the parquet metadata, so a report of the file alone knows its settings."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     df = pd.concat(list(frames), ignore_index=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
-    extra = {META_KEY: config, CALIBRATION_KEY: calibration}
+    extra = {META_KEY: config, CALIBRATION_KEY: calibration, SUITES_KEY: suites}
     meta = {k: json.dumps(v).encode() for k, v in extra.items() if v is not None}
     if meta:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
@@ -120,6 +140,14 @@ def results_calibration(path: str | Path) -> list[dict]:
     return _metadata(path, CALIBRATION_KEY) or []
 
 
+def results_suites(paths: Iterable[str | Path]) -> dict[str, dict]:
+    """``suite_info`` of every table in ``paths`` merged (tables without it: {})."""
+    out: dict[str, dict] = {}
+    for p in paths:
+        out.update(_metadata(p, SUITES_KEY) or {})
+    return out
+
+
 def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Concatenate result tables, checking each against the schema."""
     frames = []
@@ -130,13 +158,39 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
             raise UserError(
                 f"results table {p} cannot be read ({e}); rerun the eval stage"
             ) from None
-        for col in ("group", "text"):  # tables written before the column existed
+        for col, empty in FILLED.items():  # tables written before the column existed
             if col not in df.columns:
-                df[col] = ""
+                df[col] = empty
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise UserError(f"results table {p} lacks columns {', '.join(missing)}")
         frames.append(df[list(COLUMNS)].astype(COLUMNS))
     if not frames:
         raise UserError("no results tables to read; run the eval stage first")
-    return pd.concat(frames, ignore_index=True)
+    return conditioned_suites(pd.concat(frames, ignore_index=True))
+
+
+def conditioned_suites(df: pd.DataFrame) -> pd.DataFrame:
+    """A suite whose rows come in groups ``cued`` and ``plain`` (the sycophancy suite with
+    ``condition``): ``<suite>`` keeps its cued rows, and ``<suite>:known`` is the cued
+    rows of the items (row id before ``:``) whose every plain row scores > 0 (answered
+    right) at strength 0, in every table that has strength 0. The plain rows themselves
+    only define the condition. Without strength-0 rows nothing is derived."""
+    out = [df[~df["eval"].isin(_paired_suites(df))]]
+    for suite in _paired_suites(df):
+        sub = df[df["eval"] == suite]
+        cued = sub[sub["group"] == "cued"]
+        out.append(cued)
+        plain = sub[(sub["group"] == "plain") & (sub["strength"] == 0)]
+        if plain.empty:
+            continue
+        item = plain["row_id"].str.rsplit(":", n=1).str[0]
+        known = set(item[plain.groupby(item)["score"].transform("min").gt(0)])
+        keep = cued["row_id"].str.rsplit(":", n=1).str[0].isin(known)
+        if keep.any():
+            out.append(cued[keep].assign(eval=f"{suite}:known"))
+    return pd.concat(out, ignore_index=True).astype(COLUMNS)
+
+
+def _paired_suites(df: pd.DataFrame) -> list[str]:
+    return [s for s, g in df.groupby("eval", sort=False)["group"] if {"cued", "plain"} <= set(g)]

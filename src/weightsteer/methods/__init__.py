@@ -75,6 +75,7 @@ class MethodInputs:
     settings: Any  # config.CompareConfig
     pairs_digest: str = ""  # content hash of the pairs (cache keys)
     progress: bool = False
+    seeds: tuple[int, ...] = (0,)  # the training seeds: fitted methods refit once per seed
 
     @cached_property
     def hidden_states(self):
@@ -109,6 +110,8 @@ class Candidate:
         parts = [self.method.replace(":", "-")]
         if self.family:
             parts.append(f"{self.family}-seed{self.seed}")
+        elif "resample_seed" in self.sources:
+            parts.append(f"seed{self.seed}")
         return "-".join(parts)
 
 

@@ -130,6 +130,7 @@ class ActivationSteering(Intervention):
     output of each block ``l`` of ``vectors``, at every position. ``v_l`` [hidden]."""
 
     method: str
+    seed: int = 0  # which bootstrap resample of the pairs it was fitted on
     vectors: dict[int, torch.Tensor]  # layer -> [hidden] float32
     ablate: dict[int, torch.Tensor] | None = None  # layer -> unit [hidden] float32
     position: str = "response"
@@ -183,8 +184,22 @@ def activation_layers(model, fractions: tuple[float, float]) -> list[int]:
     return layer_range(len(decoder_blocks(model)), *fractions)
 
 
+def resample_pairs(states: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """A bootstrap resample of the training pairs (line i of each side stays a pair):
+    seed ``seed`` of an activation method, so it has a seed spread like the weight
+    vectors' training seeds."""
+    n = len(states["pos"])
+    idx = torch.randint(n, (n,), generator=torch.Generator().manual_seed(seed))
+    return {side: h[idx] if len(h) == n else h for side, h in states.items()}
+
+
 def activation_candidate(method: str, inputs, build) -> list:
-    """The one candidate of an activation method, keyed by the pairs and the settings."""
+    """The candidates of an activation method, keyed by the pairs and the settings: one
+    fit on every pair with one training seed, else one per seed, each on that seed's
+    bootstrap resample of the pairs (``resample_pairs``). ``build(states)`` makes the
+    intervention from ``{side: [pairs, layers, hidden]}`` states."""
+    from dataclasses import replace
+
     from weightsteer.methods import Candidate
 
     sources = {
@@ -192,4 +207,13 @@ def activation_candidate(method: str, inputs, build) -> list:
         "layers": inputs.layers,
         "activation": inputs.settings.activation.model_dump(mode="json"),
     }
-    return [Candidate(method, "", 0, sources, build)]
+    if len(inputs.seeds) < 2:
+        return [Candidate(method, "", 0, sources, lambda: build(inputs.hidden_states))]
+
+    def fit(seed: int):
+        return replace(build(resample_pairs(inputs.hidden_states, seed)), seed=seed)
+
+    return [
+        Candidate(method, "", seed, {**sources, "resample_seed": seed}, lambda k=seed: fit(k))
+        for seed in inputs.seeds
+    ]

@@ -64,7 +64,13 @@ class CompareConfig(Section):
         ),
         description="interventions compared at the same KL ([]: skip the compare stage)",
     )
-    target_kl: float = Field(1.0, gt=0, description="KL budget (nats) every method is set to")
+    target_kl: float = Field(
+        1.0, gt=0, description="the verdict's KL budget (nats); always one of the budgets"
+    )
+    budgets: tuple[float, ...] = Field(
+        (0.5, 1.0, 2.0),
+        description="KL budgets (nats) every method is calibrated to, each side separately",
+    )
     quantile: float = Field(
         0.95, gt=0, le=1, description="the per-token KL quantile that must equal target_kl"
     )
@@ -82,6 +88,18 @@ class CompareConfig(Section):
     n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
     batch_size: int = Field(16, ge=1, description="prompts generated together")
     activation: ActivationConfig = ActivationConfig()
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or not all(math.isfinite(b) and b > 0 for b in v):
+            raise ValueError("every budget must be a positive finite number of nats")
+        return tuple(sorted(set(v)))
+
+    @property
+    def all_budgets(self) -> tuple[float, ...]:
+        """``budgets`` with ``target_kl`` (the verdict's), ascending."""
+        return tuple(sorted({*self.budgets, self.target_kl}))
 
     @field_validator("methods")
     @classmethod
@@ -291,44 +309,72 @@ def calibrate_intervention(
     settings=None,
     on_measure: Callable[[], None] | None = None,
 ) -> dict[int, Calibration]:
-    """``{+1: ..., -1: ...}``: the calibrated strength of each sign (``settings``: a
-    ``CompareConfig``), with the achieved KL on the audit prompts."""
+    """``{+1: ..., -1: ...}``: the strength of each sign at ``settings.target_kl``
+    (``settings``: a ``CompareConfig``), with the achieved KL on the audit prompts."""
     c = settings or CompareConfig()
-    out = {}
-    with intervention.attach(model) as set_strength:
+    found = calibrate_budgets(
+        model, tokenizer, intervention, calibration, audit, c, [c.target_kl], on_measure
+    )
+    return found[c.target_kl]
 
-        def measure(strength: float, chats) -> float:
-            kls = token_kls(
-                model,
-                tokenizer,
-                chats,
-                intervention,
-                set_strength,
-                strength,
-                tokens=c.tokens,
-                batch_size=c.batch_size,
-            )
-            if on_measure is not None:
-                on_measure()
-            return kl_statistic(kls, c.quantile)
+
+def calibrate_budgets(
+    model,
+    tokenizer,
+    intervention,
+    calibration: Sequence[Sequence[Message]],
+    audit: Sequence[Sequence[Message]] = (),
+    settings=None,
+    budgets: Sequence[float] | None = None,
+    on_measure: Callable[[], None] | None = None,
+) -> dict[float, dict[int, Calibration]]:
+    """``{budget: {+1: ..., -1: ...}}`` for every budget (default ``settings.all_budgets``).
+
+    One strength search per budget and sign; a KL measured at a strength once is reused
+    by every later search (each starts at ``|s| = 1`` and brackets by doubling, so they
+    share their first steps). A method with a fixed strength (a prompt) is measured once
+    per sign: the same ``fixed`` outcome stands for every budget."""
+    c = settings or CompareConfig()
+    budgets = list(budgets) if budgets is not None else list(c.all_budgets)
+    out: dict[float, dict[int, Calibration]] = {b: {} for b in budgets}
+    with intervention.attach(model) as set_strength:
+        seen: dict[tuple[float, int], float] = {}
+
+        def measure(strength: float, chats, which: int) -> float:
+            if (strength, which) not in seen:
+                kls = token_kls(
+                    model,
+                    tokenizer,
+                    chats,
+                    intervention,
+                    set_strength,
+                    strength,
+                    tokens=c.tokens,
+                    batch_size=c.batch_size,
+                )
+                if on_measure is not None:
+                    on_measure()
+                seen[strength, which] = kl_statistic(kls, c.quantile)
+            return seen[strength, which]
 
         for sign in (1, -1):
-            if intervention.discrete:
-                kl = measure(float(sign), calibration)
-                cal = Calibration(
-                    sign, float(sign), kl, c.target_kl, FIXED, evaluations=[(sign, kl)]
-                )
-            else:
-                cal = calibrate_strength(
-                    lambda s: measure(s, calibration),
-                    target=c.target_kl,
-                    sign=sign,
-                    tolerance=c.tolerance,
-                    max_evals=c.max_evals,
-                )
-            if audit:
-                cal.audit_kl = measure(cal.strength, audit)
-            out[sign] = cal
+            for budget in budgets:
+                if intervention.discrete:
+                    kl = measure(float(sign), calibration, 0)
+                    cal = Calibration(
+                        sign, float(sign), kl, budget, FIXED, evaluations=[(sign, kl)]
+                    )
+                else:
+                    cal = calibrate_strength(
+                        lambda s: measure(s, calibration, 0),
+                        target=budget,
+                        sign=sign,
+                        tolerance=c.tolerance,
+                        max_evals=c.max_evals,
+                    )
+                if audit:
+                    cal.audit_kl = measure(cal.strength, audit, 1)
+                out[budget][sign] = cal
     return out
 
 

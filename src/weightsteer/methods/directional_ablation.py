@@ -21,8 +21,7 @@ from weightsteer.methods.mean_diff import mean_difference
 
 @register("act:directional_ablation")
 def directional_ablation_candidates(inputs: MethodInputs) -> list[Candidate]:
-    def build() -> ActivationSteering:
-        h = inputs.hidden_states
+    def build(h) -> ActivationSteering:
         v = mean_difference(h["pos"], h["neg"])  # [layers, hidden]
         unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return ActivationSteering(

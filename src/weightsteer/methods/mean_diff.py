@@ -26,8 +26,7 @@ def mean_difference(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 
 @register("act:mean_diff")
 def mean_diff_candidates(inputs: MethodInputs) -> list[Candidate]:
-    def build() -> ActivationSteering:
-        h = inputs.hidden_states
+    def build(h) -> ActivationSteering:
         v = mean_difference(h["pos"], h["neg"])
         return ActivationSteering(
             method="act:mean_diff",

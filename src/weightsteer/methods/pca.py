@@ -38,8 +38,7 @@ def principal_direction(diffs: torch.Tensor) -> torch.Tensor:
 
 @register("act:pca")
 def pca_candidates(inputs: MethodInputs) -> list[Candidate]:
-    def build() -> ActivationSteering:
-        h = inputs.hidden_states
+    def build(h) -> ActivationSteering:
         if len(h["pos"]) != len(h["neg"]):
             raise UserError(
                 f"act:pca pairs line i of pos.jsonl with line i of neg.jsonl, but they hold "

@@ -283,7 +283,7 @@ def _rows_key(suites) -> str:
 
 def stage_eval(ctx: Context) -> None:
     from weightsteer.core.vector import WeightVector
-    from weightsteer.evals.results import write_results
+    from weightsteer.evals.results import suite_info, write_results
     from weightsteer.methods.weight import WeightSteering
 
     cfg, run = ctx.cfg, ctx.run
@@ -320,17 +320,17 @@ def stage_eval(ctx: Context) -> None:
                 task=task,
             )
             with run.unit(rel, key) as out:
-                write_results(frames, out, cfg.model_dump(mode="json"))
+                write_results(frames, out, cfg.model_dump(mode="json"), suites=suite_info(suites))
 
 
 def stage_compare(ctx: Context) -> None:
     """Every configured method at its calibrated +s and -s (``methods/calibrate.py``), scored on
     the eval stage's rows; the unsteered model once as ``compare/none.parquet``."""
     from weightsteer.adapters.train import load_chat_jsonl
-    from weightsteer.evals.results import write_results
+    from weightsteer.evals.results import suite_info, write_results
     from weightsteer.methods import NONE, MethodInputs, candidates
     from weightsteer.methods.activation import ActivationSteering, activation_layers
-    from weightsteer.methods.calibrate import calibrate_intervention, calibration_prompts
+    from weightsteer.methods.calibrate import calibrate_budgets, calibration_prompts
     from weightsteer.pairs.personas import load_pair, persona_chat
     from weightsteer.pairs.questions import split_questions
 
@@ -363,6 +363,7 @@ def stage_compare(ctx: Context) -> None:
         c,
         pairs_digest=digest(run.layout.data_dir),
         progress=ctx.progress,
+        seeds=tuple(cfg.train.seeds),
     )
     common = {
         "rows": _rows_key(suites),
@@ -370,6 +371,7 @@ def stage_compare(ctx: Context) -> None:
         "model": ctx.fingerprint(),
     }
     config = cfg.model_dump(mode="json")
+    info = suite_info(suites)
     todo = [(cand, RunLayout.rel_compare(cand.slug)) for cand in candidates(c.methods, inputs)]
     with _bar(ctx) as bar:
         task = bar.add_task("comparing", total=len(todo) + 1)
@@ -380,7 +382,7 @@ def stage_compare(ctx: Context) -> None:
                 model, tok, NONE, suites, [0.0], batch_size=cfg.eval.batch_size
             )
             with run.unit(rel, key) as out:
-                write_results(frames, out, config)
+                write_results(frames, out, config, suites=info)
         bar.advance(task)
         for cand, rel in todo:
             key = content_key(
@@ -398,30 +400,56 @@ def stage_compare(ctx: Context) -> None:
             name = cand.slug
             bar.update(task, description=f"calibrating {name}")
             intervention = cand.build()
-            cals = calibrate_intervention(model, tok, intervention, *chats, c)
+            found = calibrate_budgets(model, tok, intervention, *chats, c)
             bar.update(task, description=f"scoring {name}")
-            frames = evaluate_intervention(
-                model,
-                tok,
-                intervention,
-                suites,
-                [cals[-1].strength, cals[1].strength],
-                calibrated_kl=c.target_kl,
-                batch_size=cfg.eval.batch_size,
+            if intervention.discrete:  # one fixed strength stands for every budget
+                found = dict(list(found.items())[:1])
+            frames, records = _calibrated_frames(
+                model, tok, intervention, suites, found, cfg.eval.batch_size
             )
             with run.unit(rel, key) as out:
-                write_results(frames, out, config, calibration=[x.to_json() for x in cals.values()])
+                write_results(frames, out, config, calibration=records, suites=info)
             if isinstance(intervention, ActivationSteering):
                 intervention.save(run.layout.activation(name))
-            for cal in cals.values():
-                ctx.console.print(f"  {name}: {cal.message()}", highlight=False)
+            for budget, cals in found.items():
+                for cal in cals.values():
+                    ctx.console.print(
+                        f"  {name} at {budget:g} nat: {cal.message()}", highlight=False
+                    )
             bar.advance(task)
+
+
+def _calibrated_frames(model, tok, intervention, suites, found: dict, batch_size: int):
+    """Every suite scored at both sides of every budget in ``found``
+    (``calibrate_budgets``), each row carrying its side's calibration; and the
+    calibration records with their budget, for the table's metadata."""
+    frames, records = [], []
+    for budget, cals in found.items():
+        sides = [cals[-1].to_json(), cals[1].to_json()]
+        frames += evaluate_intervention(
+            model,
+            tok,
+            intervention,
+            suites,
+            [x["strength"] for x in sides],
+            calibrations=sides,
+            batch_size=batch_size,
+        )
+        records += [{"budget": budget, **x} for x in sides]
+    return frames, records
 
 
 def report_files(run: Run) -> RunFiles:
     lay = run.layout
-    return RunFiles(run.manifest, lay.results(), lay.compared(), lay.vectors(), lay.report,
-                    lay.headline, lay.figures)  # fmt: skip
+    return RunFiles(
+        run.manifest,
+        lay.results(),
+        lay.compared(),
+        lay.vectors(),
+        lay.report,
+        lay.headline,
+        lay.figures,
+    )
 
 
 def stage_report(ctx: Context) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.evals.metrics import (
+    DEFAULTS,
     MetricsConfig,
     suite_metrics,
 )
@@ -28,15 +29,15 @@ from weightsteer.evals.results import read_results
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
 from weightsteer.report.compare import (
     Compared,
-    achieved_kl,
     calibration_rows,
     compare_lines,
     read_compared,
+    verdict_lines,
 )
-from weightsteer.report.figures import figure_norms, figure_scores, figure_si
+from weightsteer.report.figures import figure_norms, figure_pmass, figure_scores, figure_si
 from weightsteer.report.tables import (
     TINYMFV,
-    compare_table,
+    ci_note,
     example_lines,
     foundation_lines,
     foundations,
@@ -93,11 +94,13 @@ def suite_lines(
         lines += ["![score vs strength](figures/score_vs_alpha.png)", ""]
         if figure_si(m, figs / "si.png"):
             lines += ["![SI](figures/si.png)", ""]
+        if figure_pmass(m, figs / "pmass_vs_alpha.png"):
+            lines += ["![choice mass vs strength](figures/pmass_vs_alpha.png)", ""]
         for suite in dict.fromkeys(m["eval"]):
             lines += [f"## {suite}", ""]
             if suite in counts:
                 lines += ["Rows: " + ", ".join(f"{k} {v}" for k, v in counts[suite].items()), ""]
-            lines += [*shift_table(m, suite), *si_table(m, suite), ""]
+            lines += [*shift_table(m, suite, settings), *si_table(m, suite), ""]
             lines += example_lines(plain[plain["eval"] == suite])
     if TINYMFV in set(df["eval"]):
         f = foundations(df, mfv, settings)
@@ -133,7 +136,7 @@ def write_report(files: RunFiles) -> Path:
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     df = read_results(paths) if paths else None
     m = plain_metrics(df, settings) if df is not None else None  # computed once, used twice
-    compared = read_compared(files.compared, settings)
+    compared = read_compared(files.compared, settings, cfg.get("compare", {}).get("target_kl"))
     lines = [
         f"# weightsteer run `{manifest['name']}`",
         "",
@@ -141,8 +144,10 @@ def write_report(files: RunFiles) -> Path:
         f"`{cfg['questions']['source']}`; config hash `{manifest['config_hash']}`.",
         "",
         "Score = choice logratio signed toward the POS behaviour, no system prompt. "
-        "Δ = mean paired shift vs strength 0 [95% bootstrap CI over rows and seeds].",
+        "Δ = mean paired shift vs strength 0 with its CI "
+        + ci_note(settings, len(cfg.get("train", {}).get("seeds", [0]))),
         "",
+        *(verdict_lines(compared, settings) if compared is not None else []),
         "## Vectors",
         "",
         "| vector | family | seed | ‖dW‖ | tensors | rank | MiB |",
@@ -178,14 +183,19 @@ def write_report(files: RunFiles) -> Path:
     with atomic_path(files.report, overwrite=True) as tmp:
         tmp.write_text("\n".join(lines))
     with atomic_path(files.headline, overwrite=True) as tmp:
-        tmp.write_text("\n".join(headline_lines(manifest, m, compared)) + "\n")
+        tmp.write_text("\n".join(headline_lines(manifest, m, compared, settings)) + "\n")
     return files.report
 
 
-def headline_lines(manifest: dict, m: pd.DataFrame | None, compared: Compared | None) -> list[str]:
+def headline_lines(
+    manifest: dict,
+    m: pd.DataFrame | None,
+    compared: Compared | None,
+    settings: MetricsConfig = DEFAULTS,
+) -> list[str]:
     """The numbers the README quotes, generated (``headline.md``): the first suite's
-    shift and SI tables, its calibrated comparison, and what model build they came from
-    (``m``: the eval tables' ``plain_metrics``; ``compared``: ``read_compared``)."""
+    shift and SI tables, the verdict (OOD suites first), and what model build they came
+    from (``m``: the eval tables' ``plain_metrics``; ``compared``: ``read_compared``)."""
     cfg = manifest["config"]
     build = manifest.get("model_build") or {}
     made = f"model `{cfg['model']['id']}`"
@@ -200,13 +210,12 @@ def headline_lines(manifest: dict, m: pd.DataFrame | None, compared: Compared | 
     ]
     if m is not None:
         suite = next(iter(dict.fromkeys(m["eval"])))
-        lines += [f"`{suite}`, every vector at fixed alpha:", "", *shift_table(m, suite)]
+        lines += [f"`{suite}`, every vector at fixed alpha:", "",
+                  *shift_table(m, suite, settings)]  # fmt: skip
         lines += [*si_table(m, suite), ""]
     if compared is not None and compared.metrics is not None:
-        cm, budget = compared.metrics, compared.budget
-        suite = next(iter(dict.fromkeys(cm["eval"])))
-        lines += [f"`{suite}`, every method at the calibrated budget of {budget:g} nat:", ""]
-        lines += [*compare_table(cm, suite, budget, compared.kls), ""]
+        lines += [line.replace("## Verdict", "### Verdict", 1)
+                  for line in verdict_lines(compared, settings)]  # fmt: skip
     return lines
 
 
@@ -241,7 +250,6 @@ __all__ = [
     "REPORT",
     "TINYMFV",
     "RunFiles",
-    "achieved_kl",
     "calibration_rows",
     "label",
     "write_report",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,14 +11,24 @@ import pandas as pd
 from weightsteer.evals.metrics import (
     MetricsConfig,
     comparison_frame,
+    paired_effects,
+    sd_ratio_interval,
+    seed_effects,
     suite_metrics,
 )
-from weightsteer.evals.results import read_results, results_calibration
+from weightsteer.evals.results import read_results, results_calibration, results_suites
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
-from weightsteer.report.figures import figure_compare
+from weightsteer.report.figures import (
+    figure_compare,
+    figure_kl_strength,
+    figure_pareto,
+    figure_seeds,
+)
 from weightsteer.report.tables import (
     TINYMFV,
     calibration_lines,
+    ci_cell,
+    ci_note,
     compare_table,
     foundations,
     label,
@@ -37,99 +48,234 @@ def calibration_rows(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def achieved_kl(cals: list[dict]) -> dict[tuple[str, str], str]:
-    """``(method, family) -> "KL+ / KL-"``: the calibrated KL of each side, averaged over
-    seeds; ``*`` marks a fixed strength (prompting), ``⚠`` a missed target."""
-    out: dict[tuple[str, str], str] = {}
-    frame = pd.DataFrame(cals)
-    if frame.empty:
-        return out
-    for (method, family), rows in frame.groupby(["method", "family"], sort=False):
-        sides = []
-        for sign in (1, -1):
-            r = rows[rows["sign"] == sign]
-            mark = "*" if (r["status"] == "fixed").all() else ""
-            mark += "" if r["status"].isin(["ok", "fixed"]).all() else " ⚠"
-            sides.append(f"{r['kl'].mean():.2g}{mark}")
-        out[method, family] = " / ".join(sides)
-    return out
-
-
-def verdict(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]:
-    """The mission's three questions, answered from the first suite's numbers."""
-    sub = m[m["eval"] == suite]
-    up = sub[sub["strength"] == budget].set_index(["method", "family"])
-    down = sub[sub["strength"] == -budget].set_index(["method", "family"])
-    keys = [k for k in up.index if k in down.index]
-    weight = [k for k in keys if k[0] == "weight"]
-    if not weight:
-        return []
-    fixed = [k for k in keys if k[0] != "weight" and "*" in kls.get(k, "")]
-    tuned = [k for k in keys if k[0] != "weight" and k not in fixed]
-
-    def right(k) -> bool:
-        return up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0
-
-    def si(k) -> str:
-        r = up.loc[k]
-        return f"{label(*k)} {r['si_k1']:+.1f} [{r['si_k1_lo']:+.1f}, {r['si_k1_hi']:+.1f}]"
-
-    ok = [label(*k) for k in weight if right(k)]
-    ok_other = [label(*k) for k in tuned + fixed if right(k)]
-    lines = [
-        f"On `{suite}`:",
-        "",
-        f"- Right direction (Δ > 0 at +, < 0 at −, both CIs excluding 0): {len(ok)} of "
-        f"{len(weight)} weight families ({', '.join(ok) or 'none'}); other methods: "
-        f"{', '.join(ok_other) or 'none'}.",
-    ]
-    ranked = up.loc[weight, "si_k1"].dropna()
-    if not ranked.empty:
-        best = ranked.idxmax()
-        line = f"- SI k=1 at {budget:g} nat: best weight family {si(best)}"
-        others = up.loc[tuned, "si_k1"].dropna() if tuned else pd.Series(dtype=float)
-        if not others.empty:
-            rival = others.idxmax()
-            w, o = up.loc[best], up.loc[rival]
-            overlap = not (w["si_k1_lo"] > o["si_k1_hi"] or o["si_k1_lo"] > w["si_k1_hi"])
-            line += f"; best baseline at the same KL {si(rival)}"
-            line += " (the CIs overlap: no clear winner)" if overlap else ""
-        lines.append(line + ".")
-        for k in fixed:
-            lines.append(
-                f"- {si(k)}, at its own KL of {kls[k]} nat (+ / −): a prompt cannot be set "
-                "to the budget, so it is not an equal-cost comparison."
-            )
-    sd = up.loc[weight, "delta_seed_sd"].dropna()
-    if not sd.empty:
-        lines.append(
-            f"- Seed spread (sd of Δ at +): {sd.min():.2f} to {sd.max():.2f} over the weight "
-            "families. Prompting and activation steering have no training seed (fitted once "
-            "from the same pairs), so their spread is not measured here."
-        )
-    return [*lines, ""]
-
-
 @dataclass(frozen=True)
 class Compared:
     """The compare stage's tables read once: the comparison frame, its metrics (tinymfv
-    aside; None when only tinymfv ran), the budget and each side's achieved KL."""
+    aside; None when only tinymfv ran), the budgets (``budget``: the verdict's), each
+    side's calibration records, and what each suite is (``results_suites``)."""
 
     frame: pd.DataFrame
     metrics: pd.DataFrame | None
     budget: float
+    budgets: list[float]
     cals: list[dict]
-    kls: dict
+    suites: dict[str, dict]
 
 
-def read_compared(paths: list[Path], settings: MetricsConfig) -> Compared | None:
+def read_compared(
+    paths: list[Path], settings: MetricsConfig, target: float | None = None
+) -> Compared | None:
+    """``target``: the verdict's budget (``compare.target_kl``; None: 1 nat when it was
+    calibrated, else the largest budget)."""
     if not paths:
         return None
     df = comparison_frame(read_results(paths))
     plain = df[df["eval"] != TINYMFV]
-    cals = calibration_rows(paths)
     m = suite_metrics(plain, settings) if not plain.empty else None
-    return Compared(df, m, float(df["calibrated_kl"].dropna().iloc[0]), cals, achieved_kl(cals))
+    budgets = sorted(float(b) for b in df["calibrated_kl"].dropna().unique())
+    if target is None or target not in budgets:
+        target = 1.0 if 1.0 in budgets or not budgets else budgets[-1]
+    return Compared(df, m, target, budgets, calibration_rows(paths), results_suites(paths))
+
+
+def verdict_order(suites: list[str], info: dict[str, dict], headline: tuple[str, ...]) -> list[str]:
+    """The suites a verdict covers: ``metrics.headline`` when set, else every suite with
+    those outside the training questions' distribution first (table order within)."""
+    if headline:
+        return [s for s in headline if s in suites]
+    return sorted(suites, key=lambda s: bool(info.get(s, {}).get("iid", False)))
+
+
+def _sides(m: pd.DataFrame, suite: str, s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sub = m[m["eval"] == suite]
+    up = sub[sub["strength"] == s].set_index(["method", "family"])
+    down = sub[sub["strength"] == -s].set_index(["method", "family"])
+    return up, down
+
+
+def verdict(compared: Compared, suite: str, settings: MetricsConfig) -> list[str]:
+    """Does weight steering move ``suite`` more than each baseline at the same KL?
+
+    Every weight family against every baseline that hit the budget on both sides: the
+    paired difference of effects on identical rows with its CI, none chosen on these
+    rows. A prompt (fixed cost) is set against the weight families at the budget nearest
+    its own KL. Sides that missed their budget are named and left out."""
+    m, budget = compared.metrics, compared.budget
+    up, down = _sides(m, suite, budget)
+    keys = [k for k in up.index if k in down.index]
+    hit = [k for k in keys if up.loc[k, "at_budget"] and down.loc[k, "at_budget"]]
+    missed = [k for k in keys if k not in hit and up.loc[k, "status"] != "fixed"]
+    weight = [k for k in hit if k[0] == "weight"]
+    tuned = [k for k in hit if k[0] != "weight"]
+    tag = "in distribution" if compared.suites.get(suite, {}).get("iid") else "out of distribution"
+    lines = [f"### `{suite}` ({tag}), at {budget:g} nat", ""]
+    if not weight:
+        lines += [f"No weight family reached {budget:g} nat on both sides: no verdict.", ""]
+        return _missed_lines(lines, missed, up, down)
+    units = [(*k, budget) for k in weight + tuned]
+    eff, pairs = paired_effects(compared.frame, suite, units, settings)
+    eff = eff.set_index(["method", "family"])
+    by_pair = {
+        (a[:2], b[:2]): r
+        for a, b, r in zip(
+            pairs.get("a", []), pairs.get("b", []), pairs.to_dict("records"), strict=True
+        )
+    }
+    head = "| method | effect [CI] | seed sd [CI] |" + "".join(f" − {label(*t)} |" for t in tuned)
+    lines += [head, "|---" * (3 + len(tuned)) + "|"]
+    wins = losses = 0
+    for k in weight + tuned:
+        e = eff.loc[k]
+        cells = []
+        for t in tuned:
+            if k[0] != "weight":
+                cells.append("")
+                continue
+            r = by_pair[k, t]
+            above, below = r["diff_lo"] > 0, r["diff_hi"] < 0
+            wins, losses = wins + above, losses + below
+            cells.append(
+                ci_cell(r["diff"], r["diff_lo"], r["diff_hi"])
+                + (" ▲" if above else " ▼" if below else "")
+            )
+        sd = (
+            "–"
+            if math.isnan(e["seed_sd"])
+            else (f"{e['seed_sd']:.3f} [{e['seed_sd_lo']:.3f}, {e['seed_sd_hi']:.3f}]")
+        )
+        lines.append(
+            f"| {label(*k)} | {ci_cell(e['effect'], e['effect_lo'], e['effect_hi'])} | "
+            f"{sd} |" + "".join(f" {c} |" for c in cells)
+        )
+    n = len(weight) * len(tuned)
+    lines.append("")
+    if tuned:
+        lines.append(
+            f"- Weight − baseline at {budget:g} nat: CI above 0 (▲) in {wins} of {n} pairs, "
+            f"below 0 (▼) in {losses}, including 0 in {n - wins - losses}."
+        )
+    else:
+        lines.append(
+            f"- No baseline reached {budget:g} nat on both sides: nothing to set the "
+            "weight families against at equal cost."
+        )
+    lines += _seed_lines(eff, weight, tuned, settings)
+    lines += _prompt_lines(compared, suite, weight, settings)
+    return _missed_lines(lines, missed, up, down)
+
+
+def _seed_lines(eff: pd.DataFrame, weight: list, tuned: list, settings: MetricsConfig) -> list[str]:
+    """Is weight steering less variable across seeds: the sd ratio with its interval."""
+    out = []
+    for t in tuned:
+        b = eff.loc[t]
+        cells = []
+        for k in weight:
+            a = eff.loc[k]
+            r, lo, hi = sd_ratio_interval(
+                a["seed_sd"],
+                int(a["seeds"]),
+                b["seed_sd"],
+                int(b["seeds"]),
+                settings.ci,
+                settings.seed,
+            )
+            if not math.isnan(r):
+                cells.append(f"{label(*k)} {r:.2g} [{lo:.2g}, {hi:.2g}]")
+        if cells:
+            out.append(
+                f"- Seed sd ratio, weight family / {label(*t)} (< 1: less variable "
+                f"across seeds): {'; '.join(cells)}."
+            )
+    return out
+
+
+def _prompt_lines(compared: Compared, suite: str, weight: list, settings) -> list[str]:
+    """A prompt has one strength and its own KL: set against the weight families at the
+    budget nearest that KL."""
+    m = compared.metrics
+    sub = m[(m["eval"] == suite) & (m["status"] == "fixed") & (m["strength"] > 0)]
+    out = []
+    for _, p in sub.iterrows():
+        down = m[
+            (m["eval"] == suite)
+            & (m["method"] == p["method"])
+            & (m["family"] == p["family"])
+            & (m["strength"] == -p["strength"])
+        ]
+        kl = (p["kl"] + float(down["kl"].iloc[0])) / 2 if len(down) else p["kl"]
+        near = min(compared.budgets, key=lambda b: abs(math.log(b / kl))) if kl > 0 else None
+        if near is None:
+            continue
+        up, dn = _sides(m, suite, near)
+        ws = [
+            k
+            for k in weight
+            if k in up.index and k in dn.index and up.loc[k, "at_budget"] and dn.loc[k, "at_budget"]
+        ]
+        if not ws:
+            continue
+        unit = (p["method"], p["family"], float(p["strength"]))
+        eff, pairs = paired_effects(
+            compared.frame, suite, [unit, *[(*k, near) for k in ws]], settings
+        )
+        cells = []
+        for r in pairs.to_dict("records"):
+            if r["b"] == unit:
+                cells.append(
+                    f"{label(*r['a'][:2])} {ci_cell(r['diff'], r['diff_lo'], r['diff_hi'])}"
+                )
+        e = eff.iloc[0]
+        out.append(
+            f"- {label(p['method'], p['family'])} costs its own KL ({p['kl']:.2g} / "
+            f"{float(down['kl'].iloc[0]) if len(down) else float('nan'):.2g} nat): effect "
+            f"{ci_cell(e['effect'], e['effect_lo'], e['effect_hi'])}; weight family at "
+            f"{near:g} nat − it: {'; '.join(cells)} (not an equal-cost comparison unless "
+            "the KLs match)."
+        )
+    return out
+
+
+def _missed_lines(lines: list[str], missed: list, up, down) -> list[str]:
+    if missed:
+        names = []
+        for k in missed:
+            st = {up.loc[k, "status"], down.loc[k, "status"]} - {"ok"}
+            names.append(f"{label(*k)}: {'; '.join(sorted(st))}")
+        lines.append(f"- Missed the budget, left out: {'; '.join(names)}.")
+    return [*lines, ""]
+
+
+def verdict_lines(compared: Compared, settings: MetricsConfig) -> list[str]:
+    """The report's answer to the mission's question, suite by suite (OOD first)."""
+    if compared.metrics is None:
+        return []
+    suites = verdict_order(
+        list(dict.fromkeys(compared.metrics["eval"])), compared.suites, settings.headline
+    )
+    ci = f"{settings.ci:.0%}"
+    seeds = int(compared.metrics["seeds"].max())
+    lines = [
+        f"## Verdict: weight steering vs the baselines at the same KL ({compared.budget:g} nat)",
+        "",
+        "Effect = (score at +budget − score at −budget) / 2 on each row, averaged over rows "
+        "and seeds: how far a method swings the behaviour both ways at that cost. Each cell "
+        "is the paired difference of two methods' effects on the same rows with its "
+        f"{ci} percentile-bootstrap CI ({settings.bootstrap} draws; rows drawn once for "
+        f"both; {seeds} seed(s), "
+        + (
+            "seeds resampled too"
+            if seeds >= settings.min_seeds
+            else f"seeds not resampled, fewer than {settings.min_seeds}: their spread is the seed "
+            "sd column, with a normal-theory interval"
+        )
+        + "). Every pair is shown; none is "
+        "chosen on these rows.",
+        "",
+    ]
+    for suite in suites:
+        lines += verdict(compared, suite, settings)
+    return lines
 
 
 def compare_lines(
@@ -138,36 +284,58 @@ def compare_lines(
     """The report section of the compare stage (nothing when it did not run);
     ``compared``: ``read_compared(paths)`` when the caller has it already."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
-    compared = compared or read_compared(paths, settings)
+    c = cfg.get("compare", {})
+    compared = compared or read_compared(paths, settings, c.get("target_kl"))
     if compared is None:
         return []
     df, m, budget = compared.frame, compared.metrics, compared.budget
     mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
-    c = cfg.get("compare", {})
+    budgets = ", ".join(f"{b:g}" for b in compared.budgets)
     lines = [
-        f"## Calibrated comparison at {budget:g} nat",
+        f"## Calibrated comparison at {budgets} nat",
         "",
-        f"Every method is set, per sign, to the strength where the {c.get('quantile', 0.95):.0%} "
-        f"quantile of the per-token KL(steered ‖ unsteered) over {c.get('tokens', 20)} greedy "
-        "tokens of held-out calibration prompts equals the budget; the audit column is the "
-        "same statistic on other prompts. Prompting has no strength to tune: its KL is "
-        "what it costs. Δ is paired against the unsteered model on the same rows.",
+        f"Every method is set, per sign and budget, to the strength where the "
+        f"{c.get('quantile', 0.95):.0%} quantile of the per-token KL(steered ‖ unsteered) over "
+        f"{c.get('tokens', 20)} greedy tokens of held-out calibration prompts equals the budget; "
+        "the audit column is the same statistic on other prompts. Prompting has no strength "
+        "to tune: its KL is what it costs. Δ is paired against the unsteered model on the "
+        "same rows.",
         "",
     ]
     if counts:
         lines += ["Prompts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), ""]
-    kls = compared.kls
     lines += [*calibration_lines(compared.cals), ""]
     if m is not None:
         figure_compare(m, budget, figs / "compare.png")
-        lines += ["![comparison](figures/compare.png)", ""]
-        lines += verdict(m, next(iter(dict.fromkeys(m["eval"]))), budget, kls)
-        for suite in dict.fromkeys(m["eval"]):
-            table = compare_table(m, suite, budget, kls)
-            lines += [f"### {suite} (calibrated)", "", *table, ""]
+        figure_pareto(m, figs / "pareto.png")
         lines += [
-            "KL + / −: the calibrated statistic of each side (mean over seeds); * a prompt's "
-            "fixed cost, not the budget; ⚠ a side that missed the budget (calibration table).",
+            "![comparison](figures/compare.png)",
+            "",
+            "Who moves the behaviour most at each cost: effect vs achieved KL for every method "
+            "and budget (hollow: a side that missed its budget; a star: a prompt's own cost).",
+            "",
+            "![effect vs KL](figures/pareto.png)",
+            "",
+        ]
+        if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png"):
+            lines += ["![KL vs strength](figures/kl_vs_strength.png)", ""]
+        plain = df[df["eval"] != TINYMFV]
+        if figure_seeds(seed_effects(plain, budget), budget, figs / "seeds.png"):
+            lines += ["![effect per seed](figures/seeds.png)", ""]
+        for suite in dict.fromkeys(m["eval"]):
+            table, missed = compare_table(m, suite, budget)
+            lines += [f"### {suite} at {budget:g} nat", "", *table, ""]
+            if missed:
+                lines += [
+                    "Sides that missed the budget (not at equal cost; never in a verdict):",
+                    "",
+                    *missed,
+                    "",
+                ]
+        lines += [
+            "KL + / −: the achieved statistic of each side (mean over seeds); * a prompt's "
+            "fixed cost, not the budget; ⚠ a side that missed the budget (calibration table). "
+            + ci_note(settings, int(m["seeds"].max())),
             "",
         ]
     if TINYMFV in set(df["eval"]):

@@ -20,9 +20,16 @@ def _suite_grid(n: int, row_height: float):
 
 
 def _finish_grid(fig, axes, n: int, path: Path) -> None:
+    """Blank the unused panels; one legend for the whole figure, below the panels (every
+    panel shares its entries, and none of them is covered)."""
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles, labels, loc="lower center", fontsize=7, ncol=min(6, len(labels)), frameon=False
+        )
+        fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 6), 1, 1))
     save_figure(fig, path)
 
 
@@ -104,8 +111,16 @@ def figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
             pairs = zip(rows["method"], rows["family"], strict=True)
             y = [names.index(label(a, b)) + off for a, b in pairs]
             err = [rows["delta"] - rows["delta_lo"], rows["delta_hi"] - rows["delta"]]
-            ax.errorbar(rows["delta"], y, xerr=err, fmt="o", ms=3, color=color, capsize=2,
-                        label=f"{side:+g} nat")  # fmt: skip
+            ax.errorbar(
+                rows["delta"],
+                y,
+                xerr=err,
+                fmt="o",
+                ms=3,
+                color=color,
+                capsize=2,
+                label=f"{side:+g} nat",
+            )
         ax.axvline(0, color="grey", lw=0.5)
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.invert_yaxis()
@@ -113,3 +128,148 @@ def figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
         ax.set_xlabel("Δ score vs unsteered", fontsize=8)
         ax.tick_params(labelsize=7)
     _finish_grid(fig, axes, len(suites), path)
+
+
+def figure_pareto(m: pd.DataFrame, path: Path) -> None:
+    """Per suite: effect ((Δ at +b − Δ at −b) / 2) vs achieved KL (mean of both sides) of
+    every calibrated method at every budget, joined per method; hollow where a side
+    missed its budget, a star for a prompt (its own cost)."""
+    cal = m[m["status"].fillna("").astype(bool) & m["strength"].gt(0)]
+    if cal.empty:
+        return
+    suites = list(dict.fromkeys(cal["eval"]))
+    fig, axes = _suite_grid(len(suites), 2.8)
+    colors = {}
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        sub = m[m["eval"] == suite].set_index(["method", "family", "strength"])
+        for (method, family), rows in cal[cal["eval"] == suite].groupby(
+            ["method", "family"], sort=False
+        ):
+            name = label(method, family)
+            color = colors.setdefault(name, f"C{len(colors) % 10}")
+            pts = []
+            for _, up in rows.sort_values("strength").iterrows():
+                key = (method, family, -up["strength"])
+                if key not in sub.index:
+                    continue
+                down = sub.loc[key]
+                pts.append(
+                    (
+                        (up["kl"] + down["kl"]) / 2,
+                        (up["delta"] - down["delta"]) / 2,
+                        bool(up["at_budget"] and down["at_budget"]),
+                        up["status"] == "fixed",
+                    )
+                )
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1, label=name)
+            for x, y, hit, fixed in pts:
+                ax.plot(
+                    x,
+                    y,
+                    marker="*" if fixed else "o",
+                    ms=8 if fixed else 4,
+                    color=color,
+                    mfc=color if hit or fixed else "white",
+                )
+        ax.set_xscale("log")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(suite, fontsize=9)
+        ax.set_xlabel("achieved KL (nat, p95 per token)", fontsize=8)
+        ax.set_ylabel("effect (score)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _finish_grid(fig, axes, len(suites), path)
+
+
+def figure_kl_strength(cals: list[dict], path: Path) -> bool:
+    """Every KL the strength searches measured: KL vs |strength| per method and sign
+    (log-log), the budgets as dashed lines; one panel per kind of method, since strengths
+    are not comparable between kinds."""
+    rows = [
+        (label(c["method"], c["family"]), c["method"].split(":")[0], c["sign"], abs(s), kl)
+        for c in cals
+        if c.get("status") != "fixed"
+        for s, kl in c["evaluations"]
+        if kl > 0
+    ]
+    if not rows:
+        return False
+    frame = pd.DataFrame(rows, columns=["name", "kind", "sign", "s", "kl"]).drop_duplicates()
+    kinds = list(dict.fromkeys(frame["kind"]))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.2), squeeze=False)
+    budgets = sorted({c.get("budget", c["target"]) for c in cals if c.get("status") != "fixed"})
+    for ax, kind in zip(axes.flat, kinds, strict=True):
+        sub = frame[frame["kind"] == kind]
+        for i, (name, g) in enumerate(sub.groupby("name", sort=False)):
+            for sign, style in ((1, "-"), (-1, "--")):
+                h = g[g["sign"] == sign].sort_values("s")
+                ax.plot(
+                    h["s"],
+                    h["kl"],
+                    style,
+                    marker="o",
+                    ms=3,
+                    color=f"C{i % 10}",
+                    label=f"{name} {'+' if sign > 0 else '−'}",
+                )
+        for b in budgets:
+            ax.axhline(b, color="grey", lw=0.5, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{kind}: KL vs strength", fontsize=9)
+        ax.set_xlabel("|strength|", fontsize=8)
+        ax.set_ylabel("KL (nat, p95 per token)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, ncol=2)
+    save_figure(fig, path)
+    return True
+
+
+def figure_pmass(m: pd.DataFrame, path: Path) -> bool:
+    """Choice mass vs strength per suite and method: where a method pushes the model off
+    the answer format (its logratios then say little)."""
+    m = m[m["pmass"].notna()]
+    if m.empty:
+        return False
+    suites = list(dict.fromkeys(m["eval"]))
+    fig, axes = _suite_grid(len(suites), 2.6)
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        sub = m[m["eval"] == suite]
+        for (method, family), rows in sub.groupby(["method", "family"], sort=False):
+            rows = rows.sort_values("strength")
+            ax.plot(rows["strength"], rows["pmass"], marker="o", ms=3, label=label(method, family))
+        ax.set_ylim(0, 1.02)
+        ax.set_title(suite, fontsize=9)
+        ax.set_xlabel("strength", fontsize=8)
+        ax.set_ylabel("choice mass", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _finish_grid(fig, axes, len(suites), path)
+    return True
+
+
+def figure_seeds(effects: pd.DataFrame, budget: float, path: Path) -> bool:
+    """Per suite, each method's effect at the budget seed by seed (one dot per seed):
+    the spread the verdict's seed sd summarises."""
+    if effects.empty or effects.groupby(["method", "family"])["seed"].nunique().max() < 2:
+        return False
+    suites = list(dict.fromkeys(effects["eval"]))
+    names = list(
+        dict.fromkeys(
+            label(a, b) for a, b in zip(effects["method"], effects["family"], strict=True)
+        )
+    )
+    fig, axes = _suite_grid(len(suites), 0.22 * len(names) + 1.0)
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        sub = effects[effects["eval"] == suite]
+        y = [names.index(label(a, b)) for a, b in zip(sub["method"], sub["family"], strict=True)]
+        ax.scatter(sub["effect"], y, s=12, color="tab:blue", label="one seed")
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{suite}: effect per seed at {budget:g} nat", fontsize=9)
+        ax.set_xlabel("effect (score)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _finish_grid(fig, axes, len(suites), path)
+    return True

@@ -3,6 +3,7 @@ per method at the sweep's extremes, or at the calibrated budget."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -10,15 +11,14 @@ from rich.table import Table
 
 from weightsteer.evals.metrics import MetricsConfig, comparison_frame, suite_metrics
 from weightsteer.evals.results import read_results
-from weightsteer.report.compare import achieved_kl, calibration_rows
-from weightsteer.report.tables import TINYMFV, label
+from weightsteer.report.tables import TINYMFV, kl_cell, label
 
 
 def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
     """The eval stage: per family, the score at 0 and the shift at the extreme strengths."""
     df = read_results(results)
     lo, hi = df["strength"].min(), df["strength"].max()
-    title = "{suite}: mean score shift vs strength 0 [95% CI]"
+    title = f"{{suite}}: mean score shift vs strength 0 [{metrics.ci:.0%} CI]"
     return _table(df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}",
                   metrics)  # fmt: skip
 
@@ -26,11 +26,15 @@ def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
 def compare_summary(compared: list[Path], metrics: MetricsConfig) -> Table:
     """The compare stage: per method, its achieved KL and the shift at +- the budget."""
     df = comparison_frame(read_results(compared))
-    kls = achieved_kl(calibration_rows(compared))
-    budget = float(df["calibrated_kl"].dropna().iloc[0])
-    title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [95% CI]"
-    return _table(df, (budget, -budget), title, "KL + / -", lambda k, by: kls.get(k, ""),
-                  metrics)  # fmt: skip
+    budgets = sorted(df["calibrated_kl"].dropna().unique())
+    budget = 1.0 if 1.0 in budgets or not budgets else float(budgets[-1])
+    title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [{metrics.ci:.0%} CI]"
+
+    def kls(key, by) -> str:
+        up, down = by.get(budget), by.get(-budget)
+        return kl_cell(up, down) if up is not None and down is not None else ""
+
+    return _table(df, (budget, -budget), title, "KL + / -", kls, metrics)
 
 
 def _table(df, strengths: Sequence[float], title: str, extra: str,
@@ -44,10 +48,16 @@ def _table(df, strengths: Sequence[float], title: str, extra: str,
         table.add_column(col, justify="right")
     for key, rows in t.groupby(["method", "family"], sort=False):
         by = {r["strength"]: r for _, r in rows.iterrows()}
+        if "status" in rows and rows["status"].eq("fixed").any():  # a prompt: its own strength
+            by = {math.copysign(s, k): by[k] for k in by if k for s in strengths
+                  if math.copysign(1, s) == math.copysign(1, k)}  # fmt: skip
         cells = [
             f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
+            if s in by
+            else "–"
             for s in strengths
         ]
-        si = by[max(strengths)].get("si_k1", float("nan"))
+        top = by.get(max(strengths))
+        si = top.get("si_k1", float("nan")) if top is not None else float("nan")
         table.add_row(label(*key), extra_cell(key, by), *cells, f"{si:+.1f}")
     return table

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from weightsteer.evals.metrics import MetricsConfig, foundation_table
+from weightsteer.evals.metrics import DEFAULTS, MetricsConfig, foundation_table
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
 
 TINYMFV = "tinymfv"
@@ -17,14 +17,14 @@ def label(method: str, family: str) -> str:
     return family if method == "weight" and family else f"{method}:{family}" if family else method
 
 
-def _ci(v: float, lo: float, hi: float, fmt: str = "+.2f") -> str:
+def ci_cell(v: float, lo: float, hi: float, fmt: str = "+.2f") -> str:
     if math.isnan(v):
         return "–"
     band = "" if math.isnan(lo) else f" [{lo:{fmt}}, {hi:{fmt}}]"
     return f"{v:{fmt}}{band}"
 
 
-def shift_table(m: pd.DataFrame, suite: str) -> list[str]:
+def shift_table(m: pd.DataFrame, suite: str, settings: MetricsConfig = DEFAULTS) -> list[str]:
     sub = m[m["eval"] == suite]
     strengths = sorted(s for s in sub["strength"].unique() if s != 0)
     top = max(strengths, default=0.0)
@@ -35,7 +35,7 @@ def shift_table(m: pd.DataFrame, suite: str) -> list[str]:
         by = {r["strength"]: r for _, r in rows.iterrows()}
         zero = by[0.0]
         cells = [
-            _ci(by[s]["delta"], by[s]["delta_lo"], by[s]["delta_hi"]) if s in by else ""
+            ci_cell(by[s]["delta"], by[s]["delta_lo"], by[s]["delta_hi"]) if s in by else ""
             for s in strengths
         ]
         seeds = "–"
@@ -48,8 +48,9 @@ def shift_table(m: pd.DataFrame, suite: str) -> list[str]:
         )
     seeds, n = int(sub["seeds"].max()), int(sub["rows"].iloc[0])
     lines.append(
-        f"\n{n} rows, {seeds} seed(s). Δ: mean paired shift vs strength 0 [95% bootstrap CI]; "
-        "off-format: the largest share of rows under the pmass threshold."
+        f"\n{n} rows, {seeds} seed(s). Δ: mean paired shift vs strength 0 "
+        f"{ci_note(settings, seeds)} Off-format: the largest share of rows under the pmass "
+        "threshold."
     )
     return lines
 
@@ -67,8 +68,8 @@ def si_table(m: pd.DataFrame, suite: str) -> list[str]:
         warn = " ⚠ too few" if r["small"] else ""
         lines.append(
             f"| {label(r['method'], r['family'])} | {r['strength']:g} | "
-            f"{_ci(r['si_k1'], r['si_k1_lo'], r['si_k1_hi'], '+.1f')} | "
-            f"{_ci(r['si_k2'], r['si_k2_lo'], r['si_k2_hi'], '+.1f')} | {r['fix']:.0%} | "
+            f"{ci_cell(r['si_k1'], r['si_k1_lo'], r['si_k1_hi'], '+.1f')} | "
+            f"{ci_cell(r['si_k2'], r['si_k2_lo'], r['si_k2_hi'], '+.1f')} | {r['fix']:.0%} | "
             f"{r['broke']:.0%} | {r['flip']:.0%} | {r['counter']:.0%} | "
             f"{r['n_cho']:.0f} / {r['n_rej']:.0f}{warn} |"
         )
@@ -80,88 +81,134 @@ def foundation_lines(f: pd.DataFrame, target: str | None, sign: int) -> list[str
     s = f["strength"].abs().max()
     f = f[f["strength"].isin([s, -s])]
     lines = [
-        f"Paired change in logit(wrongness) vs strength 0, per foundation, at ±{s:g} "
-        f"[95% CI]; target: {target or 'none set (eval.tinymfv.target)'}"
-        + (f", expected to move {'up' if sign > 0 else 'down'} at +α." if target else "."),
+        f"Paired change in logit(wrongness) vs strength 0, per condition and foundation, at "
+        f"±{s:g} [CI]; target: {target or 'none set (eval.tinymfv.target)'}"
+        + (f", expected to move {'up' if sign > 0 else 'down'} at +α." if target else ".")
+        + " Δ: over the vignettes in format at both strengths; Δ all: over every vignette "
+        "(those pushed off format too).",
         "",
-        f"| method | foundation | Δ at -{s:g} | Δ at +{s:g} | vignettes | low-mass cells |",
-        "|---|---|---|---|---|---|",
+        f"| method | condition | foundation | Δ at -{s:g} | Δ at +{s:g} | Δ all at +{s:g} | "
+        "vignettes | low-mass cells |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for (method, family, found), rows in f.groupby(["method", "family", "foundation"], sort=False):
+    keys = ["method", "family", "condition", "foundation"]
+    for (method, family, cond, found), rows in f.groupby(keys, sort=False):
         by = {r["strength"]: r for _, r in rows.iterrows()}
         name = f"**{found}** (target)" if found == target else found
-        cells = [_ci(by[x]["delta"], by[x]["delta_lo"], by[x]["delta_hi"]) for x in (-s, s)]
+        cells = [ci_cell(by[x]["delta"], by[x]["delta_lo"], by[x]["delta_hi"]) for x in (-s, s)]
+        every = ci_cell(by[s]["delta_all"], by[s]["delta_all_lo"], by[s]["delta_all_hi"])
         dropped = max(int(by[x]["dropped"]) for x in (-s, s))
         lines.append(
-            f"| {label(method, family)} | {name} | {cells[0]} | {cells[1]} | "
-            f"{int(rows['vignettes'].iloc[0])} | {dropped} / {int(rows['cells'].iloc[0])} |"
+            f"| {label(method, family)} | {cond or '–'} | {name} | {cells[0]} | {cells[1]} | "
+            f"{every} | {int(rows['vignettes'].iloc[0])} | {dropped} / "
+            f"{int(rows['cells'].iloc[0])} |"
         )
     return lines
+
+
+def ci_note(settings: MetricsConfig, seeds: int) -> str:
+    """The sentence under a table saying how its intervals were made."""
+    how = (
+        "rows and seeds resampled"
+        if seeds >= settings.min_seeds
+        else f"rows resampled; {seeds} seed(s) all kept in every draw (fewer than "
+        f"{settings.min_seeds} would understate their variance: see the seed sd)"
+    )
+    return f"[{settings.ci:.0%} percentile bootstrap CI, {settings.bootstrap} draws, {how}.]"
 
 
 def calibration_lines(cals: list[dict]) -> list[str]:
     from weightsteer.methods.calibrate import Calibration
 
     lines = [
-        "| method | seed | side | strength s | KL calibration | KL audit | steps | status |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | seed | budget | side | strength s | KL calibration | KL audit | steps "
+        "| status |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cals:
         cal = Calibration(**{k: c[k] for k in Calibration.__dataclass_fields__})
         mark = "" if cal.status in ("ok", "fixed") else " ⚠"
+        budget = "own" if cal.status == "fixed" else f"{c.get('budget', cal.target):g}"
         lines.append(
-            f"| {label(c['method'], c['family'])} | {c['seed']} | {'+' if cal.sign > 0 else '−'} "
-            f"| {cal.strength:+.4g} | {cal.kl:.3g} | {cal.audit_kl:.3g} | "
-            f"{len(cal.evaluations)} | {cal.status}{mark} |"
+            f"| {label(c['method'], c['family'])} | {c['seed']} | {budget} | "
+            f"{'+' if cal.sign > 0 else '−'} | {cal.strength:+.4g} | {cal.kl:.3g} | "
+            f"{cal.audit_kl:.3g} | {len(cal.evaluations)} | {cal.status}{mark} |"
         )
     return lines
 
 
-def compare_table(m: pd.DataFrame, suite: str, budget: float, kls: dict) -> list[str]:
+def kl_cell(up: pd.Series, down: pd.Series) -> str:
+    """``"KL+ / KL-"`` achieved on the calibration prompts; ``*`` a fixed strength (a
+    prompt: its own cost), ``⚠`` a side that missed its budget."""
+
+    def one(r: pd.Series) -> str:
+        mark = "*" if str(r.get("status", "")) == "fixed" else ""
+        mark += "" if r.get("at_budget", False) or mark else " ⚠"
+        return f"{r['kl']:.2g}{mark}"
+
+    return f"{one(up)} / {one(down)}"
+
+
+def compare_table(m: pd.DataFrame, suite: str, budget: float) -> tuple[list[str], list[str]]:
+    """The methods at ±``budget`` (a prompt at its own cost, marked ``*``), and apart the
+    sides that missed the budget: ``(table, missed table)``."""
     sub = m[m["eval"] == suite]
-    lines = [
+    head = [
         f"| method | KL + / − | Δ at +{budget:g} nat | Δ at −{budget:g} nat | SI k=1 | SI k=2 | "
         "pmass + / − | seeds at +: sd, same sign |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    hit, missed = list(head), list(head)
     for (method, family), rows in sub.groupby(["method", "family"], sort=False):
         by = {r["strength"]: r for _, r in rows.iterrows()}
-        up, down = by.get(budget), by.get(-budget)
+        fixed = rows["status"].eq("fixed")
+        s = float(rows.loc[fixed, "strength"].abs().max()) if fixed.any() else budget
+        up, down = by.get(s), by.get(-s)
         if up is None or down is None:
             continue
         seeds = "–"
         if up["seeds"] > 1:
             seeds = f"{up['delta_seed_sd']:.2f}, {up['sign_agree']:.0%}"
         warn = " ⚠ too few" if up.get("small") else ""
-        lines.append(
-            f"| {label(method, family)} | {kls.get((method, family), '–')} | "
-            f"{_ci(up['delta'], up['delta_lo'], up['delta_hi'])} | "
-            f"{_ci(down['delta'], down['delta_lo'], down['delta_hi'])} | "
-            f"{_ci(up['si_k1'], up['si_k1_lo'], up['si_k1_hi'], '+.1f')}{warn} | "
-            f"{_ci(up['si_k2'], up['si_k2_lo'], up['si_k2_hi'], '+.1f')} | "
+        line = (
+            f"| {label(method, family)} | {kl_cell(up, down)} | "
+            f"{ci_cell(up['delta'], up['delta_lo'], up['delta_hi'])} | "
+            f"{ci_cell(down['delta'], down['delta_lo'], down['delta_hi'])} | "
+            f"{ci_cell(up['si_k1'], up['si_k1_lo'], up['si_k1_hi'], '+.1f')}{warn} | "
+            f"{ci_cell(up['si_k2'], up['si_k2_lo'], up['si_k2_hi'], '+.1f')} | "
             f"{up['pmass']:.2f} / {down['pmass']:.2f} | {seeds} |"
         )
-    return lines
+        ok = bool(fixed.any() or (up["at_budget"] and down["at_budget"]))
+        (hit if ok else missed).append(line)
+    return hit, missed[2:] and missed
 
 
 def off_target_lines(f: pd.DataFrame, target: str | None, budget: float) -> list[str]:
     f = f[f["strength"] == budget]
     lines = [
         f"tinymfv at +{budget:g} nat: paired change in logit(wrongness) of the target "
-        f"foundation ({target or 'none set'}) and the largest change among the others.",
+        f"foundation ({target or 'none set'}) and the largest change among the others, per "
+        "condition (in-format vignettes; Δ all: every vignette).",
         "",
-        "| method | target Δ [CI] | largest off-target Δ [CI] | foundation |",
-        "|---|---|---|---|",
+        "| method | condition | target Δ [CI] | target Δ all | largest off-target Δ [CI] | "
+        "foundation |",
+        "|---|---|---|---|---|---|",
     ]
-    for (method, family), rows in f.groupby(["method", "family"], sort=False):
+    for (method, family, cond), rows in f.groupby(["method", "family", "condition"], sort=False):
         tgt = rows[rows["target"]]
         off = rows[~rows["target"]].dropna(subset=["delta"])
-        t = _ci(*tgt[["delta", "delta_lo", "delta_hi"]].iloc[0]) if len(tgt) else "–"
+        t = ci_cell(*tgt[["delta", "delta_lo", "delta_hi"]].iloc[0]) if len(tgt) else "–"
+        t_all = (
+            ci_cell(*tgt[["delta_all", "delta_all_lo", "delta_all_hi"]].iloc[0])
+            if len(tgt)
+            else "–"
+        )
         o, name = "–", "–"
         if len(off):
             worst = off.loc[off["delta"].abs().idxmax()]
-            o, name = _ci(worst["delta"], worst["delta_lo"], worst["delta_hi"]), worst["foundation"]
-        lines.append(f"| {label(method, family)} | {t} | {o} | {name} |")
+            o = ci_cell(worst["delta"], worst["delta_lo"], worst["delta_hi"])
+            name = worst["foundation"]
+        lines.append(f"| {label(method, family)} | {cond or '–'} | {t} | {t_all} | {o} | {name} |")
     return lines
 
 

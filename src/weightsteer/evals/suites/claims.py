@@ -54,7 +54,7 @@ class ClaimsConfig(SuiteSource):
 @register("claims", ClaimsConfig)
 def claims_suite(c: ClaimsConfig, ctx: SuiteContext, part: str | None) -> list[Suite]:
     if c.source is None:
-        return [Suite("claims", _held_out(ctx.questions), prefill=ctx.prefill)]
+        return [Suite("claims", _held_out(ctx.questions), prefill=ctx.prefill, meta={"iid": True})]
     what = "eval.claims"
     table = read_suite_table(c, "claims", [c.column, MATCHING])
     sign = 1 if c.matching == "pos" else -1

@@ -81,7 +81,8 @@ def generative_suites(c: GenerativeConfig, ctx: SuiteContext, part: str | None) 
             continue
         rows = [EvalRow(pid, [{"role": "user", "content": text}], 1)
                 for pid, text in _prompts(c, ctx, source)]  # fmt: skip
-        meta = {"scorer": name, "source": source, "max_new_tokens": c.max_new_tokens}
+        meta = {"scorer": name, "source": source, "max_new_tokens": c.max_new_tokens,
+                "iid": source == "questions"}  # fmt: skip
         suites.append(Suite(f"gen:{key}", rows, meta=meta, scorer=score,
                             max_new_tokens=c.max_new_tokens, batch_size=c.batch_size))  # fmt: skip
     if part is not None and not suites:

@@ -2,16 +2,19 @@
 
 Rows: ``id``, ``foundation_coarse`` (Care, Fairness, Loyalty, Authority, Sanctity,
 Liberty, Social Norms) and ``text``, from HF ``wassname/tiny-mfv`` (132 vignettes per
-condition) or a local file. Each vignette is asked in two frames, the assistant
-prefilled ``{"is_wrong": `` and ``{"is_acceptable": ``, and true vs false is scored.
-Both frames go to the results table (row ids ``<id>:wrong`` / ``<id>:acceptable``,
-group = the foundation), labelled so that ``score > 0`` leans "wrong" in either frame.
+condition; each condition in ``conditions`` is a split, and those the dataset lacks are
+skipped and counted) or a local file (its ``condition`` column, when it has one). Each
+vignette is asked in two frames, the assistant prefilled ``{"is_wrong": `` and
+``{"is_acceptable": ``, and true vs false is scored. Both frames go to the results table
+(row ids ``<condition>/<id>:wrong`` / ``...:acceptable``, group = the foundation),
+labelled so that ``score > 0`` leans "wrong" in either frame.
 
 ``metrics.foundation_table`` combines the frames into the wrongness
 ``w = (p_true[is_wrong] + 1 - p_true[is_acceptable]) / 2`` (p_true normalised over
 true/false; asking both ways cancels a prior toward "true") and reports, per
 foundation, the paired change in ``logit(w)`` against strength 0. The target foundation
-and the direction the behaviour should move it come from ``eval.tinymfv``.
+and the direction the behaviour should move it come from ``eval.tinymfv``, per condition,
+both over the vignettes the model answers in format at both strengths and over all.
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ def frame_chat(text: str, key: str) -> list[dict]:
 class TinyMfvConfig(SuiteSource):
     source: str = Field("hf:wassname/tiny-mfv", description="hf: id or local file")
     hf_config: str | None = Field("classic", description="config name of an hf: dataset")
-    hf_split: str = Field("other_violate", description="split (condition) of an hf: dataset")
+    conditions: tuple[str, ...] = Field(
+        ("other_violate", "self_violate"),
+        description="conditions read: splits of an hf: dataset (missing ones skipped), "
+        "values of a file's condition column",
+    )
     target: str | None = Field(
         None, description="the foundation the behaviour should move (e.g. Authority)"
     )
@@ -45,9 +52,45 @@ class TinyMfvConfig(SuiteSource):
     )
 
 
+def _read(c: TinyMfvConfig):
+    """The vignettes of every condition, with a ``condition`` column, and the conditions
+    the source lacks."""
+    import pandas as pd
+
+    cols = ["id", "foundation_coarse", "text"]
+    if not c.source.startswith("hf:"):
+        table = read_suite_table(c, "tinymfv", cols)
+        if "condition" not in table.columns:
+            return table.assign(condition=""), []
+        have = set(table["condition"].astype(str))
+        return table[table["condition"].astype(str).isin(c.conditions)], [
+            x for x in c.conditions if x not in have
+        ]
+    parts, missing = [], []
+    for cond in c.conditions:
+        try:
+            parts.append(
+                read_suite_table(c.model_copy(update={"hf_split": cond}), "tinymfv", cols).assign(
+                    condition=cond
+                )
+            )
+        except UserError:
+            missing.append(cond)
+    if not parts:
+        raise UserError(
+            f"eval.tinymfv: {c.source} has none of the conditions "
+            f"{', '.join(c.conditions)} (set eval.tinymfv.conditions)"
+        )
+    return pd.concat(parts, ignore_index=True), missing
+
+
 @register("tinymfv", TinyMfvConfig)
 def tinymfv_suite(c: TinyMfvConfig, ctx: SuiteContext, part: str | None) -> list[Suite]:
-    table = read_suite_table(c, "tinymfv", ["id", "foundation_coarse", "text"])
+    table, missing = _read(c)
+    if table.empty:
+        raise UserError(
+            f"eval.tinymfv: {c.source} has no rows of the conditions {', '.join(c.conditions)}"
+        )
     found = set(table["foundation_coarse"].astype(str))
     if c.target is not None and c.target not in found:
         raise UserError(
@@ -56,15 +99,22 @@ def tinymfv_suite(c: TinyMfvConfig, ctx: SuiteContext, part: str | None) -> list
         )
     rows = []
     for rec in table.to_dict("records"):
+        cond = f"{rec['condition']}/" if rec["condition"] else ""
         for frame, (key, label) in FRAMES.items():
             rows.append(
                 EvalRow(
-                    f"{rec['id']}:{frame}",
+                    f"{cond}{rec['id']}:{frame}",
                     frame_chat(str(rec["text"]), key),
                     label,
                     group=str(rec["foundation_coarse"]),
                     prefill=f'{{"{key}": ',
                 )
             )
-    meta = {"rows_per_item": len(FRAMES), "target": c.target, "sign": c.sign}
+    n_cond = max(1, table["condition"].nunique())  # rows_per_suite counts vignettes per condition
+    meta = {
+        "rows_per_item": len(FRAMES) * n_cond,
+        "target": c.target,
+        "sign": c.sign,
+        "missing_conditions": missing,
+    }
     return [Suite("tinymfv", rows, choices=TRUE_FALSE, meta=meta)]

@@ -1,0 +1,276 @@
+"""The comparison's numbers in closed form: SI's choice mass, the CI level, seed
+resampling, paired differences on shared rows, budgets that were missed, tinymfv's two
+frames and conditions, sycophancy's conditioning. Each test kills a named wrong formula
+(``make mutants`` runs mutmut over ``metrics.py`` and ``calibrate.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_metrics import BASE, FAST, at, mfv, rows, sweep
+from weightsteer.evals.metrics import (
+    MetricsConfig,
+    foundation_table,
+    paired_effects,
+    sd_ratio_interval,
+    seed_sd_interval,
+    suite_metrics,
+)
+from weightsteer.evals.results import conditioned_suites
+
+
+def test_si_discounts_by_the_smaller_choice_mass_of_the_two_sides():
+    plus = [abs(x) for x in BASE]
+    minus = [-abs(x) for x in BASE]
+    df = pd.concat(
+        [
+            rows(BASE, strength=0),
+            rows(plus, strength=1, pmass=0.9),
+            rows(minus, strength=-1, pmass=0.5),
+        ]
+    )
+    r = at(suite_metrics(df, FAST), 1.0)
+    assert r["fix"] == r["flip"] == 1
+    assert r["si_k1"] == pytest.approx(100 * 0.5**2)  # not 0.9**2: the worse side counts
+
+
+def test_si_with_one_arm_missing_is_the_other_arm_flagged():
+    plus = [abs(x) for x in BASE]  # fwd arm: every rej row fixed, none broken -> 1
+    df = pd.concat([rows(BASE, strength=0), rows(plus, strength=1, pmass=0.8)])
+    r = at(suite_metrics(df, FAST), 1.0)
+    assert r["si_arms"] == 1
+    assert r["si_k1"] == pytest.approx(100 * 0.8**2)
+    nan_side = sweep(BASE, plus, [float("nan")] * len(BASE))
+    r = at(suite_metrics(nan_side, FAST), 1.0)
+    assert r["si_arms"] == 1 and r["si_k1"] == pytest.approx(100)
+    both = at(suite_metrics(sweep(BASE, plus, [-abs(x) for x in BASE]), FAST), 1.0)
+    assert both["si_arms"] == 2
+
+
+def test_the_intervals_are_95_percent_by_default():
+    assert MetricsConfig().ci == 0.95
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=900)
+    plus = base + rng.normal(size=900)  # shift ~ N(0, 1) per row
+    r = at(
+        suite_metrics(sweep(list(base), list(plus), list(base)), MetricsConfig(bootstrap=2000)), 1.0
+    )
+    half = (r["delta_hi"] - r["delta_lo"]) / 2
+    sd = np.std(plus - base, ddof=1)
+    assert half == pytest.approx(1.96 * sd / 30, rel=0.12)  # 80% would be 1.28
+
+
+def test_many_seeds_are_resampled_and_two_are_not():
+    # every row of seed k shifts by exactly k: rows alone carry no uncertainty
+    def table(n_seeds):
+        return pd.concat([sweep(BASE, [x + k for x in BASE], BASE, seed=k) for k in range(n_seeds)])
+
+    many = at(suite_metrics(table(6), FAST), 1.0)
+    assert many["delta"] == pytest.approx(2.5)
+    assert many["delta_hi"] - many["delta_lo"] > 1.0  # the seeds' spread is in the CI
+    two = at(suite_metrics(table(2), FAST), 1.0)
+    assert two["delta_lo"] == pytest.approx(two["delta_hi"])  # rows only: no spread
+    assert two["delta_seed_sd"] == pytest.approx(math.sqrt(0.5))  # reported apart
+
+
+def test_seed_sd_interval_is_the_chi_square_one():
+    # chi2(1) 2.5% / 97.5% quantiles: 0.000982, 5.024
+    lo, hi = seed_sd_interval(1.0, 2)
+    assert lo == pytest.approx(1 / math.sqrt(5.024), rel=0.02)
+    assert hi == pytest.approx(1 / math.sqrt(0.000982), rel=0.05)
+    assert all(math.isnan(x) for x in seed_sd_interval(1.0, 1))
+    r, lo, hi = sd_ratio_interval(2.0, 10, 1.0, 10)
+    assert (
+        r == 2.0 and lo < 2.0 < hi and hi / lo == pytest.approx((4.026 / 0.2484) ** 0.5, rel=0.05)
+    )  # F(9, 9) quantiles
+
+
+def test_paired_differences_cancel_the_noise_both_methods_share():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=60) * 3  # large per-row noise, shared by both methods
+    a = sweep(list(base), list(base + 1.0), list(base - 1.0), method="weight", family="lora")
+    b = sweep(list(base), list(base + 0.5), list(base - 0.5), method="act:pca", family="")
+    eff, pairs = paired_effects(
+        pd.concat([a, b]), "s", [("weight", "lora", 1.0), ("act:pca", "", 1.0)], FAST
+    )
+    e = eff.set_index("method")
+    assert e.loc["weight", "effect"] == pytest.approx(1.0)
+    assert e.loc["act:pca", "effect"] == pytest.approx(0.5)
+    d = pairs[(pairs["a"] == ("weight", "lora", 1.0))].iloc[0]
+    assert d["diff"] == pytest.approx(0.5)
+    assert d["diff_hi"] - d["diff_lo"] == pytest.approx(0, abs=1e-9)  # paired: exact
+    assert d["share"] == 1.0
+
+
+def test_sides_that_missed_their_budget_are_flagged_not_grouped_silently():
+    def calibrated(status1):
+        out = []
+        for seed, st in ((0, "ok"), (1, status1)):
+            out += [
+                rows(BASE, strength=0, seed=seed),
+                rows(BASE, strength=0.3, seed=seed, budget=1.0, kl=1.0, status="ok"),
+                rows(BASE, strength=-0.2, seed=seed, budget=1.0, kl=0.4, status=st),
+            ]
+        return pd.concat(out)
+
+    hit = suite_metrics(calibrated("ok"), FAST).set_index("strength")
+    assert hit.loc[1.0, "at_budget"] and hit.loc[-1.0, "at_budget"]
+    assert hit.loc[-1.0, "kl"] == pytest.approx(0.4)
+    miss = suite_metrics(calibrated("too weak"), FAST).set_index("strength")
+    assert miss.loc[1.0, "at_budget"] and not miss.loc[-1.0, "at_budget"]
+    assert miss.loc[-1.0, "status"] == "too weak (1 of 2 seeds)"
+    fixed = suite_metrics(
+        pd.concat([rows(BASE, strength=0), rows(BASE, strength=1, kl=2.0, status="fixed")]), FAST
+    )
+    f = fixed.set_index("strength").loc[1.0]
+    assert f["status"] == "fixed" and not f["at_budget"] and f["kl"] == 2.0
+
+
+def test_tinymfv_wrongness_reads_both_frames():
+    # the acceptable frame says true as often as the wrong frame: no change in wrongness
+    df = pd.concat([mfv(0, 0.0, 0.0), mfv(1, math.log(3), math.log(3)), mfv(-1, 0.0, 0.0)])
+    t = foundation_table(df, target="Care", sign=1, min_pmass=0.5, settings=FAST)
+    assert t.loc[t["strength"] == 1, "delta"].abs().max() == pytest.approx(0, abs=1e-12)
+
+
+def test_tinymfv_reports_each_condition_and_the_shift_over_every_vignette():
+    def cond(name, frame):
+        f = frame.copy()
+        f["row_id"] = name + "/" + f["row_id"]
+        return f
+
+    zero, up = mfv(0, 0.0, 0.0), mfv(1, math.log(3), -math.log(3), pmass=0.1)
+    df = pd.concat(
+        [
+            cond("other_violate", zero),
+            cond("other_violate", up),
+            cond("self_violate", zero),
+            cond("self_violate", mfv(1, 0.0, 0.0)),
+        ]
+    )
+    t = foundation_table(df, target="Care", sign=1, min_pmass=0.5, settings=FAST)
+    care = t[(t["foundation"] == "Care") & (t["strength"] == 1)].set_index("condition")
+    assert set(care.index) == {"other_violate", "self_violate"}
+    other = care.loc["other_violate"]
+    assert math.isnan(other["delta"]) and other["dropped"] == 3  # off format at +1
+    assert other["delta_all"] == pytest.approx(math.log(3))  # but it moved
+    assert care.loc["self_violate", "delta_all"] == pytest.approx(0)
+
+
+def test_sycophancy_is_conditioned_on_what_the_base_knows_without_the_cue():
+    def item(i, plain_right, plain_wrong, strength=0.0):
+        ids = [f"q{i}:asked-wrong", f"q{i}:asked-right", f"q{i}:plain-wrong", f"q{i}:plain-right"]
+        df = rows(
+            [0.5, 0.5, plain_wrong, plain_right], strength=strength, suite="sycophancy", ids=ids
+        )
+        df["group"] = pd.array(["cued", "cued", "plain", "plain"], dtype="string")
+        return df
+
+    df = pd.concat(
+        [
+            item(0, 1.0, 1.0),
+            item(1, 1.0, -1.0),
+            item(2, -1.0, -1.0),
+            item(0, 1.0, 1.0, 1.0),
+            item(1, 1.0, -1.0, 1.0),
+            item(2, 1, 1, 1.0),
+        ]
+    )
+    out = conditioned_suites(df)
+    assert set(out["eval"]) == {"sycophancy", "sycophancy:known"}
+    assert not (out["group"] == "plain").any()
+    known = out[out["eval"] == "sycophancy:known"]
+    assert set(known["row_id"].str.split(":").str[0]) == {"q0"}  # only q0 known both ways
+    assert len(known) == 4  # its two cued rows at strengths 0 and 1
+
+
+def _compare_frame(suites=("claims", "toy:cue")) -> pd.DataFrame:
+    """The unsteered model, lora (two seeds, both budgets hit), act:mean_diff (hit, half
+    the swing), act:pca (its − side too weak) and a prompt at its own cost, on two suites."""
+    rng = np.random.default_rng(0)
+    base = list(rng.normal(size=40))
+    out = []
+    for suite in suites:
+        out.append(rows(base, strength=0, method="none", family="", suite=suite))
+        for method, family, swing, st in (("weight", "lora", 1.0, "ok"),
+                                          ("act:mean_diff", "", 0.5, "ok"),
+                                          ("act:pca", "", 0.6, "too weak")):  # fmt: skip
+            for seed in (0, 1):
+                kw = dict(method=method, family=family, seed=seed, suite=suite, budget=1.0)
+                out.append(rows([x + swing for x in base], strength=0.7, kl=1.0, status="ok", **kw))
+                out.append(rows([x - swing for x in base], strength=-0.4, kl=0.3, status=st, **kw))
+        kw = dict(method="prompt:simple", family="", suite=suite, status="fixed")
+        out.append(rows([x + 2 for x in base], strength=1, kl=1.8, **kw))
+        out.append(rows([x - 2 for x in base], strength=-1, kl=0.9, **kw))
+    return pd.concat(out)
+
+
+def test_the_verdict_leads_with_ood_suites_and_never_cites_a_missed_side():
+    from weightsteer.evals.metrics import comparison_frame
+    from weightsteer.report.compare import Compared, verdict_lines
+
+    frame = comparison_frame(_compare_frame())
+    m = suite_metrics(frame, FAST)
+    info = {"claims": {"iid": True}, "toy:cue": {"iid": False}}
+    lines = verdict_lines(Compared(frame, m, 1.0, [1.0], [], info), FAST)
+    text = "\n".join(lines)
+    heads = [ln for ln in lines if ln.startswith("### ")]
+    assert heads == ["### `toy:cue` (out of distribution), at 1 nat",
+                     "### `claims` (in distribution), at 1 nat"]  # fmt: skip
+    table = [ln for ln in lines if ln.startswith("| lora")]
+    assert "+0.50 [+0.50, +0.50] ▲" in table[0]  # lora − act:mean_diff, paired on the rows
+    assert "act:pca" not in lines[lines.index(heads[0]) + 2]  # not a column: it missed
+    assert "Missed the budget, left out: act:pca: too weak (2 of 2 seeds)" in text
+    assert "CI above 0 (▲) in 1 of 1 pairs" in text
+    assert "prompt:simple costs its own KL (1.8 / 0.9 nat)" in text
+    assert "seeds not resampled, fewer than 5" in text
+
+
+def test_every_budget_gets_its_own_search_and_measurements_are_shared(monkeypatch):
+    import torch
+
+    from weightsteer.methods import Intervention
+    from weightsteer.methods import calibrate as cal
+
+    calls = []
+
+    def fake_kls(model, tok, chats, intervention, set_strength, strength, **kw):
+        calls.append((strength, len(chats)))
+        return torch.full((5,), abs(strength) ** 1.5 * (0.5 if strength < 0 else 1.0))
+
+    monkeypatch.setattr(cal, "token_kls", fake_kls)
+    settings = cal.CompareConfig(budgets=(0.5, 2.0), target_kl=1.0, tolerance=0.01)
+    assert settings.all_budgets == (0.5, 1.0, 2.0)
+    found = cal.calibrate_budgets(None, None, Intervention(), [[], []], [[]], settings)
+    assert list(found) == [0.5, 1.0, 2.0]
+    for budget, sides in found.items():
+        for sign, c in sides.items():
+            assert c.status == cal.OK and c.target == budget
+            kl = abs(c.strength) ** 1.5 * (0.5 if sign < 0 else 1.0)
+            assert kl == pytest.approx(budget, rel=0.011)
+            assert c.audit_kl == pytest.approx(c.kl)  # the fake gives every prompt the same
+    assert len(calls) == len(set(calls))  # no strength measured twice on the same prompts
+    assert (1.0, 2) in calls and (-1.0, 2) in calls  # every search starts at |s| = 1
+    assert sum(n == 1 for _, n in calls) == 6  # one audit per budget and sign
+
+    class Prompt(Intervention):
+        discrete = True
+
+    calls.clear()
+    fixed = cal.calibrate_budgets(None, None, Prompt(), [[], []], [[]], settings)
+    assert {c.status for sides in fixed.values() for c in sides.values()} == {cal.FIXED}
+    assert sorted(calls) == [(-1.0, 1), (-1.0, 2), (1.0, 1), (1.0, 2)]  # once per sign, + audit
+
+
+def test_seed_effects_are_the_half_swing_per_seed():
+    from weightsteer.evals.metrics import comparison_frame, seed_effects
+
+    e = seed_effects(comparison_frame(_compare_frame(("s",))), 1.0)
+    e = e.set_index(["method", "seed"])["effect"]
+    assert e["weight", 0] == pytest.approx(1.0) and e["weight", 1] == pytest.approx(1.0)
+    assert e["act:mean_diff", 1] == pytest.approx(0.5)
+    assert e["prompt:simple", 0] == pytest.approx(2.0)  # a prompt at its own ±1
