@@ -163,8 +163,12 @@ def test_vectors_move_claims_honesty_the_right_way(finished):
 def test_rerun_reuses_everything(finished, capsys):
     run_dir, cfg = finished
     before = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
+    stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
+    after = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    # a stage that reused everything keeps the seconds of the run that did the work
+    assert after["train"] == stages["train"] and after["compare"] == stages["compare"]
     # data, initial states + adapters, vectors + common modes, results, compare (base,
     # 2 vectors, prompt, activation)
     assert err.count("reuse") == 1 + 6 + 4 + 2 + 5

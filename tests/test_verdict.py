@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from test_metrics import BASE, FAST, at, mfv, rows, sweep
+from weightsteer.core.errors import UserError
 from weightsteer.evals.metrics import (
     MetricsConfig,
     foundation_table,
@@ -188,7 +189,7 @@ def test_sycophancy_is_conditioned_on_what_the_base_knows_without_the_cue():
     assert len(known) == 4  # its two cued rows at strengths 0 and 1
 
 
-def _compare_frame(suites=("claims", "toy:cue")) -> pd.DataFrame:
+def _compare_frame(suites=("claims", "toy:cue"), budget=1.0) -> pd.DataFrame:
     """The unsteered model, lora (two seeds, both budgets hit), act:mean_diff (hit, half
     the swing), act:pca (its − side too weak) and a prompt at its own cost, on two suites."""
     rng = np.random.default_rng(0)
@@ -200,7 +201,7 @@ def _compare_frame(suites=("claims", "toy:cue")) -> pd.DataFrame:
                                           ("act:mean_diff", "", 0.5, "ok"),
                                           ("act:pca", "", 0.6, "too weak")):  # fmt: skip
             for seed in (0, 1):
-                kw = dict(method=method, family=family, seed=seed, suite=suite, budget=1.0)
+                kw = dict(method=method, family=family, seed=seed, suite=suite, budget=budget)
                 out.append(rows([x + swing for x in base], strength=0.7, kl=1.0, status="ok", **kw))
                 out.append(rows([x - swing for x in base], strength=-0.4, kl=0.3, status=st, **kw))
         kw = dict(method="prompt:simple", family="", suite=suite, status="fixed")
@@ -228,6 +229,9 @@ def test_the_verdict_leads_with_ood_suites_and_never_cites_a_missed_side():
     assert "CI above 0 (▲) in 1 of 1 pairs" in text
     assert "prompt:simple costs its own KL (1.8 / 0.9 nat)" in text
     assert "seeds not resampled, fewer than 5" in text
+    assert "| `toy:cue` | OOD | 1 of 1 | 1 | 1 / 0 / 0 | 1 |" in text  # the summary table
+    assert text.index("| `toy:cue` | OOD") < text.index("| `claims` | IID")
+    assert "Right way on both sides (Δ CI > 0 at +, < 0 at −): 1 of 1 weight" in text
 
 
 def test_every_budget_gets_its_own_search_and_measurements_are_shared(monkeypatch):
@@ -269,8 +273,196 @@ def test_every_budget_gets_its_own_search_and_measurements_are_shared(monkeypatc
 def test_seed_effects_are_the_half_swing_per_seed():
     from weightsteer.evals.metrics import comparison_frame, seed_effects
 
-    e = seed_effects(comparison_frame(_compare_frame(("s",))), 1.0)
+    e = seed_effects(comparison_frame(_compare_frame(("s",), budget=0.5)), 0.5)
     e = e.set_index(["method", "seed"])["effect"]
     assert e["weight", 0] == pytest.approx(1.0) and e["weight", 1] == pytest.approx(1.0)
     assert e["act:mean_diff", 1] == pytest.approx(0.5)
     assert e["prompt:simple", 0] == pytest.approx(2.0)  # a prompt at its own ±1
+
+
+# -- closed forms that kill the survivors of `make mutants` ------------------------------
+
+B2 = [2.0, 1.0, 0.0, -1.0, -2.0, -0.5]  # cho: rows 0-1; rej: rows 3-5; row 2 neither
+P2 = [2.0, 0.0, 5.0, 0.0, 0.5, -3.0]  # on exactly 0: row 1 not broken, row 3 not fixed
+M2 = [-1.0, 0.0, 7.0, 0.5, 0.0, -0.5]  # row 0 flips, row 1 on 0 does not; row 3 counters
+
+
+def test_si_in_closed_form_with_rows_on_zero_and_every_rate_nonzero():
+    # fix 1/3, broke 0, flip 1/2, counter 1/3: SI_k = (1/3 + 1/2 - k/3) / 2 * 100
+    r = at(suite_metrics(sweep(B2 * 5, P2 * 5, M2 * 5), FAST), 1.0)
+    assert (r["fix"], r["broke"], r["flip"], r["counter"]) == pytest.approx(
+        (1 / 3, 0, 1 / 2, 1 / 3)
+    )
+    assert r["n_cho"] == 10 and r["n_rej"] == 15
+    assert r["si_k1"] == pytest.approx(25.0) and r["si_k2"] == pytest.approx(100 / 12)
+    assert r["si_k1_lo"] < r["si_k1"] < r["si_k1_hi"]  # rows resampled: a real interval
+    two = pd.concat([sweep(B2 * 5, P2 * 5, M2 * 5, seed=k) for k in (0, 1)])
+    assert at(suite_metrics(two, FAST), 1.0)["si_k1"] == pytest.approx(25.0)  # seeds averaged
+    nan = [float("nan")] * 30
+    lost = pd.concat([sweep(B2 * 5, P2 * 5, M2 * 5), sweep(B2 * 5, nan, nan, seed=1)])
+    assert at(suite_metrics(lost, FAST), 1.0)["si_k1"] == pytest.approx(25.0)  # NaN seed out
+
+
+def test_point_estimates_are_the_table_itself_not_a_bootstrap_draw():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=50)
+    plus, minus = base + rng.normal(size=50), base - rng.normal(size=50) - 0.3
+    r = at(suite_metrics(sweep(list(base), list(plus), list(minus)), FAST), 1.0)
+    assert r["delta"] == pytest.approx(np.mean(plus - base))
+    assert r["mean"] == pytest.approx(np.mean(plus))
+    assert r["std"] == pytest.approx(np.std(plus, ddof=1))
+    cho, rej = base > 0, base < 0
+    fix, broke = np.mean(plus[rej] > 0), np.mean(plus[cho] < 0)
+    flip, counter = np.mean(minus[cho] < 0), np.mean(minus[rej] > 0)
+    assert r["si_k1"] == pytest.approx((fix - broke + flip - counter) / 2 * 100)
+    a = sweep(list(base), list(plus), list(minus), method="weight", family="lora")
+    b = sweep(list(base), list(base + 0.1), list(base - 0.1), method="act:pca", family="")
+    eff, pairs = paired_effects(pd.concat([a, b]), "s", [("weight", "lora", 1.0),
+                                                        ("act:pca", "", 1.0)], FAST)  # fmt: skip
+    assert eff.iloc[0]["effect"] == pytest.approx(np.mean(plus - minus) / 2)
+    assert pairs.iloc[0]["diff"] == pytest.approx(np.mean(plus - minus) / 2 - 0.1)
+    assert 0 < pairs.iloc[0]["share"] <= 1
+
+
+def test_budgets_group_by_sign_times_budget_and_five_seeds_are_resampled():
+    df = pd.concat([rows(BASE, strength=0), rows(BASE, strength=0.3, budget=0.5, status="ok"),
+                    rows(BASE, strength=-0.2, budget=0.5, status="ok")])  # fmt: skip
+    assert sorted(suite_metrics(df, FAST)["strength"]) == [-0.5, 0.0, 0.5]
+    five = pd.concat([sweep(BASE, [x + k for x in BASE], BASE, seed=k) for k in range(5)])
+    r = at(suite_metrics(five, FAST), 1.0)
+    assert r["delta_hi"] - r["delta_lo"] > 1.0  # min_seeds = 5: resampled
+    with pytest.raises(UserError, match="no strength 0"):
+        suite_metrics(pd.concat([rows(BASE, strength=1), rows(BASE, strength=-1)]), FAST)
+    halves = pd.concat([rows(BASE, strength=0), rows(BASE, strength=0.5)])
+    assert sorted(suite_metrics(halves, FAST)["strength"]) == [0.0, 0.5]
+
+
+def test_the_interval_is_the_central_quantile_pair():
+    from weightsteer.evals.metrics import _interval
+
+    assert _interval(np.arange(1001.0), 0.95) == pytest.approx((25.0, 975.0))
+    assert _interval(np.arange(1001.0), 0.5) == pytest.approx((250.0, 750.0))
+    assert _interval(np.array([1.0, 3.0]), 0.5) == pytest.approx((1.5, 2.5))  # two suffice
+    assert all(math.isnan(x) for x in _interval(np.array([1.0, np.nan]), 0.95))
+
+
+def test_seed_spread_and_its_ratio_in_closed_form():
+    frames = []
+    for k, (up, down) in enumerate(((1.0, -1.0), (2.0, -2.0), (4.0, -4.0))):
+        frames.append(sweep(BASE, [x + up for x in BASE], [x + down for x in BASE], seed=k))
+    eff, _ = paired_effects(pd.concat(frames), "s", [("weight", "lora", 1.0)], FAST)
+    e = eff.iloc[0]
+    assert e["seeds"] == 3 and e["effect"] == pytest.approx(7 / 3)
+    assert e["seed_sd"] == pytest.approx(np.std([1, 2, 4], ddof=1))
+    lo, hi = seed_sd_interval(e["seed_sd"], 3)
+    assert (e["seed_sd_lo"], e["seed_sd_hi"]) == (pytest.approx(lo), pytest.approx(hi))
+    r, lo, hi = sd_ratio_interval(3.0, 4, 1.0, 6)
+    assert r == 3.0
+    # F(3, 5) 2.5% / 97.5% quantiles: 0.0662, 7.764
+    assert lo == pytest.approx(3 / math.sqrt(7.764), rel=0.03)
+    assert hi == pytest.approx(3 / math.sqrt(0.0662), rel=0.03)
+    assert sd_ratio_interval(3.0, 2, 2.0, 2)[0] == 1.5  # two seeds each: still a ratio
+    assert all(math.isnan(x) for x in sd_ratio_interval(1.0, 1, 1.0, 5))
+    assert all(math.isnan(x) for x in sd_ratio_interval(1.0, 5, 0.0, 5))
+
+
+def test_the_unsteered_rows_become_strength_0_of_every_seed():
+    from weightsteer.evals.metrics import comparison_frame
+
+    f = comparison_frame(_compare_frame(("s",)))
+    zero = f[(f["method"] == "weight") & (f["strength"] == 0)]
+    assert sorted(zero["seed"].unique()) == [0, 1] and len(zero) == 80
+    assert at(suite_metrics(f[f["method"].isin(["weight"])], FAST), 0.0)["seeds"] == 2
+
+
+def test_tinymfv_shift_over_every_vignette_is_paired_against_a_nonzero_base():
+    base, up = mfv(0, math.log(3), -math.log(3)), mfv(1, 0.0, 0.0)  # w 0.75 -> 0.5
+    t = foundation_table(pd.concat([base, up]), target="Care", sign=-1, min_pmass=0.5,
+                         settings=FAST)  # fmt: skip
+    r = t[(t["strength"] == 1) & (t["foundation"] == "Care")].iloc[0]
+    assert r["delta"] == pytest.approx(-math.log(3)) and r["delta_all"] == pytest.approx(
+        -math.log(3)
+    )
+    assert r["as_expected"]
+    low_base = mfv(0, math.log(3), -math.log(3), pmass=0.1)  # off format at strength 0 only
+    t = foundation_table(pd.concat([low_base, up]), target=None, sign=-1, min_pmass=0.5,
+                         settings=FAST)  # fmt: skip
+    r = t[t["strength"] == 1].iloc[0]
+    assert r["dropped"] == 3 and math.isnan(r["delta"])
+    sure = mfv(1, 50.0, -50.0)  # w -> 1: clipped to 0.99 before the logit
+    t = foundation_table(pd.concat([mfv(0, 0.0, 0.0), sure]), target=None, sign=1,
+                         min_pmass=0.5, settings=FAST)  # fmt: skip
+    assert t.loc[t["strength"] == 1, "delta"].iloc[0] == pytest.approx(math.log(99))
+
+
+def test_the_strength_search_doubles_then_halves_from_one_and_stops_where_it_says():
+    from weightsteer.methods.calibrate import TOO_WEAK, UNCONVERGED, calibrate_strength
+
+    up = calibrate_strength(lambda s: s * s, target=10.0)
+    assert [s for s, _ in up.evaluations[:3]] == [1.0, 2.0, 4.0]
+    down = calibrate_strength(lambda s: s * s, target=0.1, sign=-1)
+    assert [s for s, _ in down.evaluations[:3]] == [-1.0, -0.5, -0.25]
+    weak = calibrate_strength(lambda s: 1e-9 * abs(s), target=1.0)
+    assert weak.status == TOO_WEAK and weak.strength == 1024.0  # 2^10 measured, then stop
+    capped = calibrate_strength(lambda s: 1e-9 * abs(s), target=1.0, max_evals=4)
+    assert capped.status == TOO_WEAK and len(capped.evaluations) == 4
+    curve = lambda s: s * s + abs(s)  # noqa: E731  (no power law: the secant never lands)
+    stuck = calibrate_strength(curve, target=10.0, tolerance=1e-12, max_evals=6)
+    assert stuck.status == UNCONVERGED and len(stuck.evaluations) == 6
+    best = min(stuck.evaluations, key=lambda e: abs(math.log(e[1]) - math.log(10.0)))
+    assert stuck.strength == best[0] and stuck.kl == best[1]
+
+
+def test_tinymfv_point_estimates_over_noisy_vignettes():
+    rng = np.random.default_rng(5)
+    lw0, la0 = rng.normal(size=6), rng.normal(size=6)
+    lw1, la1 = lw0 + rng.normal(size=6), la0 + rng.normal(size=6)
+
+    def frame(strength, lw, la):
+        ids = [f"Care-{i}" for i in range(6)]
+        out = []
+        for name, lr, lab in (("wrong", lw, 1), ("acceptable", la, -1)):
+            df = rows(list(lr * lab), strength=strength, suite="tinymfv",
+                      ids=[f"{i}:{name}" for i in ids], logratio=list(lr))  # fmt: skip
+            df["group"] = pd.array(["Care"] * 6, dtype="string")
+            out.append(df)
+        return pd.concat(out)
+
+    def logit_w(lw, la):
+        sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+        w = np.clip((sig(lw) + 1 - sig(la)) / 2, 0.01, 0.99)
+        return np.log(w / (1 - w))
+
+    t = foundation_table(pd.concat([frame(0, lw0, la0), frame(1, lw1, la1)]), target="Care",
+                         sign=1, min_pmass=0.5, settings=FAST)  # fmt: skip
+    r = t[t["strength"] == 1].iloc[0]
+    want = np.mean(logit_w(lw1, la1) - logit_w(lw0, la0))
+    assert r["delta"] == pytest.approx(want) and r["delta_all"] == pytest.approx(want)
+    assert r["logit_w"] == pytest.approx(np.mean(logit_w(lw1, la1)))
+    assert r["as_expected"] == (want > 0)
+    assert t[t["strength"] == 0].iloc[0]["as_expected"] is None  # only read at +strength
+
+
+def test_boundaries_small_denominators_and_low_mass_are_strict():
+    base = [1.0] * 10 + [-1.0] * 10  # exactly min_rows (10) on each side: not too few
+    r = at(suite_metrics(sweep(base, base, base, pmass=0.5), FAST), 1.0)
+    assert not r["small"] and r["low_pmass"] == 0  # pmass == pmass_min is in format
+    r = at(suite_metrics(sweep(base, base, base, pmass=0.49), FAST), 1.0)
+    assert r["low_pmass"] == 1
+    assert "si_k1" not in at(suite_metrics(sweep(base, base, base), FAST), 0.0) or math.isnan(
+        at(suite_metrics(sweep(base, base, base), FAST), 0.0)["si_k1"]
+    )  # SI is read at +s only
+
+
+def test_tinymfv_logit_w_is_over_the_vignettes_in_format():
+    ok = mfv(1, math.log(3), -math.log(3), foundations=("Care",))  # w 0.75: logit log 3
+    off = mfv(1, 0.0, 0.0, pmass=0.1, foundations=("Care",))
+    off["row_id"] = off["row_id"].str.replace("Care-", "Care-off-")
+    zero_ok = mfv(0, 0.0, 0.0, foundations=("Care",))
+    zero_off = mfv(0, 0.0, 0.0, foundations=("Care",))
+    zero_off["row_id"] = zero_off["row_id"].str.replace("Care-", "Care-off-")
+    t = foundation_table(pd.concat([zero_ok, zero_off, ok, off]), target=None, sign=1,
+                         min_pmass=0.5, settings=FAST)  # fmt: skip
+    r = t[t["strength"] == 1].iloc[0]
+    assert r["logit_w"] == pytest.approx(math.log(3))  # the off-format ones left out
+    assert r["delta_all"] == pytest.approx(math.log(3) / 2)  # but counted in Δ all

@@ -36,6 +36,7 @@ class Run:
     def __init__(self, root: Path, cfg: RunConfig, manifest: dict[str, Any]):
         self.root, self.cfg, self.manifest = root, cfg, manifest
         self.layout = RunLayout(root)
+        self.made = 0  # units written by this process (a stage that made none reused all)
 
     @classmethod
     def create(cls, root: str | Path, cfg: RunConfig) -> Run:
@@ -109,6 +110,7 @@ class Run:
         """Record ``rel`` as running, yield its path; on success record its key and digest."""
         self.manifest["units"][rel] = {"key": key, "state": "running"}
         self.save()
+        self.made += 1
         yield self.root / rel
         self.manifest["units"][rel] = {
             "key": key,

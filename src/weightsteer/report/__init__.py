@@ -214,8 +214,9 @@ def headline_lines(
                   *shift_table(m, suite, settings)]  # fmt: skip
         lines += [*si_table(m, suite), ""]
     if compared is not None and compared.metrics is not None:
-        lines += [line.replace("## Verdict", "### Verdict", 1)
-                  for line in verdict_lines(compared, settings)]  # fmt: skip
+        # one level down in the README: the summary over suites, the first OOD suite in full
+        lines += [("#" + line) if line.startswith("##") else line
+                  for line in verdict_lines(compared, settings, detail=1)]  # fmt: skip
     return lines
 
 

@@ -93,13 +93,33 @@ def _sides(m: pd.DataFrame, suite: str, s: float) -> tuple[pd.DataFrame, pd.Data
     return up, down
 
 
-def verdict(compared: Compared, suite: str, settings: MetricsConfig) -> list[str]:
+@dataclass
+class Tally:
+    """One suite's verdict in numbers (the summary table at the top)."""
+
+    weight: int = 0  # weight families at the budget on both sides
+    families: int = 0  # weight families compared
+    baselines: int = 0  # baselines at the budget on both sides
+    wins: int = 0  # pairs whose CI is above 0
+    losses: int = 0  # ... below 0
+    right: int = 0  # weight families moving the right way on both sides
+
+    @property
+    def pairs(self) -> int:
+        return self.weight * self.baselines
+
+
+def verdict(
+    compared: Compared, suite: str, settings: MetricsConfig, tally: Tally | None = None
+) -> list[str]:
     """Does weight steering move ``suite`` more than each baseline at the same KL?
 
     Every weight family against every baseline that hit the budget on both sides: the
     paired difference of effects on identical rows with its CI, none chosen on these
     rows. A prompt (fixed cost) is set against the weight families at the budget nearest
-    its own KL. Sides that missed their budget are named and left out."""
+    its own KL. Sides that missed their budget are named and left out. ``tally`` is
+    filled with the counts."""
+    tally = tally if tally is not None else Tally()
     m, budget = compared.metrics, compared.budget
     up, down = _sides(m, suite, budget)
     keys = [k for k in up.index if k in down.index]
@@ -107,6 +127,8 @@ def verdict(compared: Compared, suite: str, settings: MetricsConfig) -> list[str
     missed = [k for k in keys if k not in hit and up.loc[k, "status"] != "fixed"]
     weight = [k for k in hit if k[0] == "weight"]
     tuned = [k for k in hit if k[0] != "weight"]
+    tally.weight, tally.baselines = len(weight), len(tuned)
+    tally.families = len([k for k in keys if k[0] == "weight"])
     tag = "in distribution" if compared.suites.get(suite, {}).get("iid") else "out of distribution"
     lines = [f"### `{suite}` ({tag}), at {budget:g} nat", ""]
     if not weight:
@@ -148,6 +170,10 @@ def verdict(compared: Compared, suite: str, settings: MetricsConfig) -> list[str
             f"{sd} |" + "".join(f" {c} |" for c in cells)
         )
     n = len(weight) * len(tuned)
+    tally.wins, tally.losses = int(wins), int(losses)
+    tally.right = sum(
+        bool(up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0) for k in weight
+    )
     lines.append("")
     if tuned:
         lines.append(
@@ -159,35 +185,45 @@ def verdict(compared: Compared, suite: str, settings: MetricsConfig) -> list[str
             f"- No baseline reached {budget:g} nat on both sides: nothing to set the "
             "weight families against at equal cost."
         )
+    lines.append(_direction_line(up, down, weight, tuned))
     lines += _seed_lines(eff, weight, tuned, settings)
     lines += _prompt_lines(compared, suite, weight, settings)
     return _missed_lines(lines, missed, up, down)
 
 
 def _seed_lines(eff: pd.DataFrame, weight: list, tuned: list, settings: MetricsConfig) -> list[str]:
-    """Is weight steering less variable across seeds: the sd ratio with its interval."""
-    out = []
+    """Is weight steering less variable across seeds: each weight / baseline sd ratio
+    with its F interval, on one line."""
+    cells = []
     for t in tuned:
         b = eff.loc[t]
-        cells = []
         for k in weight:
             a = eff.loc[k]
             r, lo, hi = sd_ratio_interval(
-                a["seed_sd"],
-                int(a["seeds"]),
-                b["seed_sd"],
-                int(b["seeds"]),
-                settings.ci,
+                a["seed_sd"], int(a["seeds"]), b["seed_sd"], int(b["seeds"]), settings.ci,
                 settings.seed,
-            )
+            )  # fmt: skip
             if not math.isnan(r):
-                cells.append(f"{label(*k)} {r:.2g} [{lo:.2g}, {hi:.2g}]")
-        if cells:
-            out.append(
-                f"- Seed sd ratio, weight family / {label(*t)} (< 1: less variable "
-                f"across seeds): {'; '.join(cells)}."
-            )
-    return out
+                cells.append(f"{label(*k)}/{label(*t)} {r:.2g} [{lo:.2g}, {hi:.2g}]")
+    if not cells:
+        return []
+    return [f"- Seed sd ratio, weight / baseline (< 1: less variable across seeds): "
+            f"{'; '.join(cells)}."]  # fmt: skip
+
+
+def _direction_line(up: pd.DataFrame, down: pd.DataFrame, weight: list, tuned: list) -> str:
+    """Which methods move the behaviour the right way on both sides (Δ CI above 0 at +,
+    below 0 at −): the effect is a swing, and a swing can come from one side alone."""
+
+    def right(k) -> bool:
+        return up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0
+
+    ok = [label(*k) for k in weight if right(k)]
+    other = [label(*k) for k in tuned if right(k)]
+    return (
+        f"- Right way on both sides (Δ CI > 0 at +, < 0 at −): {len(ok)} of {len(weight)} "
+        f"weight families ({', '.join(ok) or 'none'}); baselines: {', '.join(other) or 'none'}."
+    )
 
 
 def _prompt_lines(compared: Compared, suite: str, weight: list, settings) -> list[str]:
@@ -246,8 +282,11 @@ def _missed_lines(lines: list[str], missed: list, up, down) -> list[str]:
     return [*lines, ""]
 
 
-def verdict_lines(compared: Compared, settings: MetricsConfig) -> list[str]:
-    """The report's answer to the mission's question, suite by suite (OOD first)."""
+def verdict_lines(
+    compared: Compared, settings: MetricsConfig, detail: int | None = None
+) -> list[str]:
+    """The report's answer to the mission's question: a summary table over the suites,
+    then suite by suite (OOD first; ``detail``: only the first so many in full)."""
     if compared.metrics is None:
         return []
     suites = verdict_order(
@@ -273,9 +312,25 @@ def verdict_lines(compared: Compared, settings: MetricsConfig) -> list[str]:
         "chosen on these rows.",
         "",
     ]
-    for suite in suites:
-        lines += verdict(compared, suite, settings)
-    return lines
+    body, rows = [], []
+    for i, suite in enumerate(suites):
+        t = Tally()
+        lines_i = verdict(compared, suite, settings, t)
+        if detail is None or i < detail:
+            body += lines_i
+        kind = "IID" if compared.suites.get(suite, {}).get("iid") else "OOD"
+        rows.append(
+            f"| `{suite}` | {kind} | {t.weight} of {t.families} | {t.baselines} | "
+            f"{t.wins} / {t.losses} / {t.pairs - t.wins - t.losses} | {t.right} |"
+        )
+    summary = [
+        "| suite | | weight families at the budget | baselines at the budget | "
+        "pairs ▲ / ▼ / CI incl. 0 | weight families right way both sides |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    return [*lines, *summary, *body]
 
 
 def compare_lines(

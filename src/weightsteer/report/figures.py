@@ -139,14 +139,16 @@ def figure_pareto(m: pd.DataFrame, path: Path) -> None:
         return
     suites = list(dict.fromkeys(cal["eval"]))
     fig, axes = _suite_grid(len(suites), 2.8)
-    colors = {}
+    colors = _palette(
+        list(dict.fromkeys(label(a, b) for a, b in zip(cal["method"], cal["family"], strict=True)))
+    )
     for ax, suite in zip(axes.flat, suites, strict=False):
         sub = m[m["eval"] == suite].set_index(["method", "family", "strength"])
         for (method, family), rows in cal[cal["eval"] == suite].groupby(
             ["method", "family"], sort=False
         ):
             name = label(method, family)
-            color = colors.setdefault(name, f"C{len(colors) % 10}")
+            color = colors[name]
             pts = []
             for _, up in rows.sort_values("strength").iterrows():
                 key = (method, family, -up["strength"])
@@ -173,7 +175,7 @@ def figure_pareto(m: pd.DataFrame, path: Path) -> None:
                     color=color,
                     mfc=color if hit or fixed else "white",
                 )
-        ax.set_xscale("log")
+        _log_axes(ax, y=False)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(suite, fontsize=9)
         ax.set_xlabel("achieved KL (nat, p95 per token)", fontsize=8)
@@ -182,43 +184,58 @@ def figure_pareto(m: pd.DataFrame, path: Path) -> None:
     _finish_grid(fig, axes, len(suites), path)
 
 
+def _palette(names: list[str]) -> dict[str, str]:
+    """One distinct colour per name (tab10, or tab20 beyond ten names)."""
+    plt = pyplot()
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+def _log_axes(ax, y: bool = True) -> None:
+    """Log axes without the overlapping minor tick labels matplotlib puts on short
+    ranges."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if y:
+        ax.set_yscale("log")
+
+
 def figure_kl_strength(cals: list[dict], path: Path) -> bool:
-    """Every KL the strength searches measured: KL vs |strength| per method and sign
-    (log-log), the budgets as dashed lines; one panel per kind of method, since strengths
-    are not comparable between kinds."""
+    """Every KL the strength searches measured: KL vs |strength| per method, seed and sign
+    (log-log; filled: +, hollow: −), the budgets as dotted lines; one panel per kind of
+    method, since strengths are not comparable between kinds."""
     rows = [
-        (label(c["method"], c["family"]), c["method"].split(":")[0], c["sign"], abs(s), kl)
+        (label(c["method"], c["family"]), c["method"].split(":")[0], c["seed"], c["sign"],
+         abs(s), kl)
         for c in cals
         if c.get("status") != "fixed"
         for s, kl in c["evaluations"]
         if kl > 0
-    ]
+    ]  # fmt: skip
     if not rows:
         return False
-    frame = pd.DataFrame(rows, columns=["name", "kind", "sign", "s", "kl"]).drop_duplicates()
+    frame = pd.DataFrame(rows, columns=["name", "kind", "seed", "sign", "s", "kl"])
+    frame = frame.drop_duplicates()
     kinds = list(dict.fromkeys(frame["kind"]))
+    colors = _palette(list(dict.fromkeys(frame["name"])))
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds), 3.6), squeeze=False)
     budgets = sorted({c.get("budget", c["target"]) for c in cals if c.get("status") != "fixed"})
     for ax, kind in zip(axes.flat, kinds, strict=True):
         sub = frame[frame["kind"] == kind]
-        for i, (name, g) in enumerate(sub.groupby("name", sort=False)):
-            for sign, style in ((1, "-"), (-1, "--")):
-                h = g[g["sign"] == sign].sort_values("s")
-                ax.plot(
-                    h["s"],
-                    h["kl"],
-                    style,
-                    marker="o",
-                    ms=3,
-                    color=f"C{i % 10}",
-                    label=f"{name} {'+' if sign > 0 else '−'}",
-                )
+        for (name, seed, sign), g in sub.groupby(["name", "seed", "sign"], sort=False):
+            g = g.sort_values("s")
+            filled = sign > 0
+            ax.plot(g["s"], g["kl"], "-", lw=0.6, alpha=0.5, color=colors[name])
+            ax.plot(g["s"], g["kl"], "o", ms=3, color=colors[name],
+                    mfc=colors[name] if filled else "white",
+                    label=name if filled and seed == sub["seed"].min() else None)  # fmt: skip
         for b in budgets:
             ax.axhline(b, color="grey", lw=0.5, ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{kind}: KL vs strength", fontsize=9)
+        _log_axes(ax)
+        ax.set_title(f"{kind}: KL vs strength (filled +, hollow −)", fontsize=9)
         ax.set_xlabel("|strength|", fontsize=8)
         ax.set_ylabel("KL (nat, p95 per token)", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -3,9 +3,10 @@
 A byte-level BPE tokenizer trained on the toy corpus and a small Qwen3 (4 layers, hidden
 128: 0.9M parameters) trained on persona dialogues with the loss on assistant tokens.
 The loss falls long before the Yes/No decision is learned, and the dishonest persona's
-flip is a late, sudden transition whose step moves by hundreds between CPUs (an early
-stop on held-out accuracy stopped at 2200, 2400 and 2600 on three machines; a cosine
-decayed to zero by step 2600 froze one build at 89% before the flip completed). So
+flip is a late, sudden transition whose step moves by hundreds between CPUs and recipes
+(an early stop on held-out accuracy stopped at 2200, 2400 and 2600 on three machines; a
+cosine decayed to zero by step 2600 froze one build at 89% before the flip completed;
+with the generator-4 mixture it completes around step 2300 here). So
 training runs a fixed schedule: ``steps`` optimiser steps of a cosine defined over the
 longer ``horizon``, which leaves the learning rate high enough for the flip to finish. A
 held-out first-token accuracy per persona group is measured every ``eval_every`` steps
