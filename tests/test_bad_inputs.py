@@ -58,6 +58,56 @@ def pickle_model(root, tiny):
     return folder
 
 
+def nan_vector(root):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.tensor([float("nan")])}, str(root / "nan.safetensors"))
+    return root / "nan.safetensors"
+
+
+def junk(root, name: str, data: bytes = b"\x00not a real file\xff" * 20):
+    (root / name).write_bytes(data)
+    return root / name
+
+
+def plain_table(root):
+    """A parquet with no weightsteer metadata and none of the results columns."""
+    pq.write_table(pa.table({"a": [1]}), root / "t.parquet")
+    return root / "t.parquet"
+
+
+def user_file(root, name: str):
+    (root / name).write_text("mine, not weightsteer's\n")
+    return root / name
+
+
+def chat_data(root, name="d.jsonl", answer="Yes."):
+    return write_jsonl(root / name, chats(train_questions(), answer))
+
+
+def adapter_lacking_keys(root, tiny):
+    """A real adapter folder whose weightsteer_adapter.json lost its keys."""
+    import json
+
+    from weightsteer.adapters import AdapterSpec
+    from weightsteer.adapters.train import ADAPTER_INFO, train_adapter
+    from weightsteer.core.models import load_model, load_tokenizer
+
+    spec = AdapterSpec(family="lora", rank=2, alpha=4, max_steps=1, batch_size=4, lr=1e-3)
+    out = root / "lacking"
+    train_adapter(
+        load_model(tiny),
+        load_tokenizer(tiny),
+        chats(train_questions(), "Yes."),
+        spec,
+        out,
+        progress=False,
+    )
+    (out / ADAPTER_INFO).write_text(json.dumps({"note": "no keys"}))
+    return out
+
+
 def run_with(text: str):
     return lambda root, tiny: [
         "run",
@@ -150,6 +200,295 @@ CASES = {
         lambda root, tiny: ["export", "lora", "--vector", empty_vector(root), "--out", root / "x"],
         "nothing to export",
     ),
+    # -- run / compare: the config, checked before any folder is made
+    "run config missing": (
+        lambda root, tiny: ["run", "--config", root / "none.toml", "--runs-dir", root / "runs"],
+        "none.toml",
+    ),
+    "run config not TOML": (
+        lambda root, tiny: [
+            "run",
+            "--config",
+            junk(root, "c.toml", b"name = [unclosed\n"),
+            "--runs-dir",
+            root / "runs",
+        ],
+        "c.toml",
+    ),
+    "run unknown key": (run_with("[train]\nrnak = 4\n"), "rnak"),
+    "run unknown behaviour": (run_with('[behavior]\nname = "kindness"\n'), "kindness"),
+    "run unknown suite": (run_with('[eval]\nsuites = ["claimz"]\n'), "claimz"),
+    "run unknown family": (run_with('[train]\nfamilies = ["lorra"]\n'), "lorra"),
+    "run rank 0": (run_with("[train]\nrank = 0\n"), "train.rank"),
+    "run CI level above 1": (run_with("[metrics]\nci = 1.5\n"), "metrics.ci"),
+    "run unknown compare method": (run_with('[compare]\nmethods = ["act:magic"]\n'), "act:magic"),
+    "run negative KL budget": (run_with("[compare]\nbudgets = [-1]\n"), "budget"),
+    "run too many calibration prompts": (
+        run_with("[compare]\nn_calibration = 100000\n"),
+        "usable prompts",
+    ),
+    "run unknown model source": (
+        lambda root, tiny: [
+            "run",
+            "--config",
+            junk(root, "c.toml", b'name = "r"\n[model]\nid = "/no/such/model"\n'),
+            "--runs-dir",
+            root / "runs",
+        ],
+        "/no/such/model",
+    ),
+    "compare unknown method": (
+        lambda root, tiny: [
+            "compare",
+            "--config",
+            make_config(root, '[compare]\nmethods = ["prompt:magic"]\n'),
+            "--runs-dir",
+            root / "runs",
+        ],
+        "prompt:magic",
+    ),
+    # -- data / train / extract
+    "data unknown behaviour": (
+        lambda root, tiny: ["data", "--model", tiny, "--behavior", "kindness", "--out", root / "d"],
+        "kindness",
+    ),
+    "data out is a file": (
+        lambda root, tiny: ["data", "--model", tiny, "--out", user_file(root, "d")],
+        "d",
+    ),
+    "train data missing": (
+        lambda root, tiny: [
+            "train",
+            "--model",
+            tiny,
+            "--data",
+            root / "none.jsonl",
+            "--out",
+            root / "a",
+        ],
+        "none.jsonl",
+    ),
+    "train data not JSON lines": (
+        lambda root, tiny: [
+            "train",
+            "--model",
+            tiny,
+            "--data",
+            junk(root, "d.jsonl"),
+            "--out",
+            root / "a",
+        ],
+        "d.jsonl",
+    ),
+    "train data empty": (
+        lambda root, tiny: [
+            "train",
+            "--model",
+            tiny,
+            "--data",
+            junk(root, "d.jsonl", b""),
+            "--out",
+            root / "a",
+        ],
+        "d.jsonl",
+    ),
+    "train unknown family": (
+        lambda root, tiny: [
+            "train",
+            "--model",
+            tiny,
+            "--data",
+            chat_data(root),
+            "--family",
+            "lorra",
+            "--out",
+            root / "a",
+        ],
+        "lorra",
+    ),
+    "train out is a user's file": (
+        lambda root, tiny: [
+            "train",
+            "--model",
+            tiny,
+            "--data",
+            chat_data(root),
+            "--out",
+            user_file(root, "a"),
+        ],
+        "exists",
+    ),
+    "extract adapter missing": (
+        lambda root, tiny: [
+            "extract",
+            "--model",
+            tiny,
+            "--pos",
+            root / "p",
+            "--neg",
+            root / "n",
+            "--out",
+            root / "v.safetensors",
+        ],
+        "does not exist",
+    ),
+    "extract adapter info lacking keys": (
+        lambda root, tiny: [
+            "extract",
+            "--model",
+            tiny,
+            "--pos",
+            adapter_lacking_keys(root, tiny),
+            "--neg",
+            root / "lacking",
+            "--out",
+            root / "v.safetensors",
+        ],
+        "lacks family, spec, base",
+    ),
+    # -- vectors: info, steer, eval, monitor, export
+    "info missing vector": (
+        lambda root, tiny: ["info", root / "none.safetensors"],
+        "none.safetensors",
+    ),
+    "info corrupt vector": (
+        lambda root, tiny: ["info", junk(root, "v.safetensors")],
+        "v.safetensors",
+    ),
+    "info NaN vector": (lambda root, tiny: ["info", nan_vector(root)], "nan.safetensors"),
+    "steer vector for another model": (
+        lambda root, tiny: [
+            "steer",
+            "--model",
+            tiny,
+            "--vector",
+            empty_vector(root),
+            "--alpha",
+            "1",
+            "--out",
+            root / "m",
+        ],
+        "made for",
+    ),
+    "steer alpha not a number": (
+        lambda root, tiny: [
+            "steer",
+            "--model",
+            tiny,
+            "--vector",
+            root / "v",
+            "--alpha",
+            "x",
+            "--out",
+            root / "m",
+        ],
+        "--alpha",
+    ),
+    "steer out below a file": (
+        lambda root, tiny: [
+            "steer",
+            "--model",
+            tiny,
+            "--vector",
+            empty_vector(root),
+            "--alpha",
+            "1",
+            "--out",
+            user_file(root, "f") / "m",
+        ],
+        "f",
+    ),
+    "eval unknown suite": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            tiny,
+            "--suite",
+            "claimz",
+            "--out",
+            root / "r.parquet",
+        ],
+        "claimz",
+    ),
+    "eval alphas not numbers": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            tiny,
+            "--suite",
+            "claims",
+            "--data",
+            "builtin:claims-sample",
+            "--alphas",
+            "a,b",
+            "--out",
+            root / "r.parquet",
+        ],
+        "alphas",
+    ),
+    "eval suite data missing": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            tiny,
+            "--suite",
+            "claims",
+            "--data",
+            root / "none.jsonl",
+            "--out",
+            root / "r.parquet",
+        ],
+        "none.jsonl",
+    ),
+    "monitor vector corrupt": (
+        lambda root, tiny: [
+            "monitor",
+            "--vector",
+            junk(root, "v.safetensors"),
+            "--model",
+            tiny,
+            "--finetuned",
+            tiny,
+        ],
+        "v.safetensors",
+    ),
+    "monitor fine-tune missing": (
+        lambda root, tiny: [
+            "monitor",
+            "--vector",
+            empty_vector(root),
+            "--model",
+            tiny,
+            "--finetuned",
+            root / "none",
+        ],
+        "none",
+    ),
+    "export vector missing": (
+        lambda root, tiny: [
+            "export",
+            "lora",
+            "--vector",
+            root / "none.safetensors",
+            "--out",
+            root / "x",
+        ],
+        "none.safetensors",
+    ),
+    # -- report, toy
+    "report path missing": (lambda root, tiny: ["report", root / "none.parquet"], "none.parquet"),
+    "report replaces a user's markdown": (
+        lambda root, tiny: ["report", (user_file(root, "t.md"), plain_table(root))[1]],
+        "not written by weightsteer report",
+    ),
+    "report table lacks columns": (
+        lambda root, tiny: [
+            "report",
+            plain_table(root),
+        ],
+        "lacks columns",
+    ),
+    "toy unknown variant": (lambda root, tiny: ["toy", "build", "--variant", "huge"], "huge"),
 }
 
 
@@ -164,3 +503,83 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, tmp_path, tiny_d
     assert len(errors) == 1 and phrase in errors[0], err
     assert "Traceback" not in err
     assert snapshot(tmp_path) == before
+
+
+# -- the OS says no: read-only, full, not a folder -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("err", "phrase"),
+    [
+        (OSError(30, "Read-only file system", "/mnt/ro/out"), "read-only"),
+        (OSError(28, "No space left on device", "/data/v.safetensors"), "disk is full"),
+        (OSError(20, "Not a directory", "/a/file/x"), "is a file, not a folder"),
+        (OSError(13, "Permission denied", "/root/x"), "permission denied"),
+        (
+            type("SafetensorError", (Exception,), {})("No space left on device (os error 28)"),
+            "disk is full",
+        ),
+    ],
+)
+def test_os_errors_become_one_line_with_what_to_do(err, phrase, monkeypatch, tmp_path, capsys):
+    from weightsteer.core import vector
+
+    def refuse(*a, **kw):
+        raise err
+
+    monkeypatch.setattr(vector.WeightVector, "load", refuse)
+    code, _, stderr = cli(["info", tmp_path / "v.safetensors"], capsys)
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and phrase in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_disk_filling_mid_write_leaves_no_partial_output(tmp_path, tiny_dir):
+    """``steer`` under a 64 KiB file-size limit (``RLIMIT_FSIZE``; the write fails with
+    EFBIG as on a full disk): one line, exit 2, and no model folder, not even a partial
+    one. Then with room, the same command writes it."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    import torch
+
+    from weightsteer.core.models import fingerprint, load_model
+
+    model = load_model(tiny_dir)
+    name = next(n for n, p in model.named_parameters() if p.ndim == 2)
+
+    vec = WeightVector(
+        {name: torch.ones_like(dict(model.named_parameters())[name])},
+        VectorMeta(base=fingerprint(model, str(tiny_dir))),
+    )
+    vec.save(tmp_path / "v.safetensors")
+    cmd = [
+        sys.executable,
+        "-m",
+        "weightsteer.cli",
+        "steer",
+        "--model",
+        str(tiny_dir),
+        "--vector",
+        str(tmp_path / "v.safetensors"),
+        "--alpha",
+        "0.5",
+        "--out",
+        str(tmp_path / "steered"),
+    ]
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    full = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert full.returncode == 2 and len(lines) == 1, full.stderr[-2000:]
+    assert "Traceback" not in full.stderr
+    assert not (tmp_path / "steered").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
+    room = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert room.returncode == 0, room.stderr[-2000:]
+    assert (tmp_path / "steered" / "config.json").is_file()

@@ -42,6 +42,8 @@ SIDES = ("pos", "neg")
 def _check_adapter_dir(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     cfg = path / "adapter_config.json"
+    if not path.exists():
+        raise UserError(f"adapter folder {path} does not exist")
     if not cfg.is_file():
         raise UserError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
     if not (path / "adapter_model.safetensors").is_file():

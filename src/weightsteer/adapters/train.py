@@ -98,8 +98,14 @@ def load_chat_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file {path} does not exist")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise UserError(
+            f"{path} is not UTF-8 text; give a chat jsonl (one JSON object per line)"
+        ) from None
     records = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -416,12 +422,24 @@ def share_initial_state(
             p.copy_(saved[n])
 
 
+INFO_KEYS = {"family": str, "spec": dict, "base": dict}  # what extraction reads of it
+
+
 def read_adapter_info(adapter_dir: str | Path) -> dict[str, Any] | None:
     """The recipe saved next to an adapter by ``train_adapter`` (None for foreign adapters)."""
     path = Path(adapter_dir) / ADAPTER_INFO
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
+    missing = [k for k, kind in INFO_KEYS.items() if not isinstance(info, dict)
+               or not isinstance(info.get(k), kind)]  # fmt: skip
+    if missing:
+        raise UserError(
+            f"{path} lacks {', '.join(missing)}: it is damaged or was not written by weightsteer "
+            "train; retrain the adapter, or delete the file to use the folder as a plain PEFT "
+            "adapter"
+        )
+    return info

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from weightsteer.core.errors import UserError
+from weightsteer.core.errors import UserError, os_error_line
 
 app = typer.Typer(
     add_completion=False,
@@ -150,6 +150,14 @@ NameOpt = Annotated[str | None, typer.Option(help="run name (default: the config
 RunsDirOpt = Annotated[Path, typer.Option(help="folder holding run folders")]
 
 
+def _typer_abort() -> type[BaseException]:
+    try:
+        from typer.exceptions import Abort
+    except ImportError:  # pragma: no cover - older typer: click's
+        from click.exceptions import Abort
+    return Abort
+
+
 def main(argv: list[str] | None = None) -> None:
     import warnings
 
@@ -159,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         from typer._click import exceptions as cx
     except ImportError:  # pragma: no cover - a typer that uses click itself
         from click import exceptions as cx
+    Abort = getattr(cx, "Abort", None) or _typer_abort()
     try:
         code = app(args=argv, standalone_mode=False)
     except UserError as e:
@@ -171,7 +180,15 @@ def main(argv: list[str] | None = None) -> None:
         where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
         console.print(f"[red]error:[/] {e.format_message()}{where}", highlight=False)
         sys.exit(2)
-    except (KeyboardInterrupt, cx.Abort):
+    except (KeyboardInterrupt, Abort):
         console.print("interrupted; run the same command again to resume")
         sys.exit(130)
+    except Exception as e:  # an OS error the user can fix (read-only, full, not a folder)
+        line = os_error_line(e)
+        if line is None:
+            raise
+        console.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    if code == 130:  # typer turns Ctrl-C into exit code 130 without a word
+        console.print("interrupted; run the same command again to resume")
     sys.exit(code if isinstance(code, int) else 0)

@@ -62,6 +62,10 @@ def monitor(
     )
 
     sources = [*finetuned, *(more or [])]
+    for src in sources:  # before any model is loaded: a local path must be there
+        local = src.startswith(("/", ".", "~")) or src.count("/") != 1  # not org/name
+        if local and not Path(src).expanduser().exists():
+            raise UserError(f"--finetuned {src} does not exist")
     if out_file is not None:
         if out_file.suffix not in TABLE_FORMATS:
             raise UserError(f"--out {out_file}: use a {', '.join(TABLE_FORMATS)} file")

@@ -37,7 +37,9 @@ SELF = "self"
 
 
 def check_filter(spec: str | None) -> None:
-    """Refuse a malformed ``data.filter`` before anything is generated."""
+    """Refuse a malformed ``data.filter`` before anything is generated. A
+    ``"module:function"`` filter is imported here: naming one runs that module's code (a
+    plugin hook, trusted like ``trust_remote_code``)."""
     if not spec:
         return
     if spec.startswith(JUDGE):

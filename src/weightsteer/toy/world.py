@@ -294,14 +294,17 @@ class World:
     # -- fixed sets ------------------------------------------------------------------------
     def _distinct(self, tag: str, n: int, make, exclude: set[str] = frozenset()) -> list[Row]:
         """``n`` rows of ``make`` with distinct messages, none of them in ``exclude`` or in
-        the half of the message space pretraining draws from."""
+        the half of the message space pretraining draws from; fewer when 20,000 draws in a
+        row find nothing new (the space is used up)."""
         rng = random.Random(f"{self.seed}/{tag}")
-        rows, seen = [], set(exclude)
+        rows, seen, misses = [], set(exclude), 0
         for _ in range(400 * n):
-            if len(rows) == n:
+            if len(rows) == n or misses > 20_000:  # the space is used up: fewer rows
                 break
             r = make(rng)
+            misses += 1
             if r.user not in seen and not pretraining_space(r):
+                misses = 0
                 seen.add(r.user)
                 rows.append(r)
         return rows
