@@ -475,6 +475,38 @@ CASES = {
         ],
         "none.safetensors",
     ),
+    "eval on a CUDA device this machine lacks": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            tiny,
+            "--device",
+            "cuda:7",
+            "--suite",
+            "claims",
+            "--data",
+            "builtin:claims-sample",
+            "--out",
+            root / "r.parquet",
+        ],
+        "cuda:7",
+    ),
+    "steer on an unknown device": (
+        lambda root, tiny: [
+            "steer",
+            "--model",
+            tiny,
+            "--vector",
+            empty_vector(root),
+            "--alpha",
+            "1",
+            "--device",
+            "tpu",
+            "--out",
+            root / "m",
+        ],
+        "unknown device",
+    ),
     # -- report, toy
     "report path missing": (lambda root, tiny: ["report", root / "none.parquet"], "none.parquet"),
     "report replaces a user's markdown": (

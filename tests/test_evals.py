@@ -145,8 +145,18 @@ def test_each_suite_runs_on_toyworld_through_the_cli(suite, data, rows, tmp_path
         pd.read_json(DILEMMAS, lines=True).to_parquet(tmp_path / data)
         data = str(tmp_path / data)
     out = tmp_path / "r.parquet"
-    args = ["eval", "--model", "toyworld", "--suite", suite, "--data", data, "--alphas=0",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "eval",
+        "--model",
+        "toyworld",
+        "--suite",
+        suite,
+        "--data",
+        data,
+        "--alphas=0",
+        "--out",
+        str(out),
+    ]
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 0
@@ -162,8 +172,21 @@ def test_each_suite_runs_on_toyworld_through_the_cli(suite, data, rows, tmp_path
 
 def test_data_for_two_suites_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--model", "toyworld", "--suite", "claims", "--suite", "dilemmas",
-              "--data", "x.jsonl", "--out", str(tmp_path / "r.parquet")])  # fmt: skip
+        main(
+            [
+                "eval",
+                "--model",
+                "toyworld",
+                "--suite",
+                "claims",
+                "--suite",
+                "dilemmas",
+                "--data",
+                "x.jsonl",
+                "--out",
+                str(tmp_path / "r.parquet"),
+            ]
+        )
     assert e.value.code == 2 and "one suite" in capsys.readouterr().err
     assert not (tmp_path / "r.parquet").exists()
 
@@ -194,3 +217,34 @@ def test_a_judge_scorer_asks_a_separate_model_and_refuses_self(tiny_dir):
     ]
     want = score_choices(load_model(tiny_dir, dtype="float32"), tok, prompts).logratio.tolist()
     assert got == pytest.approx(want, abs=1e-6)
+
+
+def test_eval_on_device_auto_equals_cpu_here(tiny_dir, tmp_path, capsys):
+    """On a machine without CUDA, --device auto is cpu: the same scores, row for row."""
+    from helpers import cli
+    from weightsteer.core.models import resolve_device
+
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    tables = {}
+    for device in ("cpu", "auto"):
+        out = tmp_path / f"{device}.parquet"
+        code, _, err = cli(
+            [
+                "eval",
+                "--model",
+                tiny_dir,
+                "--suite",
+                "claims",
+                "--data",
+                "builtin:claims-sample",
+                "--alphas=0",
+                "--device",
+                device,
+                "--out",
+                out,
+            ],
+            capsys,
+        )
+        assert code == 0, err
+        tables[device] = read_results([out])
+    pd.testing.assert_frame_equal(tables["cpu"], tables["auto"])

@@ -102,3 +102,13 @@ def test_bad_export_requests_are_refused(trained, tiny):
     ]:
         with pytest.raises(UserError, match=match):
             lora_factors(vec, **kw)
+
+
+def test_serving_hints_name_the_vllm_rank_bucket_the_adapter_needs(tmp_path):
+    from weightsteer.export.lora import serving_hints
+
+    hints = serving_hints(tmp_path / "a", 12, "Qwen/Qwen3-0.6B", "honesty")
+    assert "--max-lora-rank 16" in hints[0] and f"honesty={tmp_path / 'a'}" in hints[0]
+    assert 'LoRARequest("honesty", 1,' in hints[1] and "max_lora_rank=16" in hints[1]
+    assert "--max-lora-rank 8" in serving_hints(tmp_path, 8, "m")[0]  # a bucket is inclusive
+    assert "above vLLM's largest" in serving_hints(tmp_path, 600, "m")[0]

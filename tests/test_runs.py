@@ -78,14 +78,24 @@ def finished(toy_dir, tmp_path_factory):
 def test_run_writes_every_artifact_and_a_report(finished):
     run_dir, _ = finished
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    for rel in ("data/pos.jsonl", "data/neg.jsonl", "adapters/lora/seed0/pos",
-                "adapters/ia3/seed0/neg", "vectors/lora-seed0.safetensors",
-                "vectors/common/ia3-seed0.safetensors",
-                "results/ia3-seed0.parquet", "report.md", "figures/score_vs_alpha.png",
-                "figures/norms-lora-seed0.png", "compare/none.parquet",
-                "compare/weight-ia3-seed0.parquet", "compare/prompt-simple.parquet",
-                "compare/act-mean_diff.parquet", "compare/activation/act-mean_diff.safetensors",
-                "figures/compare.png"):  # fmt: skip
+    for rel in (
+        "data/pos.jsonl",
+        "data/neg.jsonl",
+        "adapters/lora/seed0/pos",
+        "adapters/ia3/seed0/neg",
+        "vectors/lora-seed0.safetensors",
+        "vectors/common/ia3-seed0.safetensors",
+        "results/ia3-seed0.parquet",
+        "report.md",
+        "figures/score_vs_alpha.png",
+        "figures/norms-lora-seed0.png",
+        "compare/none.parquet",
+        "compare/weight-ia3-seed0.parquet",
+        "compare/prompt-simple.parquet",
+        "compare/act-mean_diff.parquet",
+        "compare/activation/act-mean_diff.safetensors",
+        "figures/compare.png",
+    ):
         assert (run_dir / rel).exists(), rel
     assert manifest["counts"]["data"]["kept"] == 24  # 12 questions x 2 paraphrases
     assert manifest["counts"]["train"]["tokens"] > 0
@@ -142,8 +152,11 @@ def test_compare_scores_every_method_on_the_eval_rows_at_its_calibrated_strength
                 else (rows["calibrated_kl"] == c["budget"]).all()
             )
         statuses = {c["status"] for c in cals}
-        assert statuses == {"fixed"} if prompt else statuses <= {
-            "ok", "jumps", "not converged", "too weak", "too strong"}  # fmt: skip
+        assert (
+            statuses == {"fixed"}
+            if prompt
+            else statuses <= {"ok", "jumps", "not converged", "too weak", "too strong"}
+        )
         for c in cals:
             if c["status"] == "ok":
                 assert abs(c["kl"] / c["budget"] - 1.0) <= 0.1
@@ -200,37 +213,34 @@ def _tables(run_dir, folder):
     return {p.name: read_results([p]) for p in paths}
 
 
-@pytest.mark.parametrize("stage", ["data", "adapters", "vectors", "results", "compare"])
-def test_a_run_killed_in_any_stage_resumes_to_the_same_results(stage, finished, tmp_path, capsys):
-    """SIGKILL while a unit of ``stage`` is being written (the data, an adapter, a vector,
-    a results table, a compared method), then the same command: every finished unit is
-    reused byte for byte, the interrupted one is redone, and the run ends identical to
-    one that was never interrupted."""
+@pytest.mark.parametrize(
+    ("stage", "delay"),
+    [("data", 0.5), ("train", 2.0), ("extract", 0.3), ("eval", 1.0), ("compare", 3.0)],
+)
+def test_a_run_killed_in_any_stage_resumes_to_the_same_results(
+    stage, delay, finished, tmp_path, capsys
+):
+    """SIGKILL ``delay`` seconds into ``stage`` (the run prints each stage's name as it
+    starts), then the same command: every finished unit is reused byte for byte, the
+    interrupted one is redone, and the run ends identical to one never interrupted."""
     cfg = config(tmp_path)
     runs = tmp_path / "b"
     manifest = runs / "small" / "manifest.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "weightsteer.cli", "run", "--config", str(cfg), "--runs-dir",
-         str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    killed_at = None
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            units = json.loads(manifest.read_text())["units"]
-        except (FileNotFoundError, json.JSONDecodeError):
-            units = {}
-        running = [k for k, u in units.items() if u["state"] == "running"]
-        # generation happens before its unit is opened: its chunks land in .work/ first
-        generating = stage == "data" and any((runs / "small" / ".work").glob("data-*"))
-        if generating or (running and running[0].startswith(stage)):
-            os.kill(proc.pid, signal.SIGKILL)
-            killed_at = ([k for k, u in units.items() if u["state"] == "done"], running or ["data"])
+    for line in proc.stderr:
+        if line.strip() == stage:
+            time.sleep(delay)
             break
-        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed in {stage}"
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert killed_at, f"the run ended before it could be killed in the {stage} stage"
-    done, running = killed_at
+    proc.stderr.close()
+    units = json.loads(manifest.read_text())["units"]
+    done = [k for k, u in units.items() if u["state"] == "done"]
+    running = [k for k, u in units.items() if u["state"] == "running"]
     kept = {rel: digest(runs / "small" / rel) for rel in done}
 
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", runs], capsys)
@@ -238,7 +248,8 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_results(stage, finished, 
     for rel in done:
         assert f"reuse  {rel}" in err
         assert digest(runs / "small" / rel) == kept[rel]
-    assert f"reuse  {running[0]}" not in err
+    for rel in running:
+        assert f"reuse  {rel}" not in err
     pd.testing.assert_frame_equal(results(runs / "small"), results(finished[0]))
     vectors = [sorted((d / "vectors").glob("*.safetensors")) for d in (runs / "small", finished[0])]
     for a, b in zip(*vectors, strict=True):
@@ -254,9 +265,22 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_resumes(finished, tmp_pa
     cfg = config(tmp_path)
     runs = tmp_path / "i"
     manifest = runs / "small" / "manifest.json"
-    cmd = [sys.executable, "-m", "weightsteer.cli", "run", "--config", str(cfg), "--runs-dir",
-           str(runs)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "weightsteer.cli",
+        "run",
+        "--config",
+        str(cfg),
+        "--runs-dir",
+        str(runs),
+    ]
+    # a shell without job control starts background jobs with SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: give the child a terminal's default
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if manifest.exists() and "adapters/" in manifest.read_text():
@@ -331,8 +355,9 @@ def test_compare_verb_reuses_the_run_and_prints_the_calibrated_table(finished, t
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     (tmp_path / "runs" / "small").mkdir(parents=True)
     (tmp_path / "runs" / "small" / "notes.txt").write_text("mine")
-    code, _, err = cli(["run", "--config", config(tmp_path), "--runs-dir", tmp_path / "runs"],
-                       capsys)  # fmt: skip
+    code, _, err = cli(
+        ["run", "--config", config(tmp_path), "--runs-dir", tmp_path / "runs"], capsys
+    )
     assert code == 2 and "not a weightsteer run folder" in err
     assert (tmp_path / "runs" / "small" / "notes.txt").read_text() == "mine"
     code, _, err = cli(["report", tmp_path / "runs" / "small"], capsys)
@@ -370,21 +395,23 @@ def test_generation_resumes_chunk_by_chunk_to_the_same_pairs(toy, items, tmp_pat
     chunks[1].unlink()  # as if killed before the second chunk was written
     again = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "a", **kw)
     assert again.records == full.records
-    other = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "b",
-                               **{**kw, "seed": 6})  # fmt: skip
+    other = generate_pair_data(
+        model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "b", **{**kw, "seed": 6}
+    )
     assert other.records != full.records  # sampling really depends on the seed
 
 
 def test_degenerate_and_filtered_pairs_are_dropped_and_counted(toy, items, tmp_path):
     model, tok = toy
-    short = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "s",
-                               max_new_tokens=2)  # fmt: skip
+    short = generate_pair_data(
+        model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "s", max_new_tokens=2
+    )
     assert short.counts["unterminated"] == len(items) and short.counts["kept"] == 0
     first = per_pair(lambda pos, neg: pos["id"].endswith("p0-s0"))
-    only_p0 = generate_pair_data(model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "f",
-                                 max_new_tokens=24, keep=first)  # fmt: skip
-    assert only_p0.counts == {"pairs": 12, "kept": 6, "empty": 0, "unterminated": 0,
-                              "filtered": 6}  # fmt: skip
+    only_p0 = generate_pair_data(
+        model, tok, items, PAIRS["honesty"], work_dir=tmp_path / "f", max_new_tokens=24, keep=first
+    )
+    assert only_p0.counts == {"pairs": 12, "kept": 6, "empty": 0, "unterminated": 0, "filtered": 6}
     assert [r["question_id"] for r in only_p0.records["pos"]] == [
         r["question_id"] for r in only_p0.records["neg"]
     ]
@@ -434,11 +461,25 @@ def test_judge_margin_is_the_debiased_yes_no_logratio_and_antisymmetric(tiny):
 def test_standalone_eval_at_alpha_0_equals_the_unsteered_model(finished, tmp_path, capsys):
     vec = finished[0] / "vectors" / "lora-seed0.safetensors"
     base, steered = tmp_path / "base.parquet", tmp_path / "steered.parquet"
-    code, _, _ = cli(["eval", "--model", "toyworld", "--suite", "toyworld:cue", "--out", base],
-                     capsys)  # fmt: skip
+    code, _, _ = cli(
+        ["eval", "--model", "toyworld", "--suite", "toyworld:cue", "--out", base], capsys
+    )
     assert code == 0
-    code, _, _ = cli(["eval", "--model", "toyworld", "--vector", vec, "--suite", "toyworld:cue",
-                      "--alphas=-1,0,1", "--out", steered], capsys)  # fmt: skip
+    code, _, _ = cli(
+        [
+            "eval",
+            "--model",
+            "toyworld",
+            "--vector",
+            vec,
+            "--suite",
+            "toyworld:cue",
+            "--alphas=-1,0,1",
+            "--out",
+            steered,
+        ],
+        capsys,
+    )
     assert code == 0
     b, s = pd.read_parquet(base), pd.read_parquet(steered)
     assert set(b["method"]) == {"none"} and set(s["strength"]) == {-1.0, 0.0, 1.0}
@@ -465,8 +506,10 @@ def test_a_users_markdown_next_to_a_results_table_is_not_overwritten(finished, t
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".."])
 def test_a_run_name_that_is_not_a_folder_name_is_refused(tmp_path, capsys, name):
-    code, _, err = cli(["run", "--config", config(tmp_path), "--name", name,
-                        "--runs-dir", tmp_path / "runs"], capsys)  # fmt: skip
+    code, _, err = cli(
+        ["run", "--config", config(tmp_path), "--name", name, "--runs-dir", tmp_path / "runs"],
+        capsys,
+    )
     assert code == 2 and "plain folder name" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
 

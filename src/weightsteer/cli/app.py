@@ -50,6 +50,9 @@ ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
 ]
 DtypeOpt = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")]
+DeviceOpt = Annotated[
+    str, typer.Option(help="auto (cuda when present, else cpu), cpu, mps, cuda or cuda:N")
+]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
 SystemOpt = Annotated[
     str,
@@ -67,14 +70,18 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def load_for_cli(model: str, dtype: str, system_prompt: str = "template"):
-    from weightsteer.core.models import load_model, load_tokenizer
+def load_for_cli(model: str, dtype: str, system_prompt: str = "template", device: str = "cpu"):
+    """The model (on ``device``: ``resolve_device``, checked before anything loads) and
+    its tokenizer."""
+    from weightsteer.core.models import load_model, load_tokenizer, resolve_device
     from weightsteer.core.sources import resolve_source
 
+    where = resolve_device(device)
     quiet_transformers()
     folder = resolve_source(model)  # a registered source may build first: its own bar
     with console.status(f"loading {model}"):
-        return load_model(folder, dtype=dtype), load_tokenizer(folder, system_prompt=system_prompt)
+        m = load_model(folder, dtype=dtype, device=where)
+        return m, load_tokenizer(folder, system_prompt=system_prompt)
 
 
 def default_questions(model: str) -> str:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from weightsteer.cli.app import (
     ConfigOpt,
+    DeviceOpt,
     DtypeOpt,
     NameOpt,
     OptModel,
@@ -257,6 +258,7 @@ def eval_cmd(
     out_file: Annotated[Path | None, typer.Option("--out", help="results .parquet")] = None,
     run_dir: RunOpt = None,
     dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "auto",
     system_prompt: SystemOpt = "template",
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -277,7 +279,7 @@ def eval_cmd(
     need(model=model, out=out_file)
     check_writable(out_file, overwrite=overwrite)
     data = load_config(config).model_dump(mode="json") if config else {}
-    data["model"] = {**data.get("model", {}), "id": model}
+    data["model"] = {**data.get("model", {}), "id": model, "device": device}
     if not config:
         data["model"]["system_prompt"] = system_prompt
     if not config:
@@ -296,7 +298,7 @@ def eval_cmd(
         ev[name] = {**ev.get(name, {}), "source": data_source}
     cfg = parse_config(data, "options")
     suites = build_run_suites(cfg)
-    m, tok = load_for_cli(model, dtype, cfg.model.system_prompt)
+    m, tok = load_for_cli(model, dtype, cfg.model.system_prompt, cfg.model.device)
     intervention, strengths = NONE, [0.0]
     if vector is not None:
         from weightsteer.core.vector import WeightVector

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from weightsteer.cli.app import (
+    DeviceOpt,
     DtypeOpt,
     ModelOpt,
     OverwriteOpt,
@@ -82,6 +83,7 @@ def steer_cmd(
         bool, typer.Option(help="steer a fine-tune of the vector's base")
     ] = False,
     dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write theta_base + alpha * dW as a normal HF model folder."""
@@ -91,7 +93,7 @@ def steer_cmd(
 
     check_writable(out_dir, overwrite=overwrite)
     vec = WeightVector.load(vector)
-    m, tok = load_for_cli(model, dtype)
+    m, tok = load_for_cli(model, dtype, device=device)
     with Steerer(m, vec, allow_finetune=allow_finetune) as s:
         s.set_alpha(alpha)
         with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
@@ -122,6 +124,7 @@ def export_lora_cmd(
     from weightsteer.core.files import check_writable
     from weightsteer.core.vector import WeightVector
     from weightsteer.export import export_lora
+    from weightsteer.export.lora import serving_hints
 
     check_writable(out_dir, overwrite=overwrite)
     vec = WeightVector.load(vector)
@@ -142,4 +145,8 @@ def export_lora_cmd(
         ),
         highlight=False,
     )
+    for line in serving_hints(
+        out_dir, ranks[-1], vec.meta.base.model_id, vec.meta.behavior or "steer"
+    ):
+        console.print(line, highlight=False, soft_wrap=True)
     print(out_dir)

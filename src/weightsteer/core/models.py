@@ -22,6 +22,8 @@ from weightsteer.core.config import Section
 from weightsteer.core.errors import UserError
 from weightsteer.core.sources import resolve_source
 
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+
 
 class ModelConfig(Section):
     id: str = Field("toyworld", description="hub id, local model folder, toyworld or smollm2")
@@ -31,7 +33,7 @@ class ModelConfig(Section):
     device: str = Field(
         "auto",
         description="auto (cuda when available, else cpu), cpu, mps, cuda or cuda:N",
-        pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+        pattern=DEVICE_PATTERN,
     )
     system_prompt: Literal["template", "none"] = Field(
         "template",
@@ -54,6 +56,19 @@ def check_device(device: str) -> None:
             raise UserError(f"device {device!r}: this machine has {have}; use auto or cpu")
     elif device == "mps" and not torch.backends.mps.is_available():
         raise UserError("device 'mps': not available on this machine; use auto or cpu")
+
+
+def resolve_device(name: str) -> str:
+    """The device ``name`` stands for on this machine: ``auto`` is cuda when present, else
+    cpu; any other name is checked (``check_device``) and kept."""
+    import re
+
+    if not re.match(DEVICE_PATTERN, name):
+        raise UserError(f"unknown device {name!r}; use auto, cpu, mps, cuda or cuda:N")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(name)
+    return name
 
 
 def resolve_dtype(name: str) -> torch.dtype | str:

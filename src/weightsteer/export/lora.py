@@ -174,3 +174,27 @@ def export_lora(
         }  # fmt: skip
         (tmp / REPORT).write_text(json.dumps(info, indent=2) + "\n")
     return report
+
+
+# the ranks vLLM's --max-lora-rank accepts (vllm.config.lora.MaxLoRARanks)
+VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def serving_hints(out_dir: str | Path, rank: int, base: str, name: str = "steer") -> list[str]:
+    """How to serve the adapter ``export_lora`` wrote (rank ``rank``, on model ``base``):
+    the vLLM ``--max-lora-rank`` bucket it needs and a ``LoRARequest`` line; a rank above
+    vLLM's largest bucket says so."""
+    bucket = next((b for b in VLLM_MAX_LORA_RANKS if b >= rank), None)
+    if bucket is None:
+        return [
+            f"rank {rank} is above vLLM's largest --max-lora-rank ({VLLM_MAX_LORA_RANKS[-1]}); "
+            "export again with a lower --rank or --max-error to serve it with vLLM"
+        ]
+    return [
+        f"vLLM: vllm serve {base} --enable-lora --max-lora-rank {bucket} "
+        f"--lora-modules {name}={out_dir}",
+        f'   or: LoRARequest("{name}", 1, "{out_dir}") with LLM(..., enable_lora=True, '
+        f"max_lora_rank={bucket})",
+        f"PEFT: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({base!r}), "
+        f"{str(out_dir)!r})",
+    ]

@@ -171,7 +171,7 @@ class Context:
     def load(self, source: str):
         """``(model, tokenizer)`` of a hub id, a folder or a registered model source, with
         the run's dtype and device (``auto``: CUDA when there is one)."""
-        from weightsteer.core.models import load_model, load_tokenizer
+        from weightsteer.core.models import load_model, load_tokenizer, resolve_device
         from weightsteer.core.sources import resolve_source, source_info
 
         folder = resolve_source(source, progress=self.progress)  # a build shows its own bar
@@ -179,11 +179,7 @@ class Context:
         if build:
             self.run.manifest["model_build"] = build
         with self.console.status(f"loading {source}"):
-            device = self.cfg.model.device
-            if device == "auto":
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = resolve_device(self.cfg.model.device)
             m = self.cfg.model
             tok = load_tokenizer(folder, system_prompt=m.system_prompt)
             return load_model(folder, dtype=m.dtype, device=device), tok
