@@ -28,6 +28,7 @@ readme-numbers:
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_toyworld.py
+	$(PY) benchmarks/bench_threads.py
 
 # mutation testing of metrics.py and calibrate.py (~4 min; not part of `make test`): the
 # four wrong formulas issue 18 named, then every mutant mutmut makes; the survivors are

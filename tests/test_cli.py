@@ -247,3 +247,28 @@ def test_old_option_spellings_still_work_and_say_the_new_one(tiny_dir, tmp_path,
         capsys,
     )
     assert code == 0 and "say --rows" in err
+
+
+def test_threads_and_the_wait_policy_a_run_starts_with(monkeypatch, capsys):
+    from helpers import cli
+    from weightsteer.cli.app import thread_settings
+
+    assert thread_settings(None, {}, load=0.2, cpus=2) == {}  # alone: torch's defaults
+    assert thread_settings(None, {}, load=1.5, cpus=2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert thread_settings(None, {"OMP_WAIT_POLICY": "ACTIVE"}, load=9, cpus=2) == {}
+    assert thread_settings(1, {}, load=0.0, cpus=16) == {"OMP_NUM_THREADS": "1"}
+    import torch
+
+    # recorded, so the teardown puts back what was there (absent or not): later tests'
+    # subprocesses must not inherit one thread
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    before = torch.get_num_threads()
+    try:
+        code, _, _ = cli(["--threads", 1, "config-help"], capsys)
+        assert code == 0 and torch.get_num_threads() == 1
+        assert __import__("os").environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
+    code, _, err = cli(["--threads", 0, "config-help"], capsys)
+    assert code == 2 and "--threads" in err

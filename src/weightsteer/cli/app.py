@@ -35,15 +35,46 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def thread_settings(
+    threads: int | None, env: dict[str, str], load: float, cpus: int
+) -> dict[str, str]:
+    """The OpenMP settings a run starts with (``benchmarks/bench_threads.py`` measured why).
+
+    ``threads`` (``--threads``) sets ``OMP_NUM_THREADS``. Idle OpenMP threads spin while
+    they wait: alone that is fastest, but next to other busy processes a spinning step ran
+    3-220x slower than alone on 2 cores, at random. So when the machine is already busy
+    (1-minute load >= half its cores) and the user set no wait policy, idle threads sleep
+    (``OMP_WAIT_POLICY=PASSIVE``: never worse than 2.5x in the same measurement). Whatever
+    the user set stays."""
+    out: dict[str, str] = {}
+    if threads is not None:
+        out["OMP_NUM_THREADS"] = str(threads)
+    if "OMP_WAIT_POLICY" not in env and load >= cpus / 2:
+        out["OMP_WAIT_POLICY"] = "PASSIVE"
+    return out
+
+
 @app.callback()
 def _options(
     version: Annotated[
         bool,
         typer.Option("--version", is_eager=True, callback=_print_version, help="print the version"),
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="torch CPU threads (default: torch's, or OMP_NUM_THREADS when set)"
+        ),
+    ] = None,
 ) -> None:
     """Contrastive weight steering: turn a behaviour into dW = theta_pos - theta_neg and
     steer with theta_base + alpha * dW."""
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    os.environ.update(thread_settings(threads, dict(os.environ), load, os.cpu_count() or 1))
+    if threads is not None and "torch" in sys.modules:  # already started (in-process use)
+        sys.modules["torch"].set_num_threads(threads)
 
 
 ModelOpt = Annotated[
