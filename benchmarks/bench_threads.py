@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -104,7 +103,6 @@ def main() -> None:
            f"| {r['seconds']:.3f} | {r['vs_2_alone']:.2f}x |" for r in rows]  # fmt: skip
     (RESULTS / "threads.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    _ = statistics  # (medians are taken in each cell)
 
 
 if __name__ == "__main__":
