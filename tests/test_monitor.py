@@ -144,14 +144,30 @@ def test_cli_prints_one_line_per_finetune_and_writes_table_and_figure(
     pos = trained["lora"][0]
     out = tmp_path / "mon" / "table.csv"
     code, stdout, err = cli(
-        ["monitor", "--vector", tmp_path / "v.safetensors", "--model", tiny_dir,
-         "--finetuned", pos, same, "--out", out], capsys)  # fmt: skip
+        [
+            "monitor",
+            "--vector",
+            tmp_path / "v.safetensors",
+            "--model",
+            tiny_dir,
+            "--finetuned",
+            pos,
+            same,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     lines = stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == [str(pos), str(same)]
     expected = monitor_finetune(model, vec, pos, common=common).overall
-    assert lines[0].split()[1:5] == ["cos", f"{expected.cosine:+.4f}", "contrast",
-                                     f"{expected.contrast:+.4f}"]  # fmt: skip
+    assert lines[0].split()[1:5] == [
+        "cos",
+        f"{expected.cosine:+.4f}",
+        "contrast",
+        f"{expected.contrast:+.4f}",
+    ]
     assert "cos nan" in lines[1] and "changes none of the vector" in err
     table = pd.read_csv(out)
     overall = table[(table.scope == "all") & (table.finetuned == str(pos))].iloc[0]
@@ -207,10 +223,17 @@ def test_callback_during_full_finetuning_matches_the_saved_model(tiny_dir, lora_
     tok = load_tokenizer(tiny_dir)
     cb = MonitorCallback({"yes": vec}, common={"yes": common})
     args = TrainingArguments(
-        output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=4, learning_rate=1e-3,
-        max_steps=6, logging_steps=3, save_strategy="no", report_to=[], use_cpu=True,
-        disable_tqdm=True, remove_unused_columns=False,
-    )  # fmt: skip
+        output_dir=str(tmp_path / "trainer"),
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        max_steps=6,
+        logging_steps=3,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
     trainer = Trainer(
         model=model,
         args=args,
@@ -221,8 +244,9 @@ def test_callback_during_full_finetuning_matches_the_saved_model(tiny_dir, lora_
     assert trainer.callback_handler.callbacks[0] is cb
     trainer.train()
     model.save_pretrained(tmp_path / "full")
-    saved = monitor_finetune(load_model(tiny_dir, dtype="float32"), vec, tmp_path / "full",
-                             common=common)  # fmt: skip
+    saved = monitor_finetune(
+        load_model(tiny_dir, dtype="float32"), vec, tmp_path / "full", common=common
+    )
     assert [h["step"] for h in cb.history] == [3, 6]
     assert cb.history[-1]["monitor/yes/cosine"] == pytest.approx(saved.overall.cosine, abs=1e-5)
     assert cb.history[-1]["monitor/yes/contrast"] == pytest.approx(saved.overall.contrast, abs=1e-5)
@@ -241,9 +265,15 @@ def test_callback_during_peft_training_matches_the_saved_adapter(
     vec, _ = lora_vec
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
     cb = MonitorCallback([vec])
-    out = train_adapter(model, tok, chats(train_questions(), "Yes."),
-                        spec_for(family, max_steps=10), tmp_path / "a", progress=False,
-                        callbacks=[cb])  # fmt: skip
+    out = train_adapter(
+        model,
+        tok,
+        chats(train_questions(), "Yes."),
+        spec_for(family, max_steps=10),
+        tmp_path / "a",
+        progress=False,
+        callbacks=[cb],
+    )
     saved = monitor_finetune(model, vec, out)
     (label,) = cb.vectors
     assert cb.history[-1]["step"] == 10
@@ -273,3 +303,61 @@ def test_monitor_ranks_toyworld_finetunes_dishonest_neutral_honest(toy_honesty, 
     print("cosine", cos, "contrast", contrast)
     assert contrast["dishonest"] < contrast["neutral"] < contrast["honest"]
     assert cos["dishonest"] == min(cos.values()) and cos["dishonest"] < -0.05
+
+
+@pytest.mark.parametrize("peft", [False, True], ids=["full", "peft_config"])
+def test_callback_under_trl_sft_trainer_matches_the_saved_model(tiny_dir, lora_vec, tmp_path, peft):
+    """How most users fine-tune: TRL's SFTTrainer on conversational data, full or with a
+    ``peft_config``. The callback's last reading equals ``monitor`` on what was saved."""
+    trl = pytest.importorskip("trl")
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    from weightsteer.core.models import load_tokenizer
+
+    vec, common = lora_vec
+    model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
+    cb = MonitorCallback({"yes": vec}, common={"yes": common})
+    args = trl.SFTConfig(
+        output_dir=str(tmp_path / "sft"),
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        max_steps=4,
+        logging_steps=2,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        max_length=64,
+    )
+    names = sorted({n.split(".")[-2] for n in vec})  # the module kinds the vector covers
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(chats(train_questions(), "Yes.")),
+        processing_class=tok,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=names) if peft else None,
+        callbacks=[cb],
+    )
+    trainer.train()
+    trainer.model.save_pretrained(tmp_path / "out")
+    saved = monitor_finetune(
+        load_model(tiny_dir, dtype="float32"), vec, tmp_path / "out", common=common
+    )
+    assert [h["step"] for h in cb.history] == [2, 4]
+    assert cb.history[-1]["monitor/yes/cosine"] == pytest.approx(saved.overall.cosine, abs=1e-4)
+    assert saved.touched > 0
+
+
+def test_callback_refuses_sharded_parameters_with_what_to_do(tiny_dir, lora_vec):
+    """ZeRO-3 leaves each rank an empty placeholder per parameter: refused in one line."""
+    import torch
+
+    vec, _ = lora_vec
+    model = load_model(tiny_dir, dtype="float32")
+    name = next(iter(vec))
+    param = dict(model.named_parameters())[name]
+    param.data = torch.empty(0)  # what a ZeRO-3 rank holds between gathers
+    cb = MonitorCallback([vec])
+    with pytest.raises(UserError, match=r"sharded \(FSDP or DeepSpeed ZeRO-3\)"):
+        cb.on_train_begin(None, None, None, model=model)

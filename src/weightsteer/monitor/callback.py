@@ -32,6 +32,16 @@ def _weights_view(model: torch.nn.Module, names: set[str]) -> dict[str, Delta]:
         return {n: d for n, d in deltas.items() if n in names}
     params = dict(model.named_parameters())
     missing = sorted(names - params.keys())
+    sharded = [
+        n
+        for n in sorted(names & params.keys())
+        if params[n].numel() == 0 or hasattr(params[n], "ds_id")
+    ]
+    if sharded or any("_fsdp_wrapped_module" in n for n in params):
+        raise UserError(
+            "MonitorCallback reads whole parameters, and this model's are sharded (FSDP or "
+            "DeepSpeed ZeRO-3); monitor the saved checkpoints instead (weightsteer monitor)"
+        )
     if missing:
         raise UserError(
             f"the monitored vector changes {missing[0]}, which the trained model does not have"
