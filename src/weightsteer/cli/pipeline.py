@@ -75,7 +75,9 @@ def compare(
     from weightsteer.report.summary import compare_summary
 
     run_stages(ctx, ["data", "train", "extract", "compare", "report"])
-    console.print(compare_summary(ctx.run.layout.compared(), ctx.cfg.metrics))
+    console.print(
+        compare_summary(ctx.run.layout.compared(), ctx.cfg.metrics, ctx.cfg.compare.target_kl)
+    )
     console.print(
         "KL * : a prompt's fixed cost (it has no strength to tune); ⚠ : missed the budget"
     )

@@ -46,6 +46,7 @@ both (each method's seeds resampled on their own).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -333,10 +334,22 @@ def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
 # -- paired effects: does A move the behaviour more than B, on the same rows ------------
 
 
-def _chi2_quantiles(dof: int, ci: float, rng: np.random.Generator) -> tuple[float, float]:
-    draws = rng.chisquare(dof, size=200_000)
+@functools.lru_cache(maxsize=256)
+def _chi2_quantiles(dof: int, ci: float, seed: int) -> tuple[float, float]:
+    """The central ``ci`` interval of chi-square(``dof``), by simulation (cached: a report
+    asks for the same few seed counts hundreds of times)."""
+    draws = np.random.default_rng(seed).chisquare(dof, size=200_000)
     lo = (1 - ci) / 2
     return float(np.quantile(draws, lo)), float(np.quantile(draws, 1 - lo))
+
+
+@functools.lru_cache(maxsize=256)
+def _f_quantiles(dof_a: int, dof_b: int, ci: float, seed: int) -> tuple[float, float]:
+    """The central ``ci`` interval of F(``dof_a``, ``dof_b``), by simulation (cached)."""
+    rng = np.random.default_rng(seed)
+    f = (rng.chisquare(dof_a, 200_000) / dof_a) / (rng.chisquare(dof_b, 200_000) / dof_b)
+    lo = (1 - ci) / 2
+    return float(np.quantile(f, lo)), float(np.quantile(f, 1 - lo))
 
 
 def seed_sd_interval(sd: float, n: int, ci: float = 0.95, seed: int = 0) -> tuple[float, float]:
@@ -344,7 +357,7 @@ def seed_sd_interval(sd: float, n: int, ci: float = 0.95, seed: int = 0) -> tupl
     ``sd * sqrt((n - 1) / q)`` at the chi-square(n - 1) quantiles (NaN with < 2 seeds)."""
     if n < 2 or not np.isfinite(sd):
         return float("nan"), float("nan")
-    q_lo, q_hi = _chi2_quantiles(n - 1, ci, np.random.default_rng(seed))
+    q_lo, q_hi = _chi2_quantiles(n - 1, ci, seed)
     return float(sd * np.sqrt((n - 1) / q_hi)), float(sd * np.sqrt((n - 1) / q_lo))
 
 
@@ -355,12 +368,7 @@ def sd_ratio_interval(
     two sample variances; NaN where a side has < 2 seeds or no spread)."""
     if min(n_a, n_b) < 2 or not (np.isfinite(sd_a) and np.isfinite(sd_b)) or sd_b == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    f = (rng.chisquare(n_a - 1, 200_000) / (n_a - 1)) / (
-        rng.chisquare(n_b - 1, 200_000) / (n_b - 1)
-    )
-    lo = (1 - ci) / 2
-    f_lo, f_hi = np.quantile(f, lo), np.quantile(f, 1 - lo)
+    f_lo, f_hi = _f_quantiles(n_a - 1, n_b - 1, ci, seed)
     ratio = (sd_a / sd_b) ** 2
     return float(np.sqrt(ratio)), float(np.sqrt(ratio / f_hi)), float(np.sqrt(ratio / f_lo))
 

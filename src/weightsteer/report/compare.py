@@ -73,9 +73,16 @@ def read_compared(
     plain = df[df["eval"] != TINYMFV]
     m = suite_metrics(plain, settings) if not plain.empty else None
     budgets = sorted(float(b) for b in df["calibrated_kl"].dropna().unique())
-    if target is None or target not in budgets:
-        target = 1.0 if 1.0 in budgets or not budgets else budgets[-1]
+    target = verdict_budget(budgets, target)
     return Compared(df, m, target, budgets, calibration_rows(paths), results_suites(paths))
+
+
+def verdict_budget(budgets: list[float], target: float | None = None) -> float:
+    """The budget a verdict reads: ``target`` (``compare.target_kl``) when it was
+    calibrated, else 1 nat when it was, else the largest."""
+    if target is not None and target in budgets:
+        return target
+    return 1.0 if 1.0 in budgets or not budgets else budgets[-1]
 
 
 def verdict_order(suites: list[str], info: dict[str, dict], headline: tuple[str, ...]) -> list[str]:
@@ -171,9 +178,7 @@ def verdict(
         )
     n = len(weight) * len(tuned)
     tally.wins, tally.losses = int(wins), int(losses)
-    tally.right = sum(
-        bool(up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0) for k in weight
-    )
+    tally.right = sum(_right_way(up, down, k) for k in weight)
     lines.append("")
     if tuned:
         lines.append(
@@ -211,15 +216,16 @@ def _seed_lines(eff: pd.DataFrame, weight: list, tuned: list, settings: MetricsC
             f"{'; '.join(cells)}."]  # fmt: skip
 
 
+def _right_way(up: pd.DataFrame, down: pd.DataFrame, k) -> bool:
+    """Δ CI above 0 at +, below 0 at −: the effect is a swing, and a swing can come from
+    one side alone."""
+    return bool(up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0)
+
+
 def _direction_line(up: pd.DataFrame, down: pd.DataFrame, weight: list, tuned: list) -> str:
-    """Which methods move the behaviour the right way on both sides (Δ CI above 0 at +,
-    below 0 at −): the effect is a swing, and a swing can come from one side alone."""
-
-    def right(k) -> bool:
-        return up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0
-
-    ok = [label(*k) for k in weight if right(k)]
-    other = [label(*k) for k in tuned if right(k)]
+    """Which methods move the behaviour the right way on both sides (``_right_way``)."""
+    ok = [label(*k) for k in weight if _right_way(up, down, k)]
+    other = [label(*k) for k in tuned if _right_way(up, down, k)]
     return (
         f"- Right way on both sides (Δ CI > 0 at +, < 0 at −): {len(ok)} of {len(weight)} "
         f"weight families ({', '.join(ok) or 'none'}); baselines: {', '.join(other) or 'none'}."

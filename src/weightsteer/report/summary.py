@@ -11,6 +11,7 @@ from rich.table import Table
 
 from weightsteer.evals.metrics import MetricsConfig, comparison_frame, suite_metrics
 from weightsteer.evals.results import read_results
+from weightsteer.report.compare import verdict_budget
 from weightsteer.report.tables import TINYMFV, kl_cell, label
 
 
@@ -19,15 +20,18 @@ def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
     df = read_results(results)
     lo, hi = df["strength"].min(), df["strength"].max()
     title = f"{{suite}}: mean score shift vs strength 0 [{metrics.ci:.0%} CI]"
-    return _table(df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}",
-                  metrics)  # fmt: skip
+    return _table(
+        df, (lo, hi), title, "score at 0", lambda k, by: f"{by[0.0]['mean']:+.2f}", metrics
+    )
 
 
-def compare_summary(compared: list[Path], metrics: MetricsConfig) -> Table:
-    """The compare stage: per method, its achieved KL and the shift at +- the budget."""
+def compare_summary(
+    compared: list[Path], metrics: MetricsConfig, target: float | None = None
+) -> Table:
+    """The compare stage: per method, its achieved KL and the shift at +- the verdict's
+    budget (``compare.target_kl``)."""
     df = comparison_frame(read_results(compared))
-    budgets = sorted(df["calibrated_kl"].dropna().unique())
-    budget = 1.0 if 1.0 in budgets or not budgets else float(budgets[-1])
+    budget = verdict_budget(sorted(float(b) for b in df["calibrated_kl"].dropna().unique()), target)
     title = f"{{suite}} at {budget:g} nat: mean score shift vs unsteered [{metrics.ci:.0%} CI]"
 
     def kls(key, by) -> str:
@@ -37,8 +41,14 @@ def compare_summary(compared: list[Path], metrics: MetricsConfig) -> Table:
     return _table(df, (budget, -budget), title, "KL + / -", kls, metrics)
 
 
-def _table(df, strengths: Sequence[float], title: str, extra: str,
-           extra_cell: Callable, metrics: MetricsConfig) -> Table:  # fmt: skip
+def _table(
+    df,
+    strengths: Sequence[float],
+    title: str,
+    extra: str,
+    extra_cell: Callable,
+    metrics: MetricsConfig,
+) -> Table:
     """The first (non-tinymfv) suite: per method, the ``extra`` column, the shift at each
     of ``strengths`` with its CI, and SI k=1 at the positive one."""
     suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
@@ -49,8 +59,13 @@ def _table(df, strengths: Sequence[float], title: str, extra: str,
     for key, rows in t.groupby(["method", "family"], sort=False):
         by = {r["strength"]: r for _, r in rows.iterrows()}
         if "status" in rows and rows["status"].eq("fixed").any():  # a prompt: its own strength
-            by = {math.copysign(s, k): by[k] for k in by if k for s in strengths
-                  if math.copysign(1, s) == math.copysign(1, k)}  # fmt: skip
+            by = {
+                math.copysign(s, k): by[k]
+                for k in by
+                if k
+                for s in strengths
+                if math.copysign(1, s) == math.copysign(1, k)
+            }
         cells = [
             f"{by[s]['delta']:+.2f} [{by[s]['delta_lo']:+.2f}, {by[s]['delta_hi']:+.2f}]"
             if s in by

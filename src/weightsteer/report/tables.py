@@ -180,7 +180,7 @@ def compare_table(m: pd.DataFrame, suite: str, budget: float) -> tuple[list[str]
         )
         ok = bool(fixed.any() or (up["at_budget"] and down["at_budget"]))
         (hit if ok else missed).append(line)
-    return hit, missed[2:] and missed
+    return hit, missed if len(missed) > len(head) else []
 
 
 def off_target_lines(f: pd.DataFrame, target: str | None, budget: float) -> list[str]:
