@@ -17,6 +17,9 @@ def readme_commands() -> list[str]:
     text = README.read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
     lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    # a launcher's line (accelerate launch, torchrun) runs `-m weightsteer.cli <verb> ...`
+    lines = ["weightsteer " + ln.split(" -m weightsteer.cli ", 1)[1] if " -m weightsteer.cli " in ln
+             else ln for ln in lines]  # fmt: skip
     return [line.split("#", 1)[0].strip() for line in lines if line.startswith("weightsteer ")]
 
 

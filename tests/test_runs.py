@@ -244,7 +244,7 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_results(
     kept = {rel: digest(runs / "small" / rel) for rel in done}
 
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", runs], capsys)
-    assert code == 0
+    assert code == 0, err
     for rel in done:
         assert f"reuse  {rel}" in err
         assert digest(runs / "small" / rel) == kept[rel]

@@ -31,6 +31,7 @@ import torch
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from weightsteer.adapters import AdapterSpec, get_family, target_module_names
+from weightsteer.core import dist
 from weightsteer.core.config import DepthRange, Section, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, check_writable
@@ -204,6 +205,7 @@ def train_adapter(
     from transformers import Trainer, TrainingArguments
 
     family = get_family(spec.family)
+    dist.check_unsharded()
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
@@ -244,6 +246,7 @@ def train_adapter(
                 bf16=use_cuda and torch.cuda.is_bf16_supported(),
                 disable_tqdm=True,
                 dataloader_num_workers=0,
+                ddp_find_unused_parameters=False,  # every trainable adapter weight is used
             )
             trainer = Trainer(
                 model=peft_model,
@@ -258,7 +261,7 @@ def train_adapter(
 
             trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
-            if progress:
+            if progress and dist.is_main():
                 trainer.add_callback(stderr_progress())
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -278,11 +281,17 @@ def train_adapter(
                 },
                 "versions": library_versions(),
             }
-            with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
-                kw = {"path_initial_model_for_weight_conversion": str(init_dir)} if init_dir else {}
-                peft_model.save_pretrained(str(tmp), **kw)
-                _sort_target_modules(tmp / "adapter_config.json")
-                (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+            if dist.is_main():  # one writer; the other ranks hold the same weights
+                with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+                    kw = (
+                        {"path_initial_model_for_weight_conversion": str(init_dir)}
+                        if init_dir
+                        else {}
+                    )
+                    peft_model.save_pretrained(str(tmp), **kw)
+                    _sort_target_modules(tmp / "adapter_config.json")
+                    (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+            dist.barrier()
     return out_dir
 
 
@@ -369,8 +378,9 @@ def save_initial_state(
     """Initialise the adapter ``spec`` describes on ``model`` once and save its starting point
     to ``path``, for ``train_adapter(init_state=path)`` of both sides of a contrast."""
     path = check_writable(path, overwrite=overwrite)
-    if overwrite:
+    if overwrite and dist.is_main():
         path.unlink(missing_ok=True)
+    dist.barrier()
     names = target_module_names(model, spec)
     with _wrapped(model, spec, names) as peft_model:
         share_initial_state(peft_model, spec, names, path)
@@ -398,11 +408,15 @@ def share_initial_state(
 
     path = Path(path)
     state = _initial_tensors(peft_model, spec, names)
-    if not path.is_file():
-        with atomic_path(path, overwrite=False) as tmp:
-            tensors = {n: p.detach().to("cpu").contiguous() for n, p in state.items()}
-            save_file(tensors, str(tmp), metadata={"family": spec.family, "seed": str(spec.seed)})
-        return
+    if not dist.broadcast(path.is_file()):  # rank 0's answer: every rank takes one branch
+        if dist.is_main():
+            with atomic_path(path, overwrite=False) as tmp:
+                tensors = {n: p.detach().to("cpu").contiguous() for n, p in state.items()}
+                meta = {"family": spec.family, "seed": str(spec.seed)}
+                save_file(tensors, str(tmp), metadata=meta)
+        dist.barrier()
+        if dist.is_main():
+            return  # the other ranks load what rank 0 saved: one start for all
     try:
         saved = load_file(str(path))
     except (SafetensorError, OSError) as e:

@@ -80,9 +80,22 @@ def _options(
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
 ]
-DtypeOpt = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        help="default (bfloat16 on CUDA, float32 elsewhere), auto (the checkpoint's), "
+        "float32, bfloat16 or float16"
+    ),
+]
 DeviceOpt = Annotated[
     str, typer.Option(help="auto (cuda when present, else cpu), cpu, mps, cuda or cuda:N")
+]
+DeviceMapOpt = Annotated[
+    str,
+    typer.Option(
+        help="none, or spread a model too large for one device over all of them: auto, "
+        "balanced, balanced_low_0 or sequential (transformers' device_map)"
+    ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
 SystemOpt = Annotated[
@@ -101,17 +114,26 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def load_for_cli(model: str, dtype: str, system_prompt: str = "template", device: str = "cpu"):
-    """The model (on ``device``: ``resolve_device``, checked before anything loads) and
-    its tokenizer."""
+def load_for_cli(
+    model: str,
+    dtype: str,
+    system_prompt: str = "template",
+    device: str = "auto",
+    device_map: str = "none",
+):
+    """The model (on ``device``: ``resolve_device``, checked before anything loads; or
+    spread by ``device_map``) and its tokenizer."""
+    from weightsteer.core import dist
     from weightsteer.core.models import load_model, load_tokenizer, resolve_device
     from weightsteer.core.sources import resolve_source
 
     where = resolve_device(device)
+    dist.check_device_map(device_map)
     quiet_transformers()
-    folder = resolve_source(model)  # a registered source may build first: its own bar
+    with dist.main_first():  # a registered source may build first (its own bar): once
+        folder = resolve_source(model)
     with console.status(f"loading {model}"):
-        m = load_model(folder, dtype=dtype, device=where)
+        m = load_model(folder, dtype=dtype, device=where, device_map=device_map)
         return m, load_tokenizer(folder, system_prompt=system_prompt)
 
 
@@ -196,7 +218,18 @@ def _typer_abort() -> type[BaseException]:
     return Abort
 
 
+def _error(line: str) -> None:
+    """One line on stderr (rank-prefixed under several processes, where other ranks are
+    quiet)."""
+    from weightsteer.core import dist
+
+    console.quiet = False
+    rank = f"[rank {dist.rank()}] " if dist.world_size() > 1 else ""
+    console.print(f"[red]error:[/] {rank}{line}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    import os
     import warnings
 
     # a deprecation inside transformers that PEFT triggers on every adapter: not actionable
@@ -206,17 +239,22 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover - a typer that uses click itself
         from click import exceptions as cx
     Abort = getattr(cx, "Abort", None) or _typer_abort()
+    from weightsteer.core import dist
+
+    if not dist.is_main():  # rank 0 speaks for a multi-process job; the rest only on error
+        console.quiet = True
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         code = app(args=argv, standalone_mode=False)
     except UserError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
         sys.exit(2)
     except cx.NoArgsIsHelpError as e:  # a bare verb group: its help, as typer shows it
         print(e.ctx.get_help() if e.ctx else "", file=sys.stderr)
         sys.exit(2)
     except cx.UsageError as e:  # a bad option value, an unknown option or verb: one line
         where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
-        console.print(f"[red]error:[/] {e.format_message()}{where}", highlight=False)
+        _error(f"{e.format_message()}{where}")
         sys.exit(2)
     except (KeyboardInterrupt, Abort):
         console.print("interrupted; run the same command again to resume")
@@ -225,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         line = os_error_line(e)
         if line is None:
             raise
-        console.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+        _error(line)
         sys.exit(2)
     if code == 130:  # typer turns Ctrl-C into exit code 130 without a word
         console.print("interrupted; run the same command again to resume")

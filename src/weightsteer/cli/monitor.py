@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from weightsteer.cli.app import (
+    DeviceMapOpt,
+    DeviceOpt,
     DtypeOpt,
     ModelOpt,
     OverwriteOpt,
@@ -42,6 +44,8 @@ def monitor(
         bool, typer.Option(help="--model is a fine-tune of the vector's base")
     ] = False,
     dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = "none",
     allow_pickle: Annotated[
         bool,
         typer.Option(help="read fine-tunes saved only as pickle .bin (runs code: trusted only)"),
@@ -79,7 +83,7 @@ def monitor(
         raise UserError(
             f"{common} covers other parameters than {vector}; it is not its common mode"
         )
-    m, _ = load_for_cli(model, dtype)
+    m, _ = load_for_cli(model, dtype, device=device, device_map=device_map)
     check_compatible(m, vec, allow_finetune=allow_finetune)
     results = []
     for src in sources:

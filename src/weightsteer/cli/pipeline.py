@@ -10,6 +10,7 @@ from rich.table import Table
 
 from weightsteer.cli.app import (
     ConfigOpt,
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     NameOpt,
@@ -41,6 +42,7 @@ def run(
     """The whole pipeline: data -> train -> extract -> eval -> report, resumable."""
     import time
 
+    from weightsteer.core import dist
     from weightsteer.pipeline import load_config, run_stages
 
     t0 = time.perf_counter()
@@ -49,6 +51,8 @@ def run(
     from weightsteer.report.summary import shift_summary
 
     run_stages(ctx)
+    if not dist.is_main():
+        return  # rank 0 did the rest of the stages and speaks for the job
     lay = ctx.run.layout
     console.print(shift_summary(lay.results(), ctx.cfg.metrics))
     console.print(
@@ -169,7 +173,9 @@ def train(
             "the first call, read by the second, so both start identical"
         ),
     ] = None,
-    dtype: DtypeOpt = "float32",
+    dtype: DtypeOpt = "default",
+    device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = "none",
     system_prompt: SystemOpt = "template",
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -213,7 +219,7 @@ def train(
         raise UserError(f"--{name.replace('_', '-')}: {err['msg']}") from None
     if out_dir.exists() and not overwrite:
         raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
-    m, tok = load_for_cli(model, dtype, system_prompt)
+    m, tok = load_for_cli(model, dtype, system_prompt, device, device_map)
     info = {"path": str(data), "sha256": file_digest(data), "rows": len(records)}
     train_adapter(
         m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite, init_state=init
@@ -237,6 +243,8 @@ def extract(
         typer.Option(help="also write theta_pos + theta_neg - 2 base here (for monitor)"),
     ] = None,
     dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = "none",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Extract dW = theta_pos - theta_neg from two adapters (exact, float32)."""
@@ -250,7 +258,7 @@ def extract(
     check_writable(out_file, overwrite=overwrite)
     if common_out is not None:
         check_writable(common_out, overwrite=overwrite)
-    m, _ = load_for_cli(model, dtype)
+    m, _ = load_for_cli(model, dtype, device=device, device_map=device_map)
     vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
     common = extract_common(m, pos, neg, vec) if common_out is not None else None
     vec.save(out_file, overwrite=overwrite)
@@ -265,6 +273,13 @@ def extract(
 def eval_cmd(
     model: OptModel = None,
     vector: Annotated[Path | None, typer.Option(help="vector file; none: the base only")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="steer and score this fine-tune of --model (a model folder, hub id, or PEFT "
+            "adapter folder trained on --model) instead of --model itself"
+        ),
+    ] = None,
     suite: Annotated[list[str], typer.Option(help="suite name (repeatable)")] = ["claims"],  # noqa: B006
     data_source: Annotated[
         str | None,
@@ -277,8 +292,9 @@ def eval_cmd(
     alphas: Annotated[str, typer.Option(help="comma-separated strengths")] = "-1,-0.5,0,0.5,1",
     out_file: Annotated[Path | None, typer.Option("--out", help="results .parquet")] = None,
     run_dir: RunOpt = None,
-    dtype: DtypeOpt = "float32",
+    dtype: DtypeOpt = "default",
     device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = "none",
     system_prompt: SystemOpt = "template",
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -288,6 +304,7 @@ def eval_cmd(
     section when given; --data sets the rows of the suite (one suite only).
     """
     from weightsteer.core.files import check_writable
+    from weightsteer.core.models import is_adapter_folder, merge_adapter
     from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.results import suite_info, write_results
     from weightsteer.methods import NONE
@@ -305,7 +322,9 @@ def eval_cmd(
     need(model=model, out=out_file)
     check_writable(out_file, overwrite=overwrite)
     data = load_config(config).model_dump(mode="json") if config else {}
-    data["model"] = {**data.get("model", {}), "id": model, "device": device}
+    given = {"id": model, "device": device, "device_map": device_map, "dtype": dtype}
+    given["target"] = target or ""
+    data["model"] = {**data.get("model", {}), **given}
     if not config:
         data["model"]["system_prompt"] = system_prompt
     if not config:
@@ -324,14 +343,25 @@ def eval_cmd(
         ev[name] = {**ev.get(name, {}), "source": data_source}
     cfg = parse_config(data, "options")
     suites = build_run_suites(cfg)
-    m, tok = load_for_cli(model, dtype, cfg.model.system_prompt, cfg.model.device)
+    mc = cfg.model
+    m, tok = load_for_cli(
+        target if target and not is_adapter_folder(target) else model,
+        mc.dtype, mc.system_prompt, mc.device, mc.device_map,
+    )  # fmt: skip
+    if target and is_adapter_folder(target):
+        m = merge_adapter(m, target)
     intervention, strengths = NONE, [0.0]
     if vector is not None:
         from weightsteer.core.vector import WeightVector
         from weightsteer.methods.weight import WeightSteering
 
         vec = WeightVector.load(vector)
-        intervention = WeightSteering(vector=vec, family=vec.meta.family, seed=vec.meta.seed or 0)
+        intervention = WeightSteering(
+            vector=vec,
+            family=vec.meta.family,
+            seed=vec.meta.seed or 0,
+            allow_finetune=bool(target),  # same shapes still checked
+        )
         strengths = cfg.eval.alphas
     frames = evaluate_intervention(m, tok, intervention, suites, strengths)
     write_results(frames, out_file, cfg.model_dump(mode="json"), suites=suite_info(suites))

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from weightsteer.cli.app import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
@@ -84,6 +85,7 @@ def steer_cmd(
     ] = False,
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = "none",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write theta_base + alpha * dW as a normal HF model folder."""
@@ -93,7 +95,7 @@ def steer_cmd(
 
     check_writable(out_dir, overwrite=overwrite)
     vec = WeightVector.load(vector)
-    m, tok = load_for_cli(model, dtype, device=device)
+    m, tok = load_for_cli(model, dtype, device=device, device_map=device_map)
     with Steerer(m, vec, allow_finetune=allow_finetune) as s:
         s.set_alpha(alpha)
         with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.models import Message, assistant_suffix, left_padded_batches, render_chat
+from weightsteer.core.models import (
+    Message,
+    assistant_suffix,
+    input_device,
+    left_padded_batches,
+    render_chat,
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def generate_ids(
     Greedy for ``temperature == 0``; otherwise sampled, reseeded with ``seed`` + batch
     number before each batch, so the same call gives the same tokens.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     ends = end_token_ids(model, tokenizer)
     sampling = {"do_sample": False}
     if temperature > 0:

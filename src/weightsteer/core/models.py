@@ -27,13 +27,26 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 
 class ModelConfig(Section):
     id: str = Field("toyworld", description="hub id, local model folder, toyworld or smollm2")
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
-        "float32", description="float32, bfloat16, float16 or auto (the checkpoint's)"
+    dtype: Literal["default", "float32", "bfloat16", "float16", "auto"] = Field(
+        "default",
+        description="default (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, "
+        "float16 or auto (the checkpoint's)",
     )
     device: str = Field(
         "auto",
         description="auto (cuda when available, else cpu), cpu, mps, cuda or cuda:N",
         pattern=DEVICE_PATTERN,
+    )
+    target: str = Field(
+        "",
+        description="a fine-tune of id that eval and compare steer and score (a model "
+        "folder, hub id, or PEFT adapter folder trained on id); empty: id itself. The "
+        "vector is always built on id",
+    )
+    device_map: Literal["none", "auto", "balanced", "balanced_low_0", "sequential"] = Field(
+        "none",
+        description="none (the whole model on device) or a transformers device_map strategy "
+        "that spreads a model too large for one device over all of them",
     )
     system_prompt: Literal["template", "none"] = Field(
         "template",
@@ -58,26 +71,47 @@ def check_device(device: str) -> None:
         raise UserError("device 'mps': not available on this machine; use auto or cpu")
 
 
+DEVICE_MAPS = ("none", "auto", "balanced", "balanced_low_0", "sequential")
+
+
 def resolve_device(name: str) -> str:
     """The device ``name`` stands for on this machine: ``auto`` is cuda when present, else
-    cpu; any other name is checked (``check_device``) and kept."""
+    cpu; any other name is checked (``check_device``) and kept. Under ``accelerate launch``
+    or ``torchrun`` (``LOCAL_RANK`` set) ``auto`` and ``cuda`` are this process's GPU."""
+    import os
     import re
 
     if not re.match(DEVICE_PATTERN, name):
         raise UserError(f"unknown device {name!r}; use auto, cpu, mps, cuda or cuda:N")
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     check_device(name)
     return name
 
 
-def resolve_dtype(name: str) -> torch.dtype | str:
-    """``auto`` (the checkpoint's dtype), ``float32``, ``bfloat16`` or ``float16``."""
+def resolve_dtype(name: str, device: str = "cpu") -> torch.dtype | str:
+    """``default`` (bfloat16 on a CUDA device that has it, float32 elsewhere: bfloat16
+    matmuls run 4-8x slower than float32 on CPUs), ``auto`` (the checkpoint's dtype),
+    ``float32``, ``bfloat16`` or ``float16``."""
+    if name == "default":
+        cuda = device.startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     if name == "auto":
         return "auto"
     if name not in DTYPES:
-        raise UserError(f"unknown dtype {name!r}; use one of auto, {', '.join(DTYPES)}")
+        raise UserError(f"unknown dtype {name!r}; use one of default, auto, {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def input_device(model: torch.nn.Module) -> torch.device:
+    """Where a batch's token ids go: the input embedding's device (the first device when a
+    ``device_map`` spreads the model; its hooks move activations on from there)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embeddings is not None and getattr(embeddings, "weight", None) is not None:
+        return embeddings.weight.device
+    return next(model.parameters()).device
 
 
 def load_model(
@@ -86,22 +120,29 @@ def load_model(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     device: str | None = None,
+    device_map: str | dict[str, str | int] = "none",
     allow_pickle: bool = False,
 ) -> torch.nn.Module:
-    """Load a causal LM from a hub id or a local folder, in eval mode.
+    """Load a causal LM from a hub id or a local folder, in eval mode, on ``device`` (or
+    spread over the devices by ``device_map``: a transformers strategy such as ``auto``, or
+    an explicit module -> device dict).
 
     Weights are read from safetensors only: a pickle checkpoint (``pytorch_model.bin``) can
     run code when loaded, so it is refused unless ``allow_pickle`` says the files are
     trusted."""
     from transformers import AutoModelForCausalLM
 
+    if isinstance(device_map, str) and device_map not in DEVICE_MAPS:
+        raise UserError(f"unknown device_map {device_map!r}; use one of {', '.join(DEVICE_MAPS)}")
+    spread = device_map if device_map != "none" else None
     src = resolve_source(source)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             src,
-            dtype=resolve_dtype(dtype),
+            dtype=resolve_dtype(dtype, device or "cpu"),
             trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True,
+            device_map=spread,
         )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -113,9 +154,33 @@ def load_model(
                 "pass allow_pickle (monitor --allow-pickle)"
             ) from None
         raise UserError(f"cannot load model {source!r}: {first}") from None
-    if device:
+    if device and spread is None:
         model.to(device)
     return model.eval()
+
+
+def is_adapter_folder(source: str | Path) -> bool:
+    """A PEFT adapter folder (``adapter_config.json``), not a whole model."""
+    return (Path(source) / "adapter_config.json").is_file()
+
+
+def merge_adapter(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    """``model`` with the PEFT adapter in ``folder`` merged into its weights (a fine-tune
+    given as an adapter on its base); safetensors only."""
+    from peft import PeftModel
+
+    folder = Path(folder)
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise UserError(
+            f"adapter {folder} has no adapter_model.safetensors; weightsteer does not "
+            "unpickle adapter_model.bin (it can run code): save it again with safetensors"
+        )
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(folder))
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load adapter {folder} on this model: {first}") from None
+    return peft_model.merge_and_unload().eval()
 
 
 SYSTEM_MODES = ("template", "none")

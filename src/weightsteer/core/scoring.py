@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.models import left_padded_batches
+from weightsteer.core.models import input_device, left_padded_batches
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def choice_token_ids(tokenizer, choices: Choices) -> tuple[list[list[int]], list
 def _head_logits(model, h: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
     """[batch, hidden] -> [batch, vocab] float32 logits, with the model's final soft cap."""
     head = model.get_output_embeddings()
-    logits = F.linear(h.to(head_weight.dtype), head_weight).float()
+    logits = F.linear(h.to(head_weight.device, head_weight.dtype), head_weight).float()
     if getattr(head, "bias", None) is not None:
         logits = logits + head.bias.float()
     cap = getattr(model.config, "final_logit_softcapping", None)
@@ -127,11 +127,11 @@ def score_choices(
 def last_logprobs(model, tokenizer, encoded, batch_size, k, progress=False):
     """Yield ``(indices, logp)``: log-softmax of the last ``k`` positions of each row,
     ``[batch, k, vocab]`` float32 on the model's device, from the last hidden states only."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     backbone = model.base_model
     weight = model.get_output_embeddings().weight
     # bf16 matmul on CPU is slow; one float32 copy of the head per call is not.
-    head_weight = weight.float() if device.type == "cpu" else weight
+    head_weight = weight.float() if weight.device.type == "cpu" else weight
     batches = left_padded_batches(
         tokenizer, encoded, batch_size, progress="scoring" if progress else None
     )

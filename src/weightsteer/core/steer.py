@@ -81,8 +81,16 @@ class Steerer:
         allow_finetune: bool = False,
         offload: bool = False,
     ):
-        check_compatible(model, vector, allow_finetune=allow_finetune)
         params = dict(model.named_parameters())
+        offloaded = [n for n in vector if n in params and params[n].device.type == "meta"]
+        if offloaded:
+            raise UserError(
+                f"{len(offloaded)} of the vector's parameters (first: {offloaded[0]}) are "
+                "offloaded by the device_map (to disk or CPU, loaded only during a forward); "
+                "steering changes weights in place, so load the model with room on the "
+                "devices for every steered layer"
+            )
+        check_compatible(model, vector, allow_finetune=allow_finetune)
         self.model = model
         self.vector = vector
         self._params = {n: params[n] for n in vector}

@@ -76,6 +76,7 @@ class MethodInputs:
     pairs_digest: str = ""  # content hash of the pairs (cache keys)
     progress: bool = False
     seeds: tuple[int, ...] = (0,)  # the training seeds: fitted methods refit once per seed
+    finetune: bool = False  # the model is a fine-tune of the vectors' base (model.target)
 
     @cached_property
     def hidden_states(self):

@@ -24,7 +24,7 @@ import torch
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
-from weightsteer.core.models import left_padded_batches, render_chat, with_system
+from weightsteer.core.models import input_device, left_padded_batches, render_chat, with_system
 from weightsteer.methods import Intervention, SetStrength
 
 
@@ -78,7 +78,7 @@ def collect_hidden_states(
     if position not in ("prompt", "response"):
         raise UserError(f"activation position must be prompt or response, got {position!r}")
     blocks = decoder_blocks(model)
-    device = next(model.parameters()).device
+    device = input_device(model)
     out = {}
     for side, records in pairs.items():
         if not records:

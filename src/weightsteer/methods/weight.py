@@ -22,12 +22,13 @@ class WeightSteering(Intervention):
     family: str = ""
     seed: int = 0
     method: str = "weight"
+    allow_finetune: bool = False  # steer a fine-tune of the vector's base (same shapes)
 
     @contextmanager
     def attach(self, model) -> Iterator[SetStrength]:
         from weightsteer.core.steer import Steerer
 
-        with Steerer(model, self.vector) as steerer:
+        with Steerer(model, self.vector, allow_finetune=self.allow_finetune) as steerer:
             yield steerer.set_alpha
 
 
@@ -43,7 +44,10 @@ def weight_candidates(inputs: MethodInputs) -> list[Candidate]:
             seed,
             {"vector": digest(path)},
             lambda path=path, family=family, seed=seed: WeightSteering(
-                vector=WeightVector.load(path), family=family, seed=seed
+                vector=WeightVector.load(path),
+                family=family,
+                seed=seed,
+                allow_finetune=inputs.finetune,
             ),
         )
         for (family, seed), path in inputs.vectors.items()

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, model_validator
 
+from weightsteer.core import dist
 from weightsteer.core.config import Section
 from weightsteer.core.files import atomic_path
 from weightsteer.core.generation import complete, generate
@@ -38,6 +39,12 @@ class DataConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     seed: int = Field(0, description="sampling seed")
     batch_size: int = Field(32, ge=1, description="prompts generated together")
+    chunk_size: int = Field(
+        256,
+        ge=1,
+        description="prompts per chunk: the unit a resumed run skips and each of several "
+        "processes takes (the sampling seed is per chunk)",
+    )
     truncated: Literal["drop", "keep"] = Field(
         "drop",
         description="answers cut off at max_new_tokens: drop their pair, or keep them "
@@ -160,43 +167,57 @@ def generate_pair_data(
     keep: Callable[[list[tuple[dict, dict]]], list[bool]] | None = None,
     on_chunk: Callable[[int, int, list[dict]], None] | None = None,
     truncated: str = "drop",
-) -> PairData:
+) -> PairData | None:
     """POS and NEG records for every item; finished chunks in ``work_dir`` are reused.
 
     ``on_chunk(done, total, rows)`` is called after each chunk (rows of that chunk);
     ``keep(pairs) -> flags`` (``filters.py``) drops the pairs it flags False. Answers cut
     off at ``max_new_tokens`` are dropped with their pair (``truncated="drop"``) or kept
     and marked ``"truncated": true`` (``"keep"``: trained without an end of turn).
+
+    Under several processes (``core/dist.py``) each rank generates every N-th chunk into
+    ``work_dir`` (a folder all ranks see); rank 0 then reads them all and returns the pairs,
+    the others return None. A chunk's sampling seed depends only on its number, so the
+    pairs are the same as one process makes.
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
-    rows: list[dict] = []
-    for c, chunk in enumerate(chunks):
-        path = work_dir / f"chunk-{c:05d}.json"
-        if path.is_file():
-            part = json.loads(path.read_text())
-        else:
-            part = [{"item": it.__dict__} for it in chunk]
-            for s, side in enumerate(SIDES):
-                chats = [persona_chat(pair.prompt(side, it.paraphrase), it.user) for it in chunk]
-                done = complete(
-                    model,
-                    tokenizer,
-                    chats,
-                    max_new_tokens=max_new_tokens,
-                    batch_size=batch_size,
-                    temperature=temperature,
-                    top_p=top_p,
-                    seed=(seed * 7919 + c) * 2 + s,
-                )
-                for row, comp in zip(part, done, strict=True):
-                    row[side] = {"text": comp.text, "finished": comp.finished}
-            with atomic_path(path, overwrite=True) as tmp:
-                tmp.write_text(json.dumps(part))
-        rows += part
+    paths = [work_dir / f"chunk-{c:05d}.json" for c in range(len(chunks))]
+    reported: set[int] = set()
+    for c in dist.shard(len(chunks)):
+        if paths[c].is_file():
+            continue  # made before this (resumed) call: read below
+        part = [{"item": it.__dict__} for it in chunks[c]]
+        for s, side in enumerate(SIDES):
+            chats = [persona_chat(pair.prompt(side, it.paraphrase), it.user) for it in chunks[c]]
+            done = complete(
+                model,
+                tokenizer,
+                chats,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                temperature=temperature,
+                top_p=top_p,
+                seed=(seed * 7919 + c) * 2 + s,
+            )
+            for row, comp in zip(part, done, strict=True):
+                row[side] = {"text": comp.text, "finished": comp.finished}
+        with atomic_path(paths[c], overwrite=True) as tmp:
+            tmp.write_text(json.dumps(part))
+        reported.add(c)
         if on_chunk:
-            on_chunk(c + 1, len(chunks), part)
+            on_chunk(len(reported), len(chunks), part)
+    dist.barrier()  # every rank's chunks are written
+    if not dist.is_main():
+        return None
+    rows: list[dict] = []
+    for c, path in enumerate(paths):
+        part = json.loads(path.read_text())
+        rows += part
+        if on_chunk and c not in reported:
+            reported.add(c)
+            on_chunk(len(reported), len(chunks), part)
 
     counts = {"pairs": len(rows), "kept": 0, "empty": 0, "unterminated": 0, "filtered": 0}
     out: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}

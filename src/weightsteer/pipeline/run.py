@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.console import Console
 
+from weightsteer.core import dist
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, digest
 from weightsteer.core.versions import library_versions
@@ -42,6 +43,11 @@ class Run:
     def create(cls, root: str | Path, cfg: RunConfig) -> Run:
         """Open ``root`` for ``cfg``: a new folder, or an earlier run of it (resumed)."""
         root = Path(root)
+        if not dist.is_main():  # rank 0 makes or resumes the folder; the others read it
+            dist.barrier()
+            run = cls.open(root)
+            run.cfg = cfg
+            return run
         if RunLayout(root).manifest.is_file():
             run = cls.open(root)
             run.cfg = cfg
@@ -61,6 +67,7 @@ class Run:
         root.mkdir(parents=True, exist_ok=True)
         run.sweep()
         run.save()
+        dist.barrier()
         return run
 
     @classmethod
@@ -80,6 +87,8 @@ class Run:
         return cls(root, cfg, manifest)
 
     def save(self) -> None:
+        if not dist.is_main():
+            return  # one writer of the manifest
         with atomic_path(self.layout.manifest, overwrite=True) as tmp:
             tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
 
@@ -112,6 +121,8 @@ class Run:
         self.save()
         self.made += 1
         yield self.root / rel
+        if not dist.is_main():
+            return
         self.manifest["units"][rel] = {
             "key": key,
             "state": "done",
@@ -146,6 +157,8 @@ class Context:
     progress: bool = True
     _loaded: tuple | None = None
     _fingerprint: dict | None = None
+    _target: tuple | None = None
+    _target_fingerprint: dict | None = None
     eval_suites: list | None = None  # built once per process (preflight may pass them in)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -174,7 +187,8 @@ class Context:
         from weightsteer.core.models import load_model, load_tokenizer, resolve_device
         from weightsteer.core.sources import resolve_source, source_info
 
-        folder = resolve_source(source, progress=self.progress)  # a build shows its own bar
+        with dist.main_first():  # a build (its own bar) happens once
+            folder = resolve_source(source, progress=self.progress)
         build = source_info(source, folder)
         if build:
             self.run.manifest["model_build"] = build
@@ -182,11 +196,50 @@ class Context:
             device = resolve_device(self.cfg.model.device)
             m = self.cfg.model
             tok = load_tokenizer(folder, system_prompt=m.system_prompt)
-            return load_model(folder, dtype=m.dtype, device=device), tok
+            model = load_model(folder, dtype=m.dtype, device=device, device_map=m.device_map)
+            return model, tok
 
     def fingerprint(self) -> dict:
         self.model()
         return self._fingerprint
+
+    def target(self):
+        """``(model, tokenizer)`` that eval and compare steer and score: ``model.target``
+        (a fine-tune of the base, whose shapes must match) or the base itself. Loading
+        the target lets go of the base: one model in memory at a time."""
+        source = self.cfg.model.target
+        if not source:
+            return self.model()
+        if self._target is None:
+            from weightsteer.core.models import fingerprint, is_adapter_folder, merge_adapter
+
+            base = self.fingerprint()
+            if is_adapter_folder(source):
+                model, tok = self.model()
+                model = merge_adapter(model, source)
+            else:
+                model, tok = self.load(source)
+            self._loaded = None
+            fp = fingerprint(model, source).model_dump()
+            same = ("architecture", "shapes_hash")
+            if any(fp[k] != base[k] for k in same):
+                raise UserError(
+                    f"model.target {source} ({fp['architecture']}) does not have the shapes "
+                    f"of model.id {base['model_id']} ({base['architecture']}); the target "
+                    "must be a fine-tune of the base the vector is built on"
+                )
+            fp["finetune_of"] = base["model_id"]
+            fp["same_weights"] = fp["weights_hash"] == base["weights_hash"]
+            self._target, self._target_fingerprint = (model, tok), fp
+            self.run.manifest["target"] = fp
+        return self._target
+
+    def target_fingerprint(self) -> dict:
+        """The target's fingerprint (the base's when the run has no target)."""
+        if not self.cfg.model.target:
+            return self.fingerprint()
+        self.target()
+        return self._target_fingerprint
 
     def units(self) -> list[tuple[str, int]]:
         return [(f, s) for f in self.cfg.train.families for s in self.cfg.train.seeds]

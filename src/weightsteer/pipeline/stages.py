@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from weightsteer.core import dist
 from weightsteer.core.config import content_key
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, digest
@@ -23,6 +24,7 @@ from weightsteer.pipeline.run import Context, Run, build_run_suites
 from weightsteer.report import RunFiles
 
 STAGES = ("data", "train", "extract", "eval", "compare", "report")
+ALL_RANKS = ("data", "train")  # under several processes; rank 0 alone does the rest
 
 
 def _say(ctx: Context, rel: str, state: str) -> None:
@@ -36,10 +38,13 @@ def _say(ctx: Context, rel: str, state: str) -> None:
         )
 
 
-def _todo(ctx: Context, rel: str, key: str) -> bool:
+def _todo(ctx: Context, rel: str, key: str, *, all_ranks: bool = False) -> bool:
     """Say what happens to unit ``rel`` (reuse it, keep the user's file, or make it) and
-    record a user's file as such; True when the unit must be made."""
+    record a user's file as such; True when the unit must be made. In a stage every rank
+    runs (``all_ranks``), rank 0 decides for all."""
     state = ctx.run.state(rel, key)
+    if all_ranks:
+        state = dist.broadcast(state)
     _say(ctx, rel, state)
     if state == "user":
         ctx.run.adopt(rel)
@@ -81,7 +86,7 @@ def stage_data(ctx: Context) -> None:
             "data": cfg.data.model_dump(mode="json"),
         }
     )
-    if not _todo(ctx, RunLayout.rel_data(), key):
+    if not _todo(ctx, RunLayout.rel_data(), key, all_ranks=True):
         return
     model, tok = ctx.model()
     keep = build_filter(
@@ -119,10 +124,13 @@ def stage_data(ctx: Context) -> None:
             top_p=cfg.data.top_p,
             seed=cfg.data.seed,
             batch_size=cfg.data.batch_size,
+            chunk_size=cfg.data.chunk_size,
             keep=keep,
             on_chunk=on_chunk,
             truncated=cfg.data.truncated,
         )
+    if result is None:  # another rank's share is written; rank 0 writes the pairs
+        return
     if not result.counts["kept"]:
         raise UserError(
             f"every generated pair was dropped ({result.counts}); raise data.max_new_tokens, "
@@ -181,7 +189,7 @@ def stage_train(ctx: Context) -> None:
             init_rel = RunLayout.rel_init(fam, seed)
             spec_json = spec.model_dump(mode="json")
             init_key = content_key({"spec": spec_json, "model": ctx.fingerprint()})
-            if _todo(ctx, init_rel, init_key):
+            if _todo(ctx, init_rel, init_key, all_ranks=True):
                 with run.unit(init_rel, init_key) as out:
                     save_initial_state(ctx.model()[0], spec, out, overwrite=True)
             init = run.root / init_rel
@@ -195,7 +203,7 @@ def stage_train(ctx: Context) -> None:
                         "init": digest(init),
                     }
                 )
-                if _todo(ctx, rel, key):
+                if _todo(ctx, rel, key, all_ranks=True):
                     model, tok = ctx.model()
                     if records[side] is None:
                         records[side] = load_chat_jsonl(data[side])
@@ -290,6 +298,7 @@ def stage_eval(ctx: Context) -> None:
     suites = ctx.suites()
     run.manifest["counts"]["eval"] = {s.name: s.meta for s in suites}
     rows_key = _rows_key(suites)
+    finetune = bool(cfg.model.target)  # the vector's base differs from what it steers
     per_vector = sum(len(s.rows) for s in suites) * len(cfg.eval.alphas)
     with _bar(ctx) as bar:
         task = bar.add_task("scoring", total=per_vector * len(ctx.units()))
@@ -301,18 +310,19 @@ def stage_eval(ctx: Context) -> None:
                     "vector": digest(vec_path),
                     "eval": cfg.eval.model_dump(mode="json"),
                     "rows": rows_key,
-                    "model": ctx.fingerprint(),
+                    "model": ctx.target_fingerprint(),
                 }
             )
             if not _todo(ctx, rel, key):
                 bar.advance(task, per_vector)
                 continue
-            model, tok = ctx.model()
+            model, tok = ctx.target()
             bar.update(task, description=f"scoring {fam} seed {seed}")
+            vec = WeightVector.load(vec_path)
             frames = evaluate_intervention(
                 model,
                 tok,
-                WeightSteering(vector=WeightVector.load(vec_path), family=fam, seed=seed),
+                WeightSteering(vector=vec, family=fam, seed=seed, allow_finetune=finetune),
                 suites,
                 cfg.eval.alphas,
                 batch_size=cfg.eval.batch_size,
@@ -352,7 +362,7 @@ def stage_compare(ctx: Context) -> None:
     if "weight" in c.methods:
         for fam, seed in ctx.units():
             vectors[fam, seed] = run.layout.vector(fam, seed)
-    model, tok = ctx.model()
+    model, tok = ctx.target()
     inputs = MethodInputs(
         model,
         tok,
@@ -364,11 +374,12 @@ def stage_compare(ctx: Context) -> None:
         pairs_digest=digest(run.layout.data_dir),
         progress=ctx.progress,
         seeds=tuple(cfg.train.seeds),
+        finetune=bool(cfg.model.target),
     )
     common = {
         "rows": _rows_key(suites),
         "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
-        "model": ctx.fingerprint(),
+        "model": ctx.target_fingerprint(),
     }
     config = cfg.model_dump(mode="json")
     info = suite_info(suites)
@@ -473,7 +484,7 @@ def preflight(cfg: RunConfig) -> list:
     """Everything checkable before anything is written or loaded: behaviour, questions,
     suites, filter, compare methods and prompts. Bad input fails here with one line.
     Returns the suites, for the run's ``Context`` (built once)."""
-    from weightsteer.core.models import check_device
+    from weightsteer.core.models import check_device, is_adapter_folder
     from weightsteer.core.sources import check_source
     from weightsteer.methods.calibrate import calibration_prompts
     from weightsteer.pairs.filters import check_filter
@@ -481,11 +492,14 @@ def preflight(cfg: RunConfig) -> list:
     from weightsteer.pairs.questions import split_questions
 
     check_source(cfg.model.id)
+    if cfg.model.target and not is_adapter_folder(cfg.model.target):
+        check_source(cfg.model.target)
     pair = load_pair(cfg.behavior.name, cfg.behavior.file)
     split_questions(cfg.questions)
     suites = build_run_suites(cfg)
     if cfg.model.device != "auto":
         check_device(cfg.model.device)
+    dist.check_device_map(cfg.model.device_map)
     check_filter(cfg.data.filter)
     if "prompt:engineered" in cfg.compare.methods:
         pair.engineered_prompts()
@@ -495,7 +509,12 @@ def preflight(cfg: RunConfig) -> list:
 
 
 def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
+    """Run ``stages`` in order. Under several processes every rank runs data and train
+    (generation split by chunks, training data parallel), then the others stop and rank 0
+    does the rest."""
     for name in stages:
+        if not dist.is_main() and name not in ALL_RANKS:
+            continue
         t0, made = time.perf_counter(), ctx.run.made
         ctx.console.print(f"[bold]{name}[/]")
         STAGE_FUNCS[name](ctx)
@@ -505,3 +524,5 @@ def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
         if ctx.run.made > made or name == "report" or name not in stages:
             stages[name] = {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         ctx.run.save()
+        if name in ALL_RANKS:
+            dist.barrier()  # rank 0's writes of this stage are there for the next
