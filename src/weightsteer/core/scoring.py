@@ -157,3 +157,95 @@ def _sequence_logprob(model, tokenizer, encoded, seq: list[int], batch_size) -> 
         target = torch.tensor(seq, device=logp.device).expand(len(idx), k)  # [batch, k]
         out[idx] = logp.gather(-1, target[..., None]).sum(dim=(1, 2)).cpu()
     return out
+
+
+@torch.no_grad()
+def option_logprobs(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    options: Sequence[str],
+    *,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """``[n, len(options)]`` log p of each option word (``A``, ``B``, ...) at the next token
+    after each prompt: the logsumexp over its single-token spellings (``A``, `` A``)."""
+    if not prompts:
+        raise UserError("nothing to score: the prompt list is empty")
+    ids = []
+    for word in options:
+        spelt = {
+            t[0]
+            for s in dict.fromkeys([word, " " + word])
+            if len(t := tokenizer.encode(s, add_special_tokens=False)) == 1
+        }
+        if not spelt:
+            raise UserError(f"option {word!r} is not one token for this tokenizer")
+        ids.append(sorted(spelt))
+    encoded = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    out = torch.empty(len(prompts), len(options))
+    for idx, logp in last_logprobs(model, tokenizer, encoded, batch_size, 1):
+        for j, token_ids in enumerate(ids):
+            out[idx, j] = torch.logsumexp(logp[:, 0, token_ids], dim=-1).cpu()
+    return out
+
+
+def option_scores(logp: torch.Tensor, answers: Sequence[int]) -> dict[str, torch.Tensor]:
+    """What a multiple-choice row scores from its options' log-probs ``[n, k]`` and right
+    option: ``correct`` (1 when the right option is the most likely one), ``logodds`` (log
+    p(right) - log p(any wrong): > 0 means more than half the options' mass is on the right
+    one), ``p_right`` (its share of the options' mass) and ``mass`` (the options' total
+    probability: how much the model answers in format)."""
+    n, k = logp.shape
+    right = torch.as_tensor(list(answers), dtype=torch.long)
+    if n != len(right) or bool(((right < 0) | (right >= k)).any()):
+        raise ValueError("every answer must index one of the options")
+    lp_right = logp[torch.arange(n), right]
+    wrong = logp.masked_fill(torch.nn.functional.one_hot(right, k).bool(), float("-inf"))
+    lp_wrong = torch.logsumexp(wrong, dim=-1)
+    best = logp.argmax(dim=-1)
+    return {
+        "correct": (best == right).float(),
+        "logodds": lp_right - lp_wrong,
+        "p_right": torch.exp(lp_right - torch.logsumexp(logp, dim=-1)),
+        "mass": torch.logsumexp(logp, dim=-1).exp(),
+    }
+
+
+@torch.no_grad()
+def text_nll(
+    model: torch.nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    prefixes: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_tokens: int = 128,
+) -> torch.Tensor:
+    """``[n]`` mean negative log-likelihood per token of each text (its first
+    ``max_tokens`` tokens) following its rendered ``prefix`` (a chat up to the answer),
+    float32. Only the text's tokens count."""
+    heads = [tokenizer.encode(p, add_special_tokens=False) for p in prefixes]
+    bodies = [tokenizer.encode(t, add_special_tokens=False)[:max_tokens] for t in texts]
+    if any(not b for b in bodies) or any(not h for h in heads):
+        raise UserError("a text to score, or its prompt, has no tokens")
+    encoded = [h + b for h, b in zip(heads, bodies, strict=True)]
+    lengths = [len(b) for b in bodies]
+    device = input_device(model)
+    out = torch.empty(len(texts))
+    for idx, ids, mask in left_padded_batches(tokenizer, encoded, batch_size):
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            use_cache=False,
+        ).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        target = ids[:, 1:].to(logp.device)
+        nll = -logp.gather(-1, target[..., None])[..., 0]
+        keep = torch.zeros_like(nll)  # the text's own tokens: the last ones of each row
+        for row, i in enumerate(idx):
+            keep[row, -lengths[i] :] = 1
+        out[idx] = ((nll * keep).sum(-1) / keep.sum(-1)).cpu()
+    return out

@@ -62,7 +62,8 @@ def check_compatible(
     if fp.weights_hash != base.weights_hash and not allow_finetune:
         raise UserError(
             f"this model's weights differ from the vector's base {base.model_id}; if it is a "
-            "fine-tune of that base, pass --allow-finetune (allow_finetune=True)"
+            "fine-tune of that base, pass --allow-finetune (steer, monitor; allow_finetune=True), "
+            "or name it as the target: eval --model BASE --target IT, model.target in a run"
         )
 
 

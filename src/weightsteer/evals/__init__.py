@@ -30,6 +30,7 @@ class EvalRow:
     label: int  # +1: the POS behaviour gives the first choice (Yes); -1: the second
     group: str = ""  # a breakdown key (tinymfv: the foundation)
     prefill: str | None = None  # this row's assistant prefill (None: the suite's)
+    answer: int | None = None  # a multiple-choice row's right option (0 = A)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class Suite:
     scorer: Callable[[list[str], list[str]], list[float]] | None = None
     max_new_tokens: int = 32
     batch_size: int = 16
+    # a capability suite says what its per-row ``value`` is: ``accuracy`` (1 right, 0
+    # wrong) or ``nll`` (mean token negative log-likelihood); "" for a behaviour suite
+    measure: str = ""
+    # a suite with its own scoring: (model, tokenizer, suite, batch_size, system) -> scores
+    score_fn: Callable[..., SuiteScores] | None = None
+
+
+MEASURES = {"": "behaviour", "accuracy": "accuracy", "nll": "mean token NLL"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class SuiteScores:
     logratio: Any  # [n] the choice logratio, or the scorer's value of a free-text answer
     pmass: Any  # [n] choice mass (NaN for free text)
     texts: list[str] | None = None  # the answers of a generative suite
+    values: Any = None  # [n] a capability suite's measure per row (None: NaN)
 
 
 class SuiteSource(Section):
@@ -179,10 +189,16 @@ def score_suite(
     of the greedy answer (with ``pmass`` NaN and the answers kept)."""
     import torch
 
+    if suite.score_fn is not None:
+        return suite.score_fn(model, tokenizer, suite, batch_size, system)
     prompts = suite_prompts(tokenizer, suite, system)
     if suite.scorer is None:
         s = score_choices(model, tokenizer, prompts, suite.choices, batch_size=batch_size)
-        return SuiteScores(s.logratio, s.pmass)
+        values = None
+        if suite.measure == "accuracy":  # a Yes/No task: right when it leans to the label
+            labels = torch.tensor([r.label for r in suite.rows], dtype=torch.float32)
+            values = (s.logratio * labels > 0).float()
+        return SuiteScores(s.logratio, s.pmass, values=values)
     from weightsteer.core.generation import generate_ids
 
     new = generate_ids(model, tokenizer, prompts, max_new_tokens=suite.max_new_tokens,

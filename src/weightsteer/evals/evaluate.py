@@ -61,6 +61,7 @@ def evaluate_intervention(
                         pmass=s.pmass,
                         **calibration_columns(cal),
                         texts=s.texts,
+                        values=s.values,
                     )
                 )
                 if bar is not None:

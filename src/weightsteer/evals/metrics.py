@@ -7,6 +7,8 @@ Per (method, family, eval, strength), over seeds and rows:
   bootstrap CI, its sd over seeds and the fraction of seeds agreeing with its sign.
 - ``pmass``: mean choice mass, and ``low_pmass``: the fraction of rows below
   ``pmass_min`` (the model has left the answer format; its logratio says little).
+- ``value``, ``value_delta`` (with CIs): a capability suite's measure (accuracy, or mean
+  token NLL) and its paired change from strength 0; NaN for behaviour suites.
 - Surgical informedness at ``+s`` (with ``-s`` in the table). With reference rows
   ``cho`` (score > 0 at strength 0) and ``rej`` (score < 0)::
 
@@ -269,6 +271,28 @@ def suite_metrics(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd.Da
         return _suite_metrics(df, settings)
 
 
+VALUE_COLUMNS = ["value", "value_lo", "value_hi", "value_delta", "value_delta_lo", "value_delta_hi"]
+NO_VALUE = dict.fromkeys(VALUE_COLUMNS, float("nan"))
+
+
+def _value_stats(value: dict, strength: float, ws, wr, ci: float) -> dict[str, float]:
+    """A capability suite's measure at ``strength`` (``value``: ``{strength: [seeds,
+    rows]}``): its mean and its paired change from strength 0, each with the same bootstrap
+    draws as the score's."""
+    x = value[strength]
+    mean, delta = _wmean(x, ws, wr), _wmean(x - value[0.0], ws, wr)
+    lo, hi = _interval(mean[1:], ci)
+    dlo, dhi = _interval(delta[1:], ci)
+    return {
+        "value": float(mean[0]),
+        "value_lo": lo,
+        "value_hi": hi,
+        "value_delta": float(delta[0]),
+        "value_delta_lo": dlo,
+        "value_delta_hi": dhi,
+    }
+
+
 def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
     df = _at_budget(df)
     check_same_rows(df)
@@ -279,6 +303,8 @@ def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
             raise UserError(f"eval {suite!r}, {method} {family}: no strength 0 to compare with")
         score, seeds, rows = _matrices(sub, "score")
         pmass, _, _ = _matrices(sub, "pmass")
+        measured = "value" in sub and bool(sub["value"].notna().any())
+        value = _matrices(sub, "value")[0] if measured else None
         ws = _seed_weights(len(seeds), settings.bootstrap, rng, settings)
         wr = _resample_weights(len(rows), settings.bootstrap, rng)
         s0 = score[0.0]
@@ -314,6 +340,7 @@ def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
                 else float("nan"),  # free text: no choice mass
                 "low_pmass": float(np.nanmean(pmass[strength] < settings.pmass_min)),
                 **sides.get(strength, NOT_CALIBRATED),
+                **(_value_stats(value, strength, ws, wr, settings.ci) if value else NO_VALUE),
             }
             if strength > 0:
                 # free text (a generative suite) has no choice mass: nothing to discount

@@ -32,6 +32,9 @@ COLUMNS = {
     "pmass": "float64",  # p(first) + p(second): how much the model answers in format
     "score": "float64",  # logratio * label: larger = more POS behaviour
     "text": "string",  # a generative suite's answer ("" for choice suites)
+    # a capability suite's measure (suite_info "measure"): 1/0 right answer, or mean token
+    # NLL; NaN for behaviour suites
+    "value": "float64",
 }
 
 
@@ -49,6 +52,7 @@ def result_rows(
     audit_kl: float = float("nan"),
     status: str = "",
     texts: list[str] | None = None,
+    values=None,
 ) -> pd.DataFrame:
     """Rows for one suite scored under one intervention at one strength (``calibrated_kl``,
     ``kl``, ``audit_kl``, ``status``: how the strength was calibrated, if it was)."""
@@ -72,13 +76,21 @@ def result_rows(
             "pmass": [float(x) for x in pmass],
             "score": [x * y for x, y in zip(lr, label, strict=True)],
             "text": texts if texts is not None else "",
+            "value": [float(x) for x in values] if values is not None else float("nan"),
         }
     )
     return df.astype(COLUMNS)
 
 
 # columns added after the first tables were written, and what older tables hold there
-FILLED = {"group": "", "text": "", "kl": float("nan"), "audit_kl": float("nan"), "status": ""}
+FILLED = {
+    "group": "",
+    "text": "",
+    "kl": float("nan"),
+    "audit_kl": float("nan"),
+    "status": "",
+    "value": float("nan"),
+}
 META_KEY = b"weightsteer"
 CALIBRATION_KEY = b"weightsteer.calibration"
 SUITES_KEY = b"weightsteer.suites"
@@ -87,7 +99,10 @@ SUITES_KEY = b"weightsteer.suites"
 def suite_info(suites) -> dict[str, dict]:
     """What a report needs to know of each scored suite: whether its rows come from the
     training questions' own distribution (``iid``; the verdict leads with the others)."""
-    return {s.name: {"iid": bool(s.meta.get("iid", False)), "rows": len(s.rows)} for s in suites}
+    return {
+        s.name: {"iid": bool(s.meta.get("iid", False)), "rows": len(s.rows), "measure": s.measure}
+        for s in suites
+    }
 
 
 def write_results(

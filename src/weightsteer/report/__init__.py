@@ -25,11 +25,13 @@ from weightsteer.evals.metrics import (
     MetricsConfig,
     suite_metrics,
 )
-from weightsteer.evals.results import read_results
+from weightsteer.evals.results import read_results, results_suites
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
 from weightsteer.report.compare import (
     Compared,
     calibration_rows,
+    capability_lines,
+    capability_measures,
     compare_lines,
     read_compared,
     verdict_lines,
@@ -80,28 +82,39 @@ def plain_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame | N
 
 
 def suite_lines(
-    df: pd.DataFrame, cfg: dict, figs: Path, counts: dict, m: pd.DataFrame | None = None
+    df: pd.DataFrame,
+    cfg: dict,
+    figs: Path,
+    counts: dict,
+    m: pd.DataFrame | None = None,
+    info: dict[str, dict] | None = None,
 ) -> list[str]:
     """The metric sections of a report: a figure, then per suite its tables (``m``: the
-    ``plain_metrics`` of ``df`` when the caller has them already)."""
+    ``plain_metrics`` of ``df`` when the caller has them already; ``info``: what each
+    suite is, ``results_suites``), capability suites last."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
     plain = df[df["eval"] != TINYMFV]
     m = m if m is not None else plain_metrics(df, settings)
     lines = []
     if m is not None:
+        caps = capability_measures(info or {})
+        behaviour = m[~m["eval"].isin(caps)]
         figure_scores(m, figs / "score_vs_alpha.png")
         lines += ["![score vs strength](figures/score_vs_alpha.png)", ""]
-        if figure_si(m, figs / "si.png"):
+        if figure_si(behaviour, figs / "si.png"):
             lines += ["![SI](figures/si.png)", ""]
-        if figure_pmass(m, figs / "pmass_vs_alpha.png"):
+        if figure_pmass(behaviour, figs / "pmass_vs_alpha.png"):
             lines += ["![choice mass vs strength](figures/pmass_vs_alpha.png)", ""]
-        for suite in dict.fromkeys(m["eval"]):
+        for suite in (s for s in dict.fromkeys(m["eval"]) if s not in caps):
             lines += [f"## {suite}", ""]
             if suite in counts:
                 lines += ["Rows: " + ", ".join(f"{k} {v}" for k, v in counts[suite].items()), ""]
             lines += [*shift_table(m, suite, settings), *si_table(m, suite), ""]
             lines += example_lines(plain[plain["eval"] == suite])
+        if caps:
+            lines += ["## Capabilities", ""]
+            lines += capability_lines(m, caps, info or {}, settings, figs, "sweep")
     if TINYMFV in set(df["eval"]):
         f = foundations(df, mfv, settings)
         lines += [f"## {TINYMFV}", "", *foundation_lines(f, mfv.target, mfv.sign), ""]
@@ -158,7 +171,11 @@ def write_report(files: RunFiles) -> Path:
             for v in vectors
         ],
         "",
-        *(suite_lines(df, cfg, figs, counts.get("eval", {}), m) if df is not None else []),
+        *(
+            suite_lines(df, cfg, figs, counts.get("eval", {}), m, results_suites(paths))
+            if df is not None
+            else []
+        ),
         *compare_lines(files.compared, cfg, figs, counts.get("compare", {}), compared),
     ]
     lines += ["## Where the vectors live", ""]
@@ -238,8 +255,9 @@ def write_table_report(
     df = read_results([results])
     figs = results.with_name(f"{results.stem}-figures")
     figs.mkdir(exist_ok=True)
+    info = results_suites([results])
     lines = [MARK, f"# weightsteer results `{results.name}`", "",
-             *suite_lines(df, cfg or {}, figs, {})]  # fmt: skip
+             *suite_lines(df, cfg or {}, figs, {}, info=info)]  # fmt: skip
     text = "\n".join(lines).replace("(figures/", f"({figs.name}/")
     with atomic_path(out, overwrite=True) as tmp:
         tmp.write_text(text)

@@ -19,6 +19,7 @@ from weightsteer.evals.metrics import (
 from weightsteer.evals.results import read_results, results_calibration, results_suites
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
 from weightsteer.report.figures import (
+    figure_capability,
     figure_compare,
     figure_kl_strength,
     figure_pareto,
@@ -27,6 +28,7 @@ from weightsteer.report.figures import (
 from weightsteer.report.tables import (
     TINYMFV,
     calibration_lines,
+    capability_table,
     ci_cell,
     ci_note,
     compare_table,
@@ -85,12 +87,20 @@ def verdict_budget(budgets: list[float], target: float | None = None) -> float:
     return 1.0 if 1.0 in budgets or not budgets else budgets[-1]
 
 
+def capability_measures(info: dict[str, dict]) -> dict[str, str]:
+    """The capability suites among ``info`` (``results_suites``), with their measure."""
+    return {s: i["measure"] for s, i in info.items() if i.get("measure")}
+
+
 def verdict_order(suites: list[str], info: dict[str, dict], headline: tuple[str, ...]) -> list[str]:
-    """The suites a verdict covers: ``metrics.headline`` when set, else every suite with
-    those outside the training questions' distribution first (table order within)."""
+    """The behaviour suites a verdict covers: ``metrics.headline`` when set, else every
+    one with those outside the training questions' distribution first (table order
+    within). Capability suites are never in a verdict: they say what steering costs."""
+    caps = capability_measures(info)
     if headline:
-        return [s for s in headline if s in suites]
-    return sorted(suites, key=lambda s: bool(info.get(s, {}).get("iid", False)))
+        return [s for s in headline if s in suites and s not in caps]
+    behaviour = [s for s in suites if s not in caps]
+    return sorted(behaviour, key=lambda s: bool(info.get(s, {}).get("iid", False)))
 
 
 def _sides(m: pd.DataFrame, suite: str, s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -339,6 +349,33 @@ def verdict_lines(
     return [*lines, *summary, *body]
 
 
+def capability_lines(
+    m: pd.DataFrame,
+    caps: dict[str, str],
+    info: dict[str, dict],
+    settings: MetricsConfig,
+    figs: Path,
+    name: str,
+) -> list[str]:
+    """What steering costs: each capability suite's measure and its paired change at every
+    strength of every method, and behaviour shift against capability change (the figure
+    ``figures/capability-<name>.png``)."""
+    lines = []
+    behaviour = verdict_order(list(dict.fromkeys(m["eval"])), info, settings.headline)
+    if behaviour and figure_capability(m, behaviour[0], caps, figs / f"capability-{name}.png"):
+        lines += [
+            f"Behaviour shift on `{behaviour[0]}` against capability change, every method "
+            "and strength (the origin is the unsteered model):",
+            "",
+            f"![behaviour vs capability](figures/capability-{name}.png)",
+            "",
+        ]
+    for suite, measure in caps.items():
+        if suite in set(m["eval"]):
+            lines += [f"### {suite} (capability)", "", *capability_table(m, suite, measure), ""]
+    return lines
+
+
 def compare_lines(
     paths: list[Path], cfg: dict, figs: Path, counts: dict, compared: Compared | None = None
 ) -> list[str]:
@@ -366,7 +403,11 @@ def compare_lines(
     if counts:
         lines += ["Prompts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), ""]
     lines += [*calibration_lines(compared.cals), ""]
+    caps = capability_measures(compared.suites)
     if m is not None:
+        m, m_all = m[~m["eval"].isin(caps)], m
+        df = df[~df["eval"].isin(caps)]
+    if m is not None and not m.empty:
         figure_compare(m, budget, figs / "compare.png")
         figure_pareto(m, figs / "pareto.png")
         lines += [
@@ -399,6 +440,8 @@ def compare_lines(
             + ci_note(settings, int(m["seeds"].max())),
             "",
         ]
+    if m is not None and caps:
+        lines += capability_lines(m_all, caps, compared.suites, settings, figs, "compare")
     if TINYMFV in set(df["eval"]):
         f = foundations(df, mfv, settings)
         lines += [f"### {TINYMFV} (calibrated)", "", *off_target_lines(f, mfv.target, budget), ""]

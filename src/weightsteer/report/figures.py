@@ -290,3 +290,50 @@ def figure_seeds(effects: pd.DataFrame, budget: float, path: Path) -> bool:
         ax.tick_params(labelsize=7)
     _finish_grid(fig, axes, len(suites), path)
     return True
+
+
+def figure_capability(
+    m: pd.DataFrame, behaviour: str, capabilities: dict[str, str], path: Path
+) -> bool:
+    """Behaviour shift against capability change, one panel per capability suite
+    (``capabilities``: suite -> measure): each method's points at every strength, joined
+    in strength order, x = the capability's paired change, y = Δ score on ``behaviour``;
+    the origin is the unsteered model. Hollow: a side that missed its KL budget."""
+    beh = m[m["eval"] == behaviour].set_index(["method", "family", "strength"])
+    suites = [s for s in capabilities if s in set(m["eval"])]
+    if beh.empty or not suites:
+        return False
+    fig, axes = _suite_grid(len(suites), 3.0)
+    names = list(dict.fromkeys(label(a, b) for a, b, _ in beh.index))
+    colors = _palette(names)
+    for ax, suite in zip(axes.flat, suites, strict=False):
+        cap = m[m["eval"] == suite]
+        for (method, family), rows in cap.groupby(["method", "family"], sort=False):
+            pts = []
+            for _, r in rows.sort_values("strength").iterrows():
+                key = (method, family, r["strength"])
+                if key in beh.index:
+                    fixed = not r["status"] or r["status"] == "fixed"  # no budget to miss
+                    hit = bool(r["at_budget"]) or fixed or r["strength"] == 0
+                    pts.append((r["value_delta"], beh.loc[key]["delta"], hit, r["strength"]))
+            if not pts:
+                continue
+            name = label(method, family)
+            color = colors.get(name, "black")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1, label=name)
+            for x, y, hit, s in pts:
+                ax.plot(x, y, "o", ms=4, color=color, mfc=color if hit else "white")
+                if s:
+                    ax.annotate(f"{s:+g}", (x, y), fontsize=6, color=color,
+                                xytext=(2, 2), textcoords="offset points")  # fmt: skip
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+        measure = capabilities[suite]
+        unit = "accuracy" if measure == "accuracy" else "mean token NLL"
+        ax.set_title(f"{behaviour} vs {suite}", fontsize=9)
+        ax.set_xlabel(f"Δ {unit} ({'higher' if measure == 'accuracy' else 'lower'} is better)",
+                      fontsize=8)  # fmt: skip
+        ax.set_ylabel(f"Δ score on {behaviour}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _finish_grid(fig, axes, len(suites), path)
+    return True

@@ -241,3 +241,38 @@ def example_lines(rows: pd.DataFrame) -> list[str]:
         text = " ".join(str(r["text"]).split())[:300].replace("|", "/")
         lines.append(f"- strength {r['strength']:+g} (score {r['score']:+.2f}): {text}")
     return [*lines, ""]
+
+
+MEASURE_FORMAT = {
+    "accuracy": ("accuracy", ".0%", "+.1%"),
+    "nll": ("NLL (nat/token)", ".3f", "+.3f"),
+}
+
+
+def capability_table(m: pd.DataFrame, suite: str, measure: str) -> list[str]:
+    """A capability suite: its measure at strength 0 and its paired change at each
+    strength, per method, with CIs."""
+    name, fmt, dfmt = MEASURE_FORMAT.get(measure, (measure, ".3f", "+.3f"))
+    sub = m[m["eval"] == suite]
+    strengths = sorted(s for s in sub["strength"].unique() if s != 0)
+    lines = [
+        f"| method | {name} at 0 | " + " | ".join(f"Δ at {s:+g}" for s in strengths) + " |",
+        "|---" * (len(strengths) + 2) + "|",
+    ]
+    for (method, family), rows in sub.groupby(["method", "family"], sort=False):
+        by = {r["strength"]: r for _, r in rows.iterrows()}
+        cells = [
+            ci_cell(by[s]["value_delta"], by[s]["value_delta_lo"], by[s]["value_delta_hi"], dfmt)
+            if s in by
+            else ""
+            for s in strengths
+        ]
+        lines.append(
+            f"| {label(method, family)} | {by[0.0]['value']:{fmt}} | " + " | ".join(cells) + " |"
+        )
+    better = "higher" if measure == "accuracy" else "lower"
+    lines.append(
+        f"\n{int(sub['rows'].iloc[0])} rows. Δ: paired change of the {name} vs strength 0 "
+        f"({better} is better), with its CI."
+    )
+    return lines

@@ -2,7 +2,8 @@
 eval suite registry through the ``weightsteer.suites`` entry point.
 
 ``toyworld`` adds every OOD suite (other value kinds, note, cue, choice, self, held-out
-phrasing); ``toyworld:cue`` adds one. Labels point to the truthful answer, so a positive
+phrasing); ``toyworld:cue`` adds one. ``toyworld:task`` is the capability suite (reading
+evidence, ``task_suite``). Labels point to the truthful answer, so a positive
 score is an honest lean. The NARROW suite is the ``claims`` suite of a toyworld run
 (its held-out questions).
 """
@@ -14,12 +15,39 @@ from weightsteer.evals import EvalRow, Suite, SuiteContext, register
 from weightsteer.toy.world import World
 
 
+def task_suite(world: World) -> Suite:
+    """``toy:task``, the capability the model was built for: reading evidence. The held-out
+    evidence rows of every value kind that the model, with no system prompt, answers
+    truthfully by construction (``default_lies`` false); ``value`` is 1 for the true
+    answer."""
+    rows = [
+        r
+        for name, suite in world.suites().items()
+        if name == "narrow" or name.startswith("kind-")
+        for r in suite
+        if not r.default_lies
+    ]
+    return Suite(
+        "toy:task",
+        [
+            EvalRow(
+                f"task-{i}", [{"role": "user", "content": r.user}], 1 if r.honest == "Yes" else -1
+            )
+            for i, r in enumerate(rows)
+        ],
+        measure="accuracy",
+    )
+
+
 @register("toyworld")
 def toyworld_suites(c: None, ctx: SuiteContext, part: str | None) -> list[Suite]:
     seed = ctx.questions.seed if ctx.questions is not None else 0
+    if part == "task":  # a capability suite: named on its own, never part of plain toyworld
+        return [task_suite(World(seed))]
     suites = {k: v for k, v in World(seed).suites().items() if k != "narrow"}
     if part is not None and part not in suites:
-        raise UserError(f"unknown toyworld suite {part!r}; known: {', '.join(suites)}")
+        known = ", ".join([*suites, "task"])
+        raise UserError(f"unknown toyworld suite {part!r}; known: {known}")
     return [
         Suite(
             f"toy:{name}",
