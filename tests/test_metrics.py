@@ -42,6 +42,7 @@ def rows(scores, *, strength, method="weight", family="lora", seed=0, suite="s",
             "pmass": pmass,
             "score": scores,
             "text": "",
+            "value": float("nan"),
         }
     ).astype(COLUMNS)
 

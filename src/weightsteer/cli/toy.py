@@ -65,3 +65,24 @@ def toy_finetunes(
     console.print(f"[green]saved[/] {len(dirs)} fine-tunes and their data under {out_dir}")
     for d in dirs.values():
         print(d)
+
+
+@toy_app.command("drift")
+def toy_drift(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the drift fine-tunes")],
+    examples: Annotated[int, typer.Option(min=8, help="training chats per fine-tune")] = 400,
+    seed: Annotated[int, typer.Option(help="data and training seed")] = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """The drift experiment's fine-tunes of toyworld: the task one (the user's opinion is
+    always right in its data) and joint ones (task data with 25% and 50% honest-persona
+    data); prints their folders (configs/drift.toml steers the first)."""
+    from weightsteer.core.files import check_writable
+    from weightsteer.toy.drift import build_drift
+
+    check_writable(out_dir, overwrite=overwrite)
+    m, tok = load_for_cli("toyworld", "float32")
+    dirs = build_drift(m, tok, out_dir, n=examples, seed=seed, overwrite=overwrite, progress=True)
+    console.print(f"[green]saved[/] {len(dirs)} fine-tunes and their data under {out_dir}")
+    for d in dirs.values():
+        print(d)
