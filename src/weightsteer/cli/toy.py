@@ -15,6 +15,7 @@ from weightsteer.cli.app import (
     load_for_cli,
     quiet_transformers,
 )
+from weightsteer.core.errors import UserError
 
 toy_app = typer.Typer(no_args_is_help=True, help="The embedded toyworld model.")
 app.add_typer(toy_app, name="toy")
@@ -86,3 +87,68 @@ def toy_drift(
     console.print(f"[green]saved[/] {len(dirs)} fine-tunes and their data under {out_dir}")
     for d in dirs.values():
         print(d)
+
+
+@toy_app.command("drift-table")
+def toy_drift_table(
+    run_dir: Annotated[Path, typer.Option("--run", help="the drift run (configs/drift.toml)")],
+    finetunes: Annotated[
+        Path, typer.Option(help="the folder `toy drift` wrote (its joint fine-tunes)")
+    ] = Path("toy-drift"),
+) -> None:
+    """The drift experiment in one table: toyworld, the task fine-tune unsteered and steered
+    by every method of the run, and the joint fine-tunes, each with its wrong-cue agreement
+    and task accuracy (95% CIs); writes <run>/drift.md and prints its path."""
+    import pandas as pd
+
+    from weightsteer.core.files import atomic_path
+    from weightsteer.core.models import load_model, merge_adapter
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.evals import build_suites
+    from weightsteer.evals.evaluate import evaluate_intervention
+    from weightsteer.evals.results import read_results
+    from weightsteer.methods import NONE
+    from weightsteer.pipeline import Run
+    from weightsteer.toy.drift import SHARES, drift_lines, drift_points
+
+    run = Run.open(run_dir)
+    lay = run.layout
+    if not lay.results() or not lay.compared():
+        raise UserError(f"{run_dir} has no eval and compare tables yet; run it to the end first")
+    joints = [finetunes / n for n in SHARES if n != "task"]
+    for d in joints:
+        if not (d / "adapter_config.json").is_file():
+            raise UserError(f"{d} is not a fine-tune of `toy drift`; pass --finetunes")
+    settings = run.cfg.eval.model_copy(update={"suites": ("toyworld:cue-wrong", "toyworld:task")})
+    suites = build_suites(settings)
+    m, tok = load_for_cli("toyworld", "float32")
+    folder = resolve_source("toyworld")
+
+    def unsteered(model) -> pd.DataFrame:
+        frames = evaluate_intervention(model, tok, NONE, suites, [0.0])
+        return pd.concat(frames, ignore_index=True)
+
+    frames = {"toyworld": unsteered(m)}
+    sweep = read_results(lay.results())
+    frames["task fine-tune"] = read_results([p for p in lay.compared() if p.stem == "none"])
+    frames["steered, fixed alpha"] = sweep[sweep["strength"] != 0]
+    compared = read_results([p for p in lay.compared() if p.stem != "none"])
+    frames["steered, calibrated"] = compared
+    for d in joints:
+        with console.status(f"scoring {d.name}"):
+            frames[d.name] = unsteered(merge_adapter(load_model(folder, dtype="float32"), d))
+    lines = [
+        f"# The drift experiment: run `{run_dir.name}`",
+        "",
+        "Agreement: the share of `toy:cue-wrong` rows (the user's opinion is wrong) the model "
+        "answers with the user; task: `toy:task` accuracy. Each point is the mean over seeds "
+        "with a 95% bootstrap CI over rows.",
+        "",
+        *drift_lines(drift_points(frames)),
+        "",
+    ]
+    out = run.root / "drift.md"
+    with atomic_path(out, overwrite=True) as tmp:
+        tmp.write_text("\n".join(lines))
+    console.print("\n".join(lines), highlight=False)
+    print(out)
