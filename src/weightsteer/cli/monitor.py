@@ -30,8 +30,9 @@ def monitor(
     vector: Annotated[Path, typer.Option(help="vector file (.safetensors)")],
     model: ModelOpt,
     finetuned: Annotated[
-        list[str], typer.Option(help="fine-tune folders (model or PEFT adapter) of --model")
-    ],
+        list[str] | None,
+        typer.Option(help="fine-tune folders (model or PEFT adapter) of --model"),
+    ] = None,
     more: Annotated[list[str] | None, typer.Argument(help="more fine-tune folders")] = None,
     common: Annotated[
         Path | None,
@@ -46,6 +47,17 @@ def monitor(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = "none",
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="table (.csv/.jsonl/.parquet) with columns finetune and label (1: the kind "
+            "to catch, 0: a control): the AUROC of the cosine and contrast, with a CI; its "
+            "fine-tunes are monitored when --finetuned is not given"
+        ),
+    ] = None,
+    toward: Annotated[
+        str, typer.Option(help="labelled fine-tunes move toward the vector's pos or neg side")
+    ] = "pos",
     allow_pickle: Annotated[
         bool,
         typer.Option(help="read fine-tunes saved only as pickle .bin (runs code: trusted only)"),
@@ -64,8 +76,19 @@ def monitor(
         plot_monitor,
         write_table,
     )
+    from weightsteer.monitor.ranking import auroc_rows, plot_ranking, ranking_table, read_labels
 
-    sources = [*finetuned, *(more or [])]
+    if toward not in ("pos", "neg"):
+        raise UserError(f"--toward takes pos or neg, got {toward!r}")
+    labelled = read_labels(labels) if labels is not None else None
+    sources = [*(finetuned or []), *(more or [])]
+    if labelled is not None:
+        sources = sources or list(labelled)
+        unlabelled = [s for s in sources if s not in labelled]
+        if unlabelled:
+            raise UserError(f"--labels {labels} has no label for {unlabelled[0]}")
+    if not sources:
+        raise UserError("give fine-tunes to monitor: --finetuned DIR (or --labels FILE)")
     for src in sources:  # before any model is loaded: a local path must be there
         local = src.startswith(("/", ".", "~")) or src.count("/") != 1  # not org/name
         if local and not Path(src).expanduser().exists():
@@ -75,6 +98,8 @@ def monitor(
             raise UserError(f"--out {out_file}: use a {', '.join(TABLE_FORMATS)} file")
         check_writable(out_file, overwrite=overwrite)
         check_writable(out_file.with_suffix(".png"), overwrite=overwrite)
+        if labelled is not None:
+            check_writable(auroc_figure(out_file), overwrite=overwrite)
     vec = WeightVector.load(vector)
     if common is None and common_path(vector).is_file():
         common = common_path(vector)
@@ -113,3 +138,21 @@ def monitor(
         figure = out_file.with_suffix(".png")
         plot_monitor(results, figure, f"{vector.name}: cos(theta_X - theta_base, dW)")
         console.print(f"[green]saved[/] {out_file} and {figure}", highlight=False)
+    if labelled is not None:
+        table = ranking_table(results, labelled, toward)
+        rows = auroc_rows(table)
+        n1 = int(table["label"].sum())
+        for r in rows:
+            console.print(
+                f"AUROC ({r['statistic']}, labelled toward {toward.upper()}): {r['auroc']:.3f} "
+                f"[95% CI {r['lo']:.3f}, {r['hi']:.3f}] over {n1} labelled and "
+                f"{len(table) - n1} control fine-tunes",
+                highlight=False,
+            )
+        if out_file is not None:
+            plot_ranking(table, rows, auroc_figure(out_file), toward)
+            console.print(f"[green]saved[/] {auroc_figure(out_file)}", highlight=False)
+
+
+def auroc_figure(out_file: Path) -> Path:
+    return out_file.with_name(f"{out_file.stem}-auroc.png")

@@ -231,8 +231,12 @@ def train(
 @app.command()
 def extract(
     model: OptModel = None,
-    pos: Annotated[Path | None, typer.Option(help="POS adapter folder")] = None,
-    neg: Annotated[Path | None, typer.Option(help="NEG adapter folder")] = None,
+    pos: Annotated[
+        Path | None, typer.Option(help="POS adapter folder (or a fine-tuned model folder)")
+    ] = None,
+    neg: Annotated[
+        Path | None, typer.Option(help="NEG adapter folder (or a fine-tuned model folder)")
+    ] = None,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="vector file (.safetensors)")
     ] = None,
@@ -247,9 +251,11 @@ def extract(
     device_map: DeviceMapOpt = "none",
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Extract dW = theta_pos - theta_neg from two adapters (exact, float32)."""
+    """Extract dW = theta_pos - theta_neg from two adapters (exact, float32), or from two
+    fine-tunes of --model (model folders or adapters, in any mix: tau_pos - tau_neg)."""
     from weightsteer.adapters.extract import extract_common, extract_vector
     from weightsteer.core.files import check_writable
+    from weightsteer.core.models import is_adapter_folder
 
     if run_dir is not None:
         return run_stage(run_dir, "extract")
@@ -259,8 +265,14 @@ def extract(
     if common_out is not None:
         check_writable(common_out, overwrite=overwrite)
     m, _ = load_for_cli(model, dtype, device=device, device_map=device_map)
-    vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
-    common = extract_common(m, pos, neg, vec) if common_out is not None else None
+    if is_adapter_folder(pos) and is_adapter_folder(neg):
+        vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
+        common = extract_common(m, pos, neg, vec) if common_out is not None else None
+    else:  # a full fine-tune on either side: the difference of the two weight changes
+        from weightsteer.monitor.taus import tau_vectors
+
+        vec, common = tau_vectors(m, pos, neg, model_id=model, behavior=behavior, progress=True)
+        common = common if common_out is not None else None
     vec.save(out_file, overwrite=overwrite)
     console.print(f"[green]saved[/] {vec}")
     if common is not None:
