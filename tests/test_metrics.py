@@ -43,6 +43,7 @@ def rows(scores, *, strength, method="weight", family="lora", seed=0, suite="s",
             "score": scores,
             "text": "",
             "value": float("nan"),
+            "variant": "",
         }
     ).astype(COLUMNS)
 

@@ -517,3 +517,38 @@ def test_a_run_name_that_is_not_a_folder_name_is_refused(tmp_path, capsys, name)
 def test_a_bad_option_value_is_one_line(capsys):
     code, _, err = cli(["train", "--rank", "abc"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--rank" in err
+
+
+def test_analyze_scores_every_variant_on_the_runs_rows_and_reports_it(finished, tmp_path, capsys):
+    """`weightsteer analyze`: variants of each seed-0 vector scored at ±alpha and at the
+    full vector's calibrated strengths, on identical rows; a report section; reuse."""
+    run = copy_run(finished, tmp_path)
+    code, out, err = cli(["analyze", "--run", run, "--analysis", "layers", "--analysis",
+                          "magdir"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert out.split() == [str(run / "report.md")]
+    tables = sorted((run / "analysis").glob("*.parquet"))
+    assert [t.stem for t in tables] == ["ia3-seed0", "lora-seed0"]
+    df = pd.read_parquet(tables[1])
+    variants = set(df["variant"])
+    assert {"full", "dir_only", "mag_only:0", "mag_only:1", "drop:layer1"} <= variants
+    rows = df.groupby(["variant", "strength", "eval"])["row_id"].agg(frozenset)
+    assert rows.groupby(level=[1, 2]).nunique().max() == 1  # same rows for every variant
+    fixed = sorted(df[df["calibrated_kl"].isna()]["strength"].unique())
+    assert fixed == [-1.0, 1.0] and df["calibrated_kl"].notna().any()
+    # the full vector at ±1 is the eval stage's own score at alpha ±1, row for row
+    full = df[(df["variant"] == "full") & df["calibrated_kl"].isna()]
+    ev = results(run)
+    ev = ev[(ev["family"] == "lora") & ev["strength"].isin([-1.0, 1.0])]
+    a = full.set_index(["strength", "eval", "row_id"])["score"].sort_index()
+    b = ev.set_index(["strength", "eval", "row_id"])["score"].sort_index()
+    pd.testing.assert_series_equal(a, b.loc[a.index], check_names=False)
+    report = (run / "report.md").read_text()
+    assert "## Where dW lives (analysis)" in report and "### lora-seed0" in report
+    assert (run / "figures" / "analysis_retained.png").is_file()
+    assert (run / "analysis" / "cosines.csv").is_file()
+    code, _, err = cli(["analyze", "--run", run, "--analysis", "layers", "--analysis",
+                        "magdir"], capsys)  # fmt: skip
+    assert code == 0 and "reuse  analysis/lora-seed0.parquet" in err
+    code, _, err = cli(["analyze", "--run", run, "--analysis", "nonsense"], capsys)
+    assert code == 2 and "nonsense" in err and len(err.strip().splitlines()) == 1

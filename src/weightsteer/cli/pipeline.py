@@ -1,4 +1,5 @@
-"""Pipeline verbs, in pipeline order: run, data, train, extract, eval, compare, report."""
+"""Pipeline verbs, in pipeline order: run, data, train, extract, eval, compare, report,
+analyze."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from weightsteer.cli.app import (
     out,
     parse_floats,
     parse_options,
+    quiet_transformers,
     run_stage,
     start_run,
 )
@@ -400,6 +402,38 @@ def report(
 
     run_stage(path, "report")  # refuses a folder that is not a run
     print(RunLayout(path).report)
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Option("--run", help="a run folder with vectors")],
+    analysis: Annotated[
+        list[str] | None,
+        typer.Option(help="analysis to run (repeatable; default: the config's analysis.analyses)"),
+    ] = None,
+) -> None:
+    """Where dW lives: layer/module keep and drop, singular-direction crops, magnitude vs
+    direction, the families' shared basis, each variant scored on the run's rows at the
+    full vector's strengths; then the report (its analysis section)."""
+    from pydantic import ValidationError
+
+    from weightsteer.pipeline import Context, Run, run_stages
+
+    quiet_transformers()
+    run = Run.open(run_dir)
+    if analysis:
+        try:
+            chosen = run.cfg.analysis.model_validate(
+                {**run.cfg.analysis.model_dump(), "analyses": analysis}
+            )
+        except ValidationError as e:
+            raise UserError(
+                f"--analysis: {e.errors()[0]['msg'].removeprefix('Value error, ')}"
+            ) from None
+        run.cfg = run.cfg.model_copy(update={"analysis": chosen})
+    ctx = Context(run, console)
+    run_stages(ctx, ["analyze", "report"])
+    print(run.layout.report)
 
 
 @app.command("config-help")

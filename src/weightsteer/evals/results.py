@@ -35,6 +35,9 @@ COLUMNS = {
     # a capability suite's measure (suite_info "measure"): 1/0 right answer, or mean token
     # NLL; NaN for behaviour suites
     "value": "float64",
+    # an analysis variant of a weight vector (``analysis/``: keep:layer2, dir_only, ...);
+    # "full" for the unchanged vector in an analysis table, "" elsewhere
+    "variant": "string",
 }
 
 
@@ -53,6 +56,7 @@ def result_rows(
     status: str = "",
     texts: list[str] | None = None,
     values=None,
+    variant: str = "",
 ) -> pd.DataFrame:
     """Rows for one suite scored under one intervention at one strength (``calibrated_kl``,
     ``kl``, ``audit_kl``, ``status``: how the strength was calibrated, if it was)."""
@@ -77,6 +81,7 @@ def result_rows(
             "score": [x * y for x, y in zip(lr, label, strict=True)],
             "text": texts if texts is not None else "",
             "value": [float(x) for x in values] if values is not None else float("nan"),
+            "variant": variant,
         }
     )
     return df.astype(COLUMNS)
@@ -90,6 +95,7 @@ FILLED = {
     "audit_kl": float("nan"),
     "status": "",
     "value": float("nan"),
+    "variant": "",
 }
 META_KEY = b"weightsteer"
 CALIBRATION_KEY = b"weightsteer.calibration"

@@ -23,6 +23,11 @@ class WeightSteering(Intervention):
     seed: int = 0
     method: str = "weight"
     allow_finetune: bool = False  # steer a fine-tune of the vector's base (same shapes)
+    variant: str = ""  # an analysis variant of the vector (``analysis/``)
+
+    def describe(self) -> dict:
+        out = super().describe()
+        return {**out, "variant": self.variant} if self.variant else out
 
     @contextmanager
     def attach(self, model) -> Iterator[SetStrength]:

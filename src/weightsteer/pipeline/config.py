@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from weightsteer.adapters.train import TrainConfig
+from weightsteer.analysis import AnalysisConfig
 from weightsteer.core.config import Section, content_key
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import ModelConfig
@@ -41,6 +42,7 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
     metrics: MetricsConfig = MetricsConfig()
     compare: CompareConfig = CompareConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
     def digest(self) -> str:
         """A stable hash of the whole config (key order and formatting do not matter)."""

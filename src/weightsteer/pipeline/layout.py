@@ -64,6 +64,14 @@ class RunLayout:
     def rel_compare(slug: str) -> str:
         return f"compare/{slug}.parquet"
 
+    @staticmethod
+    def rel_analysis(family: str, seed: int) -> str:
+        return f"analysis/{family}-seed{seed}.parquet"
+
+    @staticmethod
+    def rel_cosines() -> str:
+        return "analysis/cosines.csv"
+
     # -- absolute paths ------------------------------------------------------------------
     @property
     def manifest(self) -> Path:
@@ -123,3 +131,6 @@ class RunLayout:
 
     def compared(self) -> list[Path]:
         return sorted((self.root / "compare").glob("*.parquet"))
+
+    def analyses(self) -> list[Path]:
+        return sorted((self.root / "analysis").glob("*.parquet"))

@@ -83,7 +83,11 @@ def stage_data(ctx: Context) -> None:
             "model": ctx.fingerprint(),
             "pair": [pair.behavior, pair.pos, pair.neg],
             "items": [[it.id, it.user] for it in items],
-            "data": cfg.data.model_dump(mode="json"),
+            # greedy answers do not depend on how prompts are chunked (sampled ones do:
+            # each chunk has its own seed)
+            "data": cfg.data.model_dump(
+                mode="json", exclude={"chunk_size"} if cfg.data.temperature == 0 else set()
+            ),
         }
     )
     if not _todo(ctx, RunLayout.rel_data(), key, all_ranks=True):
@@ -450,6 +454,122 @@ def _calibrated_frames(model, tok, intervention, suites, found: dict, batch_size
     return frames, records
 
 
+def _analysed_units(ctx: Context) -> list[tuple[str, int]]:
+    a = ctx.cfg.analysis
+    units = [(f, s) for f, s in ctx.units() if (not a.families or f in a.families) and s in a.seeds]
+    if not units:
+        raise UserError(
+            f"analysis.families {list(a.families)} and analysis.seeds {list(a.seeds)} select "
+            "no vector of this run; name trained families and seeds"
+        )
+    return units
+
+
+def _full_calibration(ctx: Context, family: str, seed: int) -> list[dict]:
+    """The compare stage's calibration of the full vector at the verdict's budget: its
+    − and + side records (empty when it was not compared)."""
+    from weightsteer.evals.results import results_calibration
+    from weightsteer.report.compare import verdict_budget
+
+    path = ctx.run.root / RunLayout.rel_compare(f"weight-{family}-seed{seed}")
+    records = results_calibration(path) if path.is_file() else []
+    if not records:
+        return []
+    budget = verdict_budget(sorted({r["budget"] for r in records}), ctx.cfg.compare.target_kl)
+    sides = sorted((r for r in records if r["budget"] == budget), key=lambda r: r["strength"])
+    return sides if len(sides) == 2 else []
+
+
+def stage_analyze(ctx: Context) -> None:
+    """Every analysis variant of the selected vectors (``analysis/``), scored through the
+    weight intervention at ±alpha and at the full vector's calibrated strengths, on the
+    run's rows; and the cosine of every pair of the run's vectors."""
+    import pandas as pd
+
+    from weightsteer.analysis import ANALYSES, FULL, AnalysisContext, Variant
+    from weightsteer.analysis.shared import cosine_rows
+    from weightsteer.core.vector import WeightVector
+    from weightsteer.evals.results import suite_info, write_results
+    from weightsteer.methods.weight import WeightSteering
+
+    cfg, run = ctx.cfg, ctx.run
+    a = cfg.analysis
+    units = _analysed_units(ctx)
+    names = {s.name for s in ctx.suites()}
+    unknown = sorted(set(a.suites) - names)
+    if unknown:
+        raise UserError(
+            f"analysis.suites: {unknown[0]} is not a suite of this run; "
+            f"known: {', '.join(sorted(names))}"
+        )
+    suites = [s for s in ctx.suites() if not a.suites or s.name in a.suites]
+    every = {f"{f}-seed{s}": run.layout.vector(f, s) for f, s in ctx.units()}
+    rel = RunLayout.rel_cosines()
+    if _todo(ctx, rel, content_key({k: digest(p) for k, p in every.items()})):
+        loaded = {k: WeightVector.load(p) for k, p in every.items()}
+        with run.unit(rel, content_key({k: digest(p) for k, p in every.items()})) as out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(out, overwrite=True) as tmp:
+                pd.DataFrame(cosine_rows(loaded)).to_csv(tmp, index=False)
+    config, info = cfg.model_dump(mode="json"), suite_info(suites)
+    finetune = bool(cfg.model.target)
+    with _bar(ctx) as bar:
+        task = bar.add_task("analysing", total=len(units))
+        for fam, seed in units:
+            rel = RunLayout.rel_analysis(fam, seed)
+            cals = _full_calibration(ctx, fam, seed) if a.calibrated else []
+            key = content_key(
+                {
+                    "vectors": {k: digest(p) for k, p in every.items()},
+                    "analysis": a.model_dump(mode="json"),
+                    "rows": _rows_key(suites),
+                    "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
+                    "model": ctx.target_fingerprint(),
+                    "calibration": [[c["strength"], c["budget"]] for c in cals],
+                }
+            )
+            if not _todo(ctx, rel, key):
+                bar.advance(task)
+                continue
+            model, tok = ctx.target()
+            vec = WeightVector.load(every[f"{fam}-seed{seed}"])
+            others = {
+                k: WeightVector.load(p) for k, p in every.items() if k.endswith(f"-seed{seed}")
+            }
+            actx = AnalysisContext(
+                base=model, others=others, draws=a.draws, seed=a.seed, rank=a.rank
+            )
+            variants = [Variant(FULL, vec)]
+            for name in a.analyses:
+                variants += ANALYSES.get(name)(vec, actx)
+            frames = []
+            for i, v in enumerate(variants):
+                bar.update(
+                    task,
+                    description=f"analysing {fam} seed {seed}: {v.name} ({i + 1}/{len(variants)})",
+                )
+                inter = WeightSteering(
+                    vector=v.vector, family=fam, seed=seed, variant=v.name, allow_finetune=finetune
+                )
+                frames += evaluate_intervention(
+                    model, tok, inter, suites, [-a.alpha, a.alpha], batch_size=cfg.eval.batch_size
+                )
+                if cals:
+                    frames += evaluate_intervention(
+                        model,
+                        tok,
+                        inter,
+                        suites,
+                        [c["strength"] for c in cals],
+                        calibrations=cals,
+                        batch_size=cfg.eval.batch_size,
+                    )
+            with run.unit(rel, key) as out:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                write_results(frames, out, config, suites=info)
+            bar.advance(task)
+
+
 def report_files(run: Run) -> RunFiles:
     lay = run.layout
     return RunFiles(
@@ -460,6 +580,8 @@ def report_files(run: Run) -> RunFiles:
         lay.report,
         lay.headline,
         lay.figures,
+        lay.analyses(),
+        lay.root / RunLayout.rel_cosines(),
     )
 
 
@@ -477,6 +599,7 @@ STAGE_FUNCS = {
     "eval": stage_eval,
     "compare": stage_compare,
     "report": stage_report,
+    "analyze": stage_analyze,  # on demand: `weightsteer analyze --run R`
 }
 
 

@@ -13,7 +13,7 @@ format and its logratio says little.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ from weightsteer.evals.metrics import (
 )
 from weightsteer.evals.results import read_results, results_suites
 from weightsteer.evals.suites.tinymfv import TinyMfvConfig
+from weightsteer.report.analysis import analysis_lines
 from weightsteer.report.compare import (
     Compared,
     calibration_rows,
@@ -132,6 +133,8 @@ class RunFiles:
     report: Path
     headline: Path
     figures: Path  # a folder next to ``report``
+    analyses: list[Path] = field(default_factory=list)  # analysis/*.parquet (analyze)
+    cosines: Path | None = None  # analysis/cosines.csv
 
 
 def write_report(files: RunFiles) -> Path:
@@ -177,6 +180,7 @@ def write_report(files: RunFiles) -> Path:
             else []
         ),
         *compare_lines(files.compared, cfg, figs, counts.get("compare", {}), compared),
+        *analysis_lines(files.analyses, files.cosines, settings, figs),
     ]
     lines += ["## Where the vectors live", ""]
     lines += [f"![{v['name']}](figures/norms-{v['name']}.png)" for v in vectors]

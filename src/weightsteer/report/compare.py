@@ -365,7 +365,8 @@ def capability_lines(
     if behaviour and figure_capability(m, behaviour[0], caps, figs / f"capability-{name}.png"):
         lines += [
             f"Behaviour shift on `{behaviour[0]}` against capability change, every method "
-            "and strength (the origin is the unsteered model):",
+            "and strength (the origin is the unsteered model; circles: + strengths, squares: "
+            "−, joined in strength order; hollow: a side that missed its budget):",
             "",
             f"![behaviour vs capability](figures/capability-{name}.png)",
             "",

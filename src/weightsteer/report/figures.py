@@ -29,7 +29,8 @@ def _finish_grid(fig, axes, n: int, path: Path) -> None:
         fig.legend(
             handles, labels, loc="lower center", fontsize=7, ncol=min(6, len(labels)), frameon=False
         )
-        fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 6), 1, 1))
+        rows = math.ceil(len(labels) / 6)  # legend rows, each ~0.18 in, plus the x labels
+        fig.tight_layout(rect=(0, min(0.4, (0.1 + 0.18 * rows) / fig.get_figheight()), 1, 1))
     save_figure(fig, path)
 
 
@@ -298,7 +299,8 @@ def figure_capability(
     """Behaviour shift against capability change, one panel per capability suite
     (``capabilities``: suite -> measure): each method's points at every strength, joined
     in strength order, x = the capability's paired change, y = Δ score on ``behaviour``;
-    the origin is the unsteered model. Hollow: a side that missed its KL budget."""
+    the origin is the unsteered model. Circles: positive strengths, squares: negative;
+    hollow: a side that missed its KL budget."""
     beh = m[m["eval"] == behaviour].set_index(["method", "family", "strength"])
     suites = [s for s in capabilities if s in set(m["eval"])]
     if beh.empty or not suites:
@@ -322,10 +324,8 @@ def figure_capability(
             color = colors.get(name, "black")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1, label=name)
             for x, y, hit, s in pts:
-                ax.plot(x, y, "o", ms=4, color=color, mfc=color if hit else "white")
-                if s:
-                    ax.annotate(f"{s:+g}", (x, y), fontsize=6, color=color,
-                                xytext=(2, 2), textcoords="offset points")  # fmt: skip
+                marker = "o" if s > 0 else "s" if s < 0 else "x"
+                ax.plot(x, y, marker, ms=4, color=color, mfc=color if hit else "white")
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
         measure = capabilities[suite]

@@ -1,0 +1,68 @@
+"""Do the adapter families find the same thing? A basis they share, per tensor.
+
+Per tensor, the deltas of every analysed vector that has it, each scaled to unit
+Frobenius norm, side by side: ``[dW_1 | dW_2 | ...]`` (``m x sum n``). Its top-``K``
+left singular directions ``U`` (``K = analysis.rank``, at most its rank) are the shared
+output directions. ``keep_shared = U Uᵀ dW`` and ``drop_shared = dW - keep_shared``
+(they sum to dW); ``keep_random:<draw>`` projects onto a random orthonormal basis of the
+same size (the null). The basis of one vector with itself, at ``K`` >= its rank, keeps
+all of it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from weightsteer.analysis import AnalysisContext, Variant, dense2, gaussian, register
+from weightsteer.core.vector import WeightVector
+
+
+def shared_basis(deltas: list[torch.Tensor], k: int) -> torch.Tensor:
+    """The top-``k`` left singular directions of the unit-norm deltas side by side."""
+    stacked = torch.cat([d.double() / max(float(d.norm()), 1e-30) for d in deltas], dim=1)
+    u, s, _ = torch.linalg.svd(stacked, full_matrices=False)
+    r = int((s > s[0] * 1e-9).sum()) if s.numel() and s[0] > 0 else 0
+    return u[:, : min(k, r)]
+
+
+@register("shared")
+def shared_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+    others = list(ctx.others.values()) or [vector]
+    keep, drop = {}, {}
+    randoms: list[dict] = [{} for _ in range(ctx.draws)]
+    for n in vector:
+        dw = dense2(vector[n])
+        if dw.dim() != 2:  # no output directions to share: all of it is "not shared"
+            drop[n] = dw
+            continue
+        u = shared_basis([dense2(o[n]) for o in others if n in o.deltas], ctx.rank)
+        kept = (u @ (u.T @ dw.double())).float()
+        keep[n], drop[n] = kept, dw - kept
+        for d in range(ctx.draws):
+            g = gaussian((dw.shape[0], u.shape[1]), ctx.seed, n, d).double()
+            q, _ = torch.linalg.qr(g)
+            randoms[d][n] = (q @ (q.T @ dw.double())).float()
+    meta = vector.meta
+    out = [
+        Variant("keep_shared", WeightVector(keep, meta.derived("keep shared")), {"kind": "keep"}),
+        Variant("drop_shared", WeightVector(drop, meta.derived("drop shared")), {"kind": "drop"}),
+    ]
+    for d, r in enumerate(randoms):
+        out.append(
+            Variant(
+                f"keep_random:{d}",
+                WeightVector(r, meta.derived(f"random basis {d}")),
+                {"kind": "random", "draw": d},
+            )
+        )
+    return out
+
+
+def cosine_rows(vectors: dict[str, WeightVector]) -> list[dict]:
+    """The cosine of every pair of vectors, overall: one row per ordered pair."""
+    names = sorted(vectors)
+    return [
+        {"a": a, "b": b, "cosine": 1.0 if a == b else vectors[a].cosine(vectors[b])}
+        for a in names
+        for b in names
+    ]
