@@ -176,3 +176,18 @@ def test_retained_effect_in_closed_form():
     assert r.loc["full", "full_effect"] == 1.5 and r.loc["full", "retained"] == 1.0
     assert r.loc["half", "retained"] == 0.5 and r.loc["none", "retained"] == 0.0
     assert r.loc["half", "lo"] <= 0.5 <= r.loc["half", "hi"]
+
+
+def test_agreement_rows_per_scope_and_subspace_overlap(vectors):
+    from weightsteer.analysis.shared import cosine_rows, subspace_overlap
+
+    lora = vectors["lora"]
+    assert math.isclose(subspace_overlap(lora, lora * -2.0), 1.0, rel_tol=1e-9)
+    noise = random_matched(lora, list(lora), seed=0, draw=0)
+    assert subspace_overlap(lora, noise) < 0.5
+    rows = pd.DataFrame(cosine_rows({"lora": lora, "minus": lora * -1.0}))
+    pair = rows[(rows["a"] == "lora") & (rows["b"] == "minus")].set_index("scope")
+    assert math.isclose(pair.loc["all", "cosine"], -1.0, rel_tol=1e-9)
+    layers = [s for s in pair.index if s.startswith("layer")]
+    assert layers and all(math.isclose(pair.loc[s, "cosine"], -1.0, rel_tol=1e-9) for s in layers)
+    assert "q_proj" in pair.index

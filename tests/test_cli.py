@@ -149,7 +149,7 @@ def _one_line_error(code, err, match):
                 "--out",
                 "{tmp}/v.safetensors",
             ],
-            "not a PEFT adapter",
+            "neither a PEFT adapter folder",
         ),
         (
             [

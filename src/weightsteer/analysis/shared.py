@@ -58,11 +58,67 @@ def shared_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]
     return out
 
 
+def subspace_overlap(a: WeightVector, b: WeightVector, k: int = 8) -> float:
+    """Mean over the tensors both vectors change of the mean cosine of the principal
+    angles between their top-``k`` output subspaces (1: the same directions, 0:
+    orthogonal; 1-D tensors are skipped)."""
+    values = []
+    for n in a.deltas.keys() & b.deltas.keys():
+        x, y = dense2(a[n]), dense2(b[n])
+        if x.dim() != 2:
+            continue
+        ua, sa, _ = torch.linalg.svd(x.double(), full_matrices=False)
+        ub, sb, _ = torch.linalg.svd(y.double(), full_matrices=False)
+        ra = int((sa > sa[0] * 1e-9).sum()) if sa[0] > 0 else 0
+        rb = int((sb > sb[0] * 1e-9).sum()) if sb[0] > 0 else 0
+        m = min(k, ra, rb)
+        if m:
+            cosines = torch.linalg.svdvals(ua[:, :m].T @ ub[:, :m])
+            values.append(float(cosines.clamp(max=1.0).mean()))
+    return sum(values) / len(values) if values else float("nan")
+
+
 def cosine_rows(vectors: dict[str, WeightVector]) -> list[dict]:
-    """The cosine of every pair of vectors, overall: one row per ordered pair."""
+    """The cosine of every ordered pair of vectors: overall (``scope`` all, with the
+    principal-angle ``overlap`` of their per-tensor subspaces), per layer and per module
+    kind."""
+    from weightsteer.core.naming import layer_index, module_kind
+
     names = sorted(vectors)
-    return [
-        {"a": a, "b": b, "cosine": 1.0 if a == b else vectors[a].cosine(vectors[b])}
-        for a in names
-        for b in names
-    ]
+    layers = sorted({i for v in vectors.values() for n in v if (i := layer_index(n)) is not None})
+    kinds = sorted({module_kind(n) for v in vectors.values() for n in v})
+    rows = []
+    for a in names:
+        for b in names:
+            va, vb = vectors[a], vectors[b]
+            rows.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "scope": "all",
+                    "cosine": 1.0 if a == b else va.cosine(vb),
+                    "overlap": 1.0 if a == b else subspace_overlap(va, vb),
+                }
+            )
+            for i in layers:
+                rows.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "scope": f"layer {i}",
+                        "overlap": float("nan"),
+                        "cosine": va.restrict(layers=[i]).cosine(vb.restrict(layers=[i])),
+                    }
+                )
+            for kind in kinds:
+                ra, rb = va.restrict(modules=[kind]), vb.restrict(modules=[kind])
+                rows.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "scope": kind,
+                        "overlap": float("nan"),
+                        "cosine": ra.cosine(rb),
+                    }
+                )
+    return rows

@@ -505,9 +505,10 @@ def stage_analyze(ctx: Context) -> None:
     suites = [s for s in ctx.suites() if not a.suites or s.name in a.suites]
     every = {f"{f}-seed{s}": run.layout.vector(f, s) for f, s in ctx.units()}
     rel = RunLayout.rel_cosines()
-    if _todo(ctx, rel, content_key({k: digest(p) for k, p in every.items()})):
+    key = content_key({"vectors": {k: digest(p) for k, p in every.items()}, "scopes": 2})
+    if _todo(ctx, rel, key):
         loaded = {k: WeightVector.load(p) for k, p in every.items()}
-        with run.unit(rel, content_key({k: digest(p) for k, p in every.items()})) as out:
+        with run.unit(rel, key) as out:
             out.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(out, overwrite=True) as tmp:
                 pd.DataFrame(cosine_rows(loaded)).to_csv(tmp, index=False)

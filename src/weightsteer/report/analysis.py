@@ -136,6 +136,41 @@ def figure_cosines(cosines: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
+def cosine_lines(c: pd.DataFrame, figs: Path) -> list[str]:
+    """The cosine matrix (figure), and per scope (all, each layer, each module kind) the
+    mean and range of the cosines between distinct vectors, with the principal-angle
+    overlap of their per-tensor subspaces."""
+    if "scope" not in c:
+        c = c.assign(scope="all", overlap=float("nan"))
+    whole = c[c["scope"] == "all"]
+    figure_cosines(whole, figs / "analysis_cosines.png")
+    pairs = c[c["a"] < c["b"]]
+    if pairs.empty:
+        return ["One vector: no cosines to compare.", ""]
+    lines = [
+        f"Agreement between the run's {whole['a'].nunique()} vectors (distinct pairs):",
+        "",
+        "| scope | mean cosine | range | subspace overlap |",
+        "|---|---|---|---|",
+    ]
+    for scope, g in pairs.groupby("scope", sort=False):
+        overlap = g["overlap"].mean()
+        cell = "" if pd.isna(overlap) else f"{overlap:.3f}"
+        lines.append(
+            f"| {scope} | {g['cosine'].mean():+.3f} | [{g['cosine'].min():+.3f}, "
+            f"{g['cosine'].max():+.3f}] | {cell} |"
+        )
+    return [
+        *lines,
+        "",
+        "Subspace overlap: mean cosine of the principal angles between two "
+        "vectors' top-8 output directions, per tensor (1: the same subspace).",
+        "",
+        "![cosine matrix](figures/analysis_cosines.png)",
+        "",
+    ]
+
+
 def analysis_lines(
     paths: list[Path], cosines: Path | None, settings: MetricsConfig, figs: Path
 ) -> list[str]:
@@ -167,16 +202,5 @@ def analysis_lines(
         if figure_cells(r, suite, figs / "analysis_cells.png"):
             lines += [f"![layer x module on {suite}](figures/analysis_cells.png)", ""]
     if cosines is not None and cosines.is_file():
-        c = pd.read_csv(cosines)
-        figure_cosines(c, figs / "analysis_cosines.png")
-        off = c[c["a"] < c["b"]]["cosine"]
-        lines += [
-            f"Cosines between the run's {c['a'].nunique()} vectors: off-diagonal mean "
-            f"{off.mean():+.3f}, range [{off.min():+.3f}, {off.max():+.3f}]"
-            if len(off)
-            else "One vector: no cosines to compare.",
-            "",
-            "![cosine matrix](figures/analysis_cosines.png)",
-            "",
-        ]
+        lines += cosine_lines(pd.read_csv(cosines), figs)
     return lines
