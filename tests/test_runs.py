@@ -527,9 +527,15 @@ def test_analyze_scores_every_variant_on_the_runs_rows_and_reports_it(finished, 
                           "magdir"], capsys)  # fmt: skip
     assert code == 0, err
     assert out.split() == [str(run / "report.md")]
-    tables = sorted((run / "analysis").glob("*.parquet"))
-    assert [t.stem for t in tables] == ["ia3-seed0", "lora-seed0"]
-    df = pd.read_parquet(tables[1])
+    tables = sorted((run / "analysis").glob("*/*.parquet"))
+    assert [f"{t.parent.name}/{t.stem}" for t in tables] == [
+        "ia3-seed0/layers",
+        "ia3-seed0/magdir",
+        "lora-seed0/layers",
+        "lora-seed0/magdir",
+    ]
+    df = pd.concat([pd.read_parquet(t) for t in tables[2:]])
+    df = df[~df.duplicated(["variant", "strength", "eval", "row_id"])]
     variants = set(df["variant"])
     assert {"full", "dir_only", "mag_only:0", "mag_only:1", "drop:layer1"} <= variants
     rows = df.groupby(["variant", "strength", "eval"])["row_id"].agg(frozenset)
@@ -549,6 +555,10 @@ def test_analyze_scores_every_variant_on_the_runs_rows_and_reports_it(finished, 
     assert (run / "analysis" / "cosines.csv").is_file()
     code, _, err = cli(["analyze", "--run", run, "--analysis", "layers", "--analysis",
                         "magdir"], capsys)  # fmt: skip
-    assert code == 0 and "reuse  analysis/lora-seed0.parquet" in err
+    assert code == 0 and "reuse  analysis/lora-seed0/magdir.parquet" in err
+    code, _, err = cli(["analyze", "--run", run, "--analysis", "svd"], capsys)  # adds one
+    assert code == 0 and (run / "analysis" / "lora-seed0" / "svd.parquet").is_file()
+    assert (run / "analysis" / "lora-seed0" / "layers.parquet").is_file()  # kept
+    assert "rest:top25" in (run / "report.md").read_text()
     code, _, err = cli(["analyze", "--run", run, "--analysis", "nonsense"], capsys)
     assert code == 2 and "nonsense" in err and len(err.strip().splitlines()) == 1

@@ -65,8 +65,8 @@ class RunLayout:
         return f"compare/{slug}.parquet"
 
     @staticmethod
-    def rel_analysis(family: str, seed: int) -> str:
-        return f"analysis/{family}-seed{seed}.parquet"
+    def rel_analysis(family: str, seed: int, analysis: str) -> str:
+        return f"analysis/{family}-seed{seed}/{analysis}.parquet"
 
     @staticmethod
     def rel_cosines() -> str:
@@ -133,4 +133,6 @@ class RunLayout:
         return sorted((self.root / "compare").glob("*.parquet"))
 
     def analyses(self) -> list[Path]:
-        return sorted((self.root / "analysis").glob("*.parquet"))
+        """``analysis/<family>-seed<k>/<analysis>.parquet``: one table per vector and
+        analysis, each with the full vector's own rows."""
+        return sorted((self.root / "analysis").glob("*/*.parquet"))

@@ -515,60 +515,73 @@ def stage_analyze(ctx: Context) -> None:
     config, info = cfg.model_dump(mode="json"), suite_info(suites)
     finetune = bool(cfg.model.target)
     with _bar(ctx) as bar:
-        task = bar.add_task("analysing", total=len(units))
+        task = bar.add_task("analysing", total=len(units) * len(a.analyses))
         for fam, seed in units:
-            rel = RunLayout.rel_analysis(fam, seed)
             cals = _full_calibration(ctx, fam, seed) if a.calibrated else []
-            key = content_key(
-                {
-                    "vectors": {k: digest(p) for k, p in every.items()},
-                    "analysis": a.model_dump(mode="json"),
-                    "rows": _rows_key(suites),
-                    "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
-                    "model": ctx.target_fingerprint(),
-                    "calibration": [[c["strength"], c["budget"]] for c in cals],
-                }
-            )
-            if not _todo(ctx, rel, key):
-                bar.advance(task)
-                continue
-            model, tok = ctx.target()
-            vec = WeightVector.load(every[f"{fam}-seed{seed}"])
-            others = {
-                k: WeightVector.load(p) for k, p in every.items() if k.endswith(f"-seed{seed}")
-            }
-            actx = AnalysisContext(
-                base=model, others=others, draws=a.draws, seed=a.seed, rank=a.rank
-            )
-            variants = [Variant(FULL, vec)]
             for name in a.analyses:
-                variants += ANALYSES.get(name)(vec, actx)
-            frames = []
-            for i, v in enumerate(variants):
-                bar.update(
-                    task,
-                    description=f"analysing {fam} seed {seed}: {v.name} ({i + 1}/{len(variants)})",
+                rel = RunLayout.rel_analysis(fam, seed, name)
+                key = content_key(
+                    {
+                        "vectors": {k: digest(p) for k, p in every.items()},
+                        "analysis": name,
+                        "settings": a.model_dump(
+                            mode="json", exclude={"analyses", "families", "seeds"}
+                        ),
+                        "rows": _rows_key(suites),
+                        "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
+                        "model": ctx.target_fingerprint(),
+                        "calibration": [[c["strength"], c["budget"]] for c in cals],
+                    }
                 )
-                inter = WeightSteering(
-                    vector=v.vector, family=fam, seed=seed, variant=v.name, allow_finetune=finetune
+                if not _todo(ctx, rel, key):
+                    bar.advance(task)
+                    continue
+                model, tok = ctx.target()
+                vec = WeightVector.load(every[f"{fam}-seed{seed}"])
+                others = {
+                    k: WeightVector.load(p) for k, p in every.items() if k.endswith(f"-seed{seed}")
+                }
+                actx = AnalysisContext(
+                    base=model, others=others, draws=a.draws, seed=a.seed, rank=a.rank
                 )
-                frames += evaluate_intervention(
-                    model, tok, inter, suites, [-a.alpha, a.alpha], batch_size=cfg.eval.batch_size
-                )
-                if cals:
+                # the full vector is scored in every table: each is read on its own
+                variants = [Variant(FULL, vec), *ANALYSES.get(name)(vec, actx)]
+                frames = []
+                for i, v in enumerate(variants):
+                    bar.update(
+                        task,
+                        description=f"analysing {fam} seed {seed}: {v.name} "
+                        f"({i + 1}/{len(variants)})",
+                    )
+                    inter = WeightSteering(
+                        vector=v.vector,
+                        family=fam,
+                        seed=seed,
+                        variant=v.name,
+                        allow_finetune=finetune,
+                    )
                     frames += evaluate_intervention(
                         model,
                         tok,
                         inter,
                         suites,
-                        [c["strength"] for c in cals],
-                        calibrations=cals,
+                        [-a.alpha, a.alpha],
                         batch_size=cfg.eval.batch_size,
                     )
-            with run.unit(rel, key) as out:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write_results(frames, out, config, suites=info)
-            bar.advance(task)
+                    if cals:
+                        frames += evaluate_intervention(
+                            model,
+                            tok,
+                            inter,
+                            suites,
+                            [c["strength"] for c in cals],
+                            calibrations=cals,
+                            batch_size=cfg.eval.batch_size,
+                        )
+                with run.unit(rel, key) as out:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    write_results(frames, out, config, suites=info)
+                bar.advance(task)
 
 
 def report_files(run: Run) -> RunFiles:

@@ -188,10 +188,15 @@ def analysis_lines(
         "",
     ]
     frames = []
-    for path in paths:
-        r = retained_effects(read_results([path]), settings)
-        frames.append(r.assign(vector=path.stem))
-        lines += [f"### {path.stem}", ""]
+    by_vector: dict[str, list[Path]] = {}
+    for path in paths:  # analysis/<vector>/<analysis>.parquet
+        by_vector.setdefault(path.parent.name, []).append(path)
+    for vector, tables in by_vector.items():
+        parts = [retained_effects(read_results([t]), settings) for t in tables]
+        r = pd.concat(parts, ignore_index=True)
+        r = r[~r.duplicated(["eval", "point", "calibrated", "variant"])]  # full: once
+        frames.append(r.assign(vector=vector))
+        lines += [f"### {vector}", "", "Analyses: " + ", ".join(t.stem for t in tables), ""]
         lines += retained_table(r, calibrated=False)
         lines += retained_table(r, calibrated=True)
     if frames:
