@@ -8,7 +8,7 @@ from weightsteer.cli import monitor, pipeline, toy, vectors  # noqa: F401  (regi
 from weightsteer.cli.app import app, main
 
 ORDER = ("run", "data", "train", "extract", "info", "eval", "compare", "steer", "export",
-         "monitor", "report", "config-help", "toy")  # fmt: skip
+         "monitor", "report", "analyze", "config-help", "toy")  # fmt: skip
 
 
 def _name(info) -> str:
