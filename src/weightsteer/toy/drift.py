@@ -24,7 +24,6 @@ writes the task fine-tune and one joint fine-tune per share, LoRA adapters on to
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
@@ -32,13 +31,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from weightsteer.adapters import AdapterSpec
-from weightsteer.adapters.train import train_adapter
-from weightsteer.core.files import atomic_path
 from weightsteer.pairs.generate import generate_pairs
 from weightsteer.pairs.personas import PAIRS
+from weightsteer.toy.finetunes import train_finetunes
 from weightsteer.toy.world import Row, World
 
 SHARES = {"task": 0.0, "joint-25": 0.25, "joint-50": 0.5}  # share of POS data in the mix
@@ -119,24 +116,20 @@ def build_drift(
     progress: bool = False,
 ) -> dict[str, Path]:
     """Write ``out_dir/<name>`` (a PEFT adapter per ``SHARES`` entry) and ``out_dir/data``."""
-    out_dir = Path(out_dir)
     world = World(0)
     task = task_chats(world, n, seed)
     data = mixes(task, pos_chats(model, tokenizer, world, n, seed, progress), seed)
-    spec = spec.model_copy(update={"seed": seed})
-    status = Console(stderr=True, quiet=not progress).status
-    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
-        (tmp / "data").mkdir(parents=True)
-        for name, chats in data.items():
-            (tmp / "data" / f"{name}.jsonl").write_text(
-                "".join(json.dumps(r) + "\n" for r in chats)
-            )
-            with status(f"training the {name} fine-tune ({len(chats)} chats)"):
-                info = {"toyworld_drift": name, "examples": len(chats)}
-                train_adapter(
-                    model, tokenizer, chats, spec, tmp / name, progress=False, data_info=info
-                )
-    return {name: out_dir / name for name in SHARES}
+    return train_finetunes(
+        model,
+        tokenizer,
+        data,
+        out_dir,
+        tag="toyworld_drift",
+        seed=seed,
+        spec=spec,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 SYCOPHANCY, TASK = "toy:cue-wrong", "toy:task"

@@ -114,23 +114,45 @@ def build_finetunes(
     progress: bool = False,
 ) -> dict[str, Path]:
     """Write ``out_dir/{dishonest,honest,neutral}`` (PEFT adapters) and ``out_dir/data``."""
-    out_dir = Path(out_dir)
     data = finetune_data(model, tokenizer, n, seed=seed, progress=progress)
+    return train_finetunes(
+        model,
+        tokenizer,
+        data,
+        out_dir,
+        tag="toyworld_finetune",
+        seed=seed,
+        spec=spec,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def train_finetunes(
+    model,
+    tokenizer,
+    data: dict[str, list[dict[str, Any]]],
+    out_dir: str | Path,
+    *,
+    tag: str,
+    seed: int = 0,
+    spec: AdapterSpec = SPEC,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """One LoRA fine-tune per entry of ``data`` (name -> chats) in ``out_dir/<name>``, its
+    chats in ``out_dir/data/<name>.jsonl``; the folder is written whole or not at all."""
+    out_dir = Path(out_dir)
     spec = spec.model_copy(update={"seed": seed})
     status = Console(stderr=True, quiet=not progress).status
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
         (tmp / "data").mkdir(parents=True)
-        for name in NAMES:
-            lines = "".join(json.dumps(r) + "\n" for r in data[name])
+        for name, chats in data.items():
+            lines = "".join(json.dumps(r) + "\n" for r in chats)
             (tmp / "data" / f"{name}.jsonl").write_text(lines)
-            with status(f"training the {name} fine-tune ({len(data[name])} chats)"):
+            info = {tag: name, "examples": len(chats)}
+            with status(f"training the {name} fine-tune ({len(chats)} chats)"):
                 train_adapter(
-                    model,
-                    tokenizer,
-                    data[name],
-                    spec,
-                    tmp / name,
-                    data_info={"toyworld_finetune": name, "examples": len(data[name])},
-                    progress=False,
+                    model, tokenizer, chats, spec, tmp / name, data_info=info, progress=False
                 )
-    return {name: out_dir / name for name in NAMES}
+    return {name: out_dir / name for name in data}
