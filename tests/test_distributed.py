@@ -138,7 +138,7 @@ def test_one_process_needs_no_process_group(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("RANK", raising=False)
     assert dist.is_main() and dist.world_size() == 1
-    assert dist.broadcast("x") == "x" and dist.gather(3) == [3]
+    assert dist.broadcast("x") == "x"
     assert list(dist.shard(5)) == [0, 1, 2, 3, 4]
     dist.barrier()
     monkeypatch.setenv("RANK", "1")

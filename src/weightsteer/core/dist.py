@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from weightsteer.core.errors import UserError
 
@@ -67,16 +67,6 @@ def broadcast(value: T) -> T:
     box = [value]
     td.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def gather(value: Any) -> list[Any]:
-    """Every rank's ``value``, in rank order, on every rank."""
-    td = _group()
-    if td is None:
-        return [value]
-    out: list[Any] = [None] * world_size()
-    td.all_gather_object(out, value)
-    return out
 
 
 @contextmanager
