@@ -164,3 +164,20 @@ def test_sharding_configs_are_refused_before_training(tiny, tmp_path, monkeypatc
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
     monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
     dist.check_unsharded()  # ZeRO-1/2 shard optimiser state only
+
+
+def test_only_the_sharing_verbs_run_on_every_rank():
+    from weightsteer.cli.app import PARALLEL_VERBS, _verb
+
+    assert _verb(["--threads", "2", "train", "--model", "m"]) == "train"
+    assert _verb(["eval", "--out", "x"]) == "eval" and _verb([]) == ""
+    assert {"run", "train", "data", "compare"} == PARALLEL_VERBS
+
+
+def test_a_rank_other_than_0_leaves_a_single_process_verb_to_rank_0(tmp_path, capsys):
+    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+    p = subprocess.run(
+        [sys.executable, "-m", "weightsteer.cli", "eval", "--model", "nowhere", "--out",
+         str(tmp_path / "r.parquet")], env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 0 and p.stdout == "" and not (tmp_path / "r.parquet").exists()

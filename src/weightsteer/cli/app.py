@@ -218,6 +218,22 @@ def _typer_abort() -> type[BaseException]:
     return Abort
 
 
+# verbs whose work several processes share (persona generation by chunks, data-parallel
+# training); under a launcher every other verb runs on rank 0 alone
+PARALLEL_VERBS = {"run", "compare", "data", "train"}
+
+
+def _verb(args: list[str]) -> str:
+    """The verb of a command line (global options and their values skipped)."""
+    it = iter(args)
+    for a in it:
+        if a == "--threads":
+            next(it, None)
+        elif not a.startswith("-"):
+            return a
+    return ""
+
+
 def _error(line: str) -> None:
     """One line on stderr (rank-prefixed under several processes, where other ranks are
     quiet)."""
@@ -242,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     from weightsteer.core import dist
 
     if not dist.is_main():  # rank 0 speaks for a multi-process job; the rest only on error
+        if _verb(sys.argv[1:] if argv is None else argv) not in PARALLEL_VERBS:
+            sys.exit(0)  # a verb one process does whole: the others have nothing to do
         console.quiet = True
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:

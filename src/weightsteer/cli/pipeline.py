@@ -71,6 +71,7 @@ def compare(
 ) -> None:
     """Weight steering vs prompting vs activation steering at the same KL budget:
     data -> train -> extract (reused when done) -> compare -> report."""
+    from weightsteer.core import dist
     from weightsteer.pipeline import load_config, run_stages
 
     cfg = load_config(config)
@@ -81,6 +82,8 @@ def compare(
     from weightsteer.report.summary import compare_summary
 
     run_stages(ctx, ["data", "train", "extract", "compare", "report"])
+    if not dist.is_main():
+        return  # rank 0 did the rest of the stages and speaks for the job
     console.print(
         compare_summary(ctx.run.layout.compared(), ctx.cfg.metrics, ctx.cfg.compare.target_kl)
     )
