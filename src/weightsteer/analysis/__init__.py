@@ -40,9 +40,10 @@ class Variant:
 
 @dataclass
 class AnalysisContext:
-    """What a builder may use besides the vector: the base model (its weights' singular
-    basis), the other vectors of the run (``family-seedK`` -> vector), the number of
-    random draws and their seed."""
+    """What a builder may use besides the vector: the model it steers (``base``: its
+    weights' singular basis; the run's ``model.target`` when it has one), the other
+    vectors of the run (``family-seedK`` -> vector), the number of random draws and their
+    seed."""
 
     base: Any = None
     others: dict[str, WeightVector] = field(default_factory=dict)

@@ -522,7 +522,14 @@ def stage_analyze(ctx: Context) -> None:
                 rel = RunLayout.rel_analysis(fam, seed, name)
                 key = content_key(
                     {
-                        "vectors": {k: digest(p) for k, p in every.items()},
+                        # what the variants are made of: the vector, and for the shared
+                        # basis every vector of its seed
+                        "vectors": {
+                            k: digest(p)
+                            for k, p in every.items()
+                            if k == f"{fam}-seed{seed}"
+                            or (name == "shared" and k.endswith(f"-seed{seed}"))
+                        },
                         "analysis": name,
                         "settings": a.model_dump(
                             mode="json", exclude={"analyses", "families", "seeds"}
