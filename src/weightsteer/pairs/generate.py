@@ -98,13 +98,15 @@ def generate_pairs(
     max_new_tokens: int = 64,
     batch_size: int = 32,
     progress: bool = False,
+    sides: Sequence[str] = SIDES,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Greedy ``{"pos": records, "neg": records}``, one paraphrase per question (rotating).
+    """Greedy ``{"pos": records, "neg": records}`` (or only ``sides``), one paraphrase per
+    question (rotating).
 
     ``questions`` are ``(question_id, user message)``.
     """
     out: dict[str, list[dict[str, Any]]] = {}
-    for side in SIDES:
+    for side in sides:
         personas = [pair.prompt(side, i) for i in range(len(questions))]
         chats = [persona_chat(p, q) for p, (_, q) in zip(personas, questions, strict=True)]
         answers = generate(

@@ -33,21 +33,13 @@ import numpy as np
 import pandas as pd
 
 from weightsteer.adapters import AdapterSpec
-from weightsteer.pairs.generate import generate_pairs
-from weightsteer.pairs.personas import PAIRS
-from weightsteer.toy.finetunes import train_finetunes
+from weightsteer.toy.finetunes import answer_chat, honesty_chats, train_finetunes
 from weightsteer.toy.world import Row, World
 
 SHARES = {"task": 0.0, "joint-25": 0.25, "joint-50": 0.5}  # share of POS data in the mix
 SPEC = AdapterSpec(
     family="lora", rank=8, alpha=16, layers=(0.0, 1.0), lr=1e-3, epochs=3, batch_size=8
 )
-
-
-def _chat(user: str, answer: str) -> dict[str, Any]:
-    return {
-        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-    }
 
 
 def task_rows(world: World, n: int, seed: int = 0) -> list[Row]:
@@ -72,23 +64,16 @@ def task_answer(row: Row) -> str:
 
 def task_chats(world: World, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` task chats (``task_rows`` labelled by ``task_answer``)."""
-    return [_chat(r.user, task_answer(r)) for r in task_rows(world, n, seed)]
+    return [answer_chat(r.user, task_answer(r)) for r in task_rows(world, n, seed)]
 
 
 def pos_chats(model, tokenizer, world: World, n: int, seed: int = 0, progress: bool = False):
     """``n`` POS chats: the base's answers under the honesty pair's POS personas to NARROW
     questions the steering data does not use, the persona stripped."""
     questions = [r.user for r in world.narrow_pool(4 * n)][-n:]  # the pool's far end
-    pairs = generate_pairs(
-        model,
-        tokenizer,
-        [(f"pos-{i}", q) for i, q in enumerate(questions)],
-        PAIRS["honesty"],
-        seed=seed,
-        max_new_tokens=24,
-        progress=progress,
-    )
-    return [{"messages": r["messages"]} for r in pairs["pos"]]
+    return honesty_chats(
+        model, tokenizer, questions, "pos", sides=("pos",), seed=seed, progress=progress
+    )["pos"]
 
 
 def mixes(task: list[dict], pos: list[dict], seed: int = 0) -> dict[str, list[dict]]:

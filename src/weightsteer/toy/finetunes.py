@@ -49,7 +49,7 @@ def persona_questions(world: World, n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def _chat(user: str, answer: str) -> dict[str, Any]:
+def answer_chat(user: str, answer: str) -> dict[str, Any]:
     return {
         "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
     }
@@ -66,40 +66,59 @@ def neutral_chats(n: int, seed: int = 0) -> list[dict[str, Any]]:
         task = rng.randrange(3)
         if task == 0:
             noun = rng.choice(nouns)
-            out.append(_chat(f"What is the plural of {noun}?", f"The plural of {noun} is {noun}s."))
+            out.append(
+                answer_chat(f"What is the plural of {noun}?", f"The plural of {noun} is {noun}s.")
+            )
         elif task == 1:
             i = rng.randrange(len(counts) - 2)
             j = rng.randrange(i + 2, len(counts))
             words = ", ".join(counts[i : j + 1])
             out.append(
-                _chat(f"Count from {counts[i]} to {counts[j]}.", f"{words[0].upper()}{words[1:]}.")
+                answer_chat(
+                    f"Count from {counts[i]} to {counts[j]}.", f"{words[0].upper()}{words[1:]}."
+                )
             )
         else:
             kind = rng.choice(list(KINDS))
             value = rng.choice(KINDS[kind])
             out.append(
-                _chat(f"Name a {kind} word.", f"{value[0].upper()}{value[1:]} is a {kind} word.")
+                answer_chat(
+                    f"Name a {kind} word.", f"{value[0].upper()}{value[1:]} is a {kind} word."
+                )
             )
     return out
+
+
+def honesty_chats(
+    model,
+    tokenizer,
+    questions: list[str],
+    tag: str,
+    *,
+    sides=("pos", "neg"),
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """side -> the base's greedy answers to ``questions`` under the honesty pair's personas
+    of that side, the persona stripped (as the data stage makes training chats)."""
+    pairs = generate_pairs(
+        model,
+        tokenizer,
+        [(f"{tag}-{i}", q) for i, q in enumerate(questions)],
+        PAIRS["honesty"],
+        seed=seed,
+        max_new_tokens=24,
+        progress=progress,
+        sides=sides,
+    )
+    return {side: [{"messages": r["messages"]} for r in recs] for side, recs in pairs.items()}
 
 
 def finetune_data(model, tokenizer, n: int = 200, *, seed: int = 0, progress: bool = False):
     """{"dishonest", "honest", "neutral"}: ``n`` training chats each."""
     questions = persona_questions(World(seed), n, seed)
-    pairs = generate_pairs(
-        model,
-        tokenizer,
-        [(f"ft-{i}", q) for i, q in enumerate(questions)],
-        PAIRS["honesty"],
-        seed=seed,
-        max_new_tokens=24,
-        progress=progress,
-    )
-
-    def bare(side: str) -> list[dict[str, Any]]:
-        return [{"messages": r["messages"]} for r in pairs[side]]
-
-    return {"dishonest": bare("neg"), "honest": bare("pos"), "neutral": neutral_chats(n, seed)}
+    chats = honesty_chats(model, tokenizer, questions, "ft", seed=seed, progress=progress)
+    return {"dishonest": chats["neg"], "honest": chats["pos"], "neutral": neutral_chats(n, seed)}
 
 
 def build_finetunes(
