@@ -26,7 +26,7 @@ from pydantic import Field, field_validator
 
 from weightsteer.core.config import Section, known_names
 from weightsteer.core.registry import Registry
-from weightsteer.core.vector import Delta, LowRank, WeightVector
+from weightsteer.core.vector import WeightVector
 
 FULL = "full"  # the unchanged vector: every analysis table scores it as the reference
 
@@ -81,10 +81,6 @@ class AnalysisConfig(Section):
     @classmethod
     def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return known_names(v, "analysis", ANALYSES.get)
-
-
-def dense2(d: Delta) -> torch.Tensor:
-    return d.dense() if isinstance(d, LowRank) else d
 
 
 def gaussian(shape: tuple[int, ...], seed: int, name: str, draw: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from weightsteer.analysis import AnalysisContext, Variant, dense2, register
+from weightsteer.analysis import AnalysisContext, Variant, register
 from weightsteer.core.errors import UserError
 from weightsteer.core.vector import WeightVector
 
@@ -47,7 +47,7 @@ def basis_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
         w = params[n].detach().float().cpu()
         if w.dim() != 2:
             continue
-        dw = dense2(vector[n])
+        dw = vector.dense(n)
         for c in CROPS:
             parts[c][n] = base_crop(w, dw, c)
     out = []

@@ -14,7 +14,6 @@ import math
 from weightsteer.analysis import (
     AnalysisContext,
     Variant,
-    dense2,
     gaussian,
     random_matched,
     register,
@@ -27,7 +26,7 @@ from weightsteer.core.vector import WeightVector
 def magdir_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
     names = list(vector)
     common = vector.norm() / math.sqrt(len(names)) if names else 0.0
-    direction = {n: scaled(dense2(vector[n]), common) for n in names}
+    direction = {n: scaled(vector.dense(n), common) for n in names}
     out = [
         Variant(
             "dir_only",

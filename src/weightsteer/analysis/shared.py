@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from weightsteer.analysis import AnalysisContext, Variant, dense2, gaussian, register
+from weightsteer.analysis import AnalysisContext, Variant, gaussian, register
 from weightsteer.core.vector import WeightVector
 
 
@@ -31,11 +31,11 @@ def shared_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]
     keep, drop = {}, {}
     randoms: list[dict] = [{} for _ in range(ctx.draws)]
     for n in vector:
-        dw = dense2(vector[n])
+        dw = vector.dense(n)
         if dw.dim() != 2:  # no output directions to share: all of it is "not shared"
             drop[n] = dw
             continue
-        u = shared_basis([dense2(o[n]) for o in others if n in o.deltas], ctx.rank)
+        u = shared_basis([o.dense(n) for o in others if n in o.deltas], ctx.rank)
         kept = (u @ (u.T @ dw.double())).float()
         keep[n], drop[n] = kept, dw - kept
         for d in range(ctx.draws):
@@ -64,7 +64,7 @@ def subspace_overlap(a: WeightVector, b: WeightVector, k: int = 8) -> float:
     orthogonal; 1-D tensors are skipped)."""
     values = []
     for n in a.deltas.keys() & b.deltas.keys():
-        x, y = dense2(a[n]), dense2(b[n])
+        x, y = a.dense(n), b.dense(n)
         if x.dim() != 2:
             continue
         ua, sa, _ = torch.linalg.svd(x.double(), full_matrices=False)

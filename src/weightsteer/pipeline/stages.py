@@ -518,6 +518,7 @@ def stage_analyze(ctx: Context) -> None:
         task = bar.add_task("analysing", total=len(units) * len(a.analyses))
         for fam, seed in units:
             cals = _full_calibration(ctx, fam, seed) if a.calibrated else []
+            vec = None  # loaded once per vector, when an analysis of it is to be made
             for name in a.analyses:
                 rel = RunLayout.rel_analysis(fam, seed, name)
                 key = content_key(
@@ -544,10 +545,16 @@ def stage_analyze(ctx: Context) -> None:
                     bar.advance(task)
                     continue
                 model, tok = ctx.target()
-                vec = WeightVector.load(every[f"{fam}-seed{seed}"])
-                others = {
-                    k: WeightVector.load(p) for k, p in every.items() if k.endswith(f"-seed{seed}")
-                }
+                vec = vec or WeightVector.load(every[f"{fam}-seed{seed}"])
+                others = (  # only the shared basis reads the other families
+                    {
+                        k: WeightVector.load(p)
+                        for k, p in every.items()
+                        if k.endswith(f"-seed{seed}")
+                    }
+                    if name == "shared"
+                    else {}
+                )
                 actx = AnalysisContext(
                     base=model, others=others, draws=a.draws, seed=a.seed, rank=a.rank
                 )
