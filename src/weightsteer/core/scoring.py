@@ -229,23 +229,13 @@ def text_nll(
     bodies = [tokenizer.encode(t, add_special_tokens=False)[:max_tokens] for t in texts]
     if any(not b for b in bodies) or any(not h for h in heads):
         raise UserError("a text to score, or its prompt, has no tokens")
-    encoded = [h + b for h, b in zip(heads, bodies, strict=True)]
-    lengths = [len(b) for b in bodies]
-    device = input_device(model)
+    # teacher forcing: prefix + text[:-1]; the last len(text) positions predict the text
+    encoded = [h + b[:-1] for h, b in zip(heads, bodies, strict=True)]
+    k = max(len(b) for b in bodies)
     out = torch.empty(len(texts))
-    for idx, ids, mask in left_padded_batches(tokenizer, encoded, batch_size):
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        target = ids[:, 1:].to(logp.device)
-        nll = -logp.gather(-1, target[..., None])[..., 0]
-        keep = torch.zeros_like(nll)  # the text's own tokens: the last ones of each row
-        for row, i in enumerate(idx):
-            keep[row, -lengths[i] :] = 1
-        out[idx] = ((nll * keep).sum(-1) / keep.sum(-1)).cpu()
+    for idx, logp in last_logprobs(model, tokenizer, encoded, batch_size, k):  # [b, k, vocab]
+        for row, i in enumerate(idx.tolist()):
+            n = len(bodies[i])
+            target = torch.tensor(bodies[i], device=logp.device)
+            out[i] = -logp[row, k - n :].gather(-1, target[:, None]).mean().cpu()
     return out
