@@ -18,14 +18,15 @@ Target (issue 23): weightsteer >= 0.9x the bare generate's tokens/s.
 
 from __future__ import annotations
 
-import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import save
 
 
 def bare_generate(model, tok, prompts: list[str], batch_size: int, new: int, ends) -> int:
@@ -102,19 +103,17 @@ def main() -> None:
             }
         )
         print(cells[-1], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "generation.json").write_text(json.dumps(cells, indent=2) + "\n")
-    md = [
-        "| batch | weightsteer tokens/s | bare generate tokens/s | ratio (target >= 0.9) |",
-        "|---|---|---|---|",
-        *[
-            f"| {c['batch']} | {c['weightsteer_tok_s']:.0f} | {c['bare_tok_s']:.0f} | "
-            f"{c['ratio']:.2f}x |"
-            for c in cells
+    save(
+        "generation",
+        cells,
+        ["batch", "weightsteer tokens/s", "bare generate tokens/s", "ratio (target >= 0.9)"],
+        lambda c: [
+            str(c["batch"]),
+            f"{c['weightsteer_tok_s']:.0f}",
+            f"{c['bare_tok_s']:.0f}",
+            f"{c['ratio']:.2f}x",
         ],
-    ]
-    (RESULTS / "generation.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Target (issue 23): steered in place >= 0.99x the unsteered model.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -29,8 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import SHAPE
+from results_io import save
 
-RESULTS = Path(__file__).parent / "results"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -139,19 +138,18 @@ def main() -> None:
     cells += measure("Qwen3-0.6B shape", qwen, list(range(8, 22)), 4, 32, 5)
     for c in cells:
         print(c, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "inference.json").write_text(json.dumps(cells, indent=2) + "\n")
-    md = [
-        "| model | batch x tokens | way | tokens/s | vs unsteered (in place: target >= 0.99) |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {c['model']} | {c['batch']} x {c['tokens']} | {c['way']} | "
-            f"{c['tokens_per_s']:.0f} | {c['ratio']:.2f}x |"
-            for c in cells
+    save(
+        "inference",
+        cells,
+        ["model", "batch x tokens", "way", "tokens/s", "vs unsteered (in place: target >= 0.99)"],
+        lambda c: [
+            c["model"],
+            f"{c['batch']} x {c['tokens']}",
+            c["way"],
+            f"{c['tokens_per_s']:.0f}",
+            f"{c['ratio']:.2f}x",
         ],
-    ]
-    (RESULTS / "inference.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    )
 
 
 if __name__ == "__main__":

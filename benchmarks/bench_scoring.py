@@ -4,11 +4,12 @@ tokens, side by side in one run.
 ``score_choices`` left-pads similar lengths together and runs the head on the last
 position only; the anchor is what a user would write: the same left-padded batches
 through ``model(...)`` (the head on every position), ``log_softmax`` of the last
-position, the choice tokens gathered. Both in float32 on this CPU, medians of repeats
-after a warm-up; ratio = anchor seconds / weightsteer seconds (>= 1: weightsteer is
-faster). Models: toyworld (64 rendered chats, batch 8 / 32 / 64), and the Qwen3-0.6B
-shape with random weights (16 of the same chats as token ids, batch 8 / 16: a forward of
-that size takes seconds on 2 cores).
+position, the choice tokens gathered. Both in float32 on this CPU, taking turns round
+after round (medians; a toyworld pass takes ~30 ms, so it gets 21 rounds). Ratio =
+anchor seconds / weightsteer seconds (>= 1: weightsteer is faster). Models: toyworld (64
+rendered chats, batch 8 / 32 / 64), and the Qwen3-0.6B shape with random weights (16 of
+the same chats as token ids, batch 8 / 16: a forward of that size takes seconds on 2
+cores).
 
     python benchmarks/bench_scoring.py    # writes benchmarks/results/scoring.{json,md}
 
@@ -17,7 +18,6 @@ Target (issue 23): weightsteer >= 0.9x the anchor's rows/s.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -27,8 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import SHAPE
-
-RESULTS = Path(__file__).parent / "results"
+from results_io import save
 
 
 def anchor(model, tok, prompts, choice_ids, batch_size):
@@ -44,14 +43,17 @@ def anchor(model, tok, prompts, choice_ids, batch_size):
     return out
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def timed(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, taking turns round after round (a machine's drift
+    hits all of them alike); the first round is a warm-up."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(repeats + 1):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -75,17 +77,20 @@ def main() -> None:
     qwen = Qwen3ForCausalLM(Qwen3Config(**SHAPE, pad_token_id=tok.pad_token_id)).eval()
     cells = []
     for name, model, n, sizes, repeats in (
-        ("toyworld", toy, 64, (8, 32, 64), 5),
+        ("toyworld", toy, 64, (8, 32, 64), 21),
         ("Qwen3-0.6B shape", qwen, 16, (8, 16), 2),
     ):
         for b in sizes:
-            ours = timed(
-                lambda m=model, b=b, n=n: score_choices(m, tok, prompts[:n], YES_NO, batch_size=b),
+            med = timed(
+                {
+                    "ours": lambda m=model, b=b, n=n: score_choices(
+                        m, tok, prompts[:n], YES_NO, batch_size=b
+                    ),
+                    "raw": lambda m=model, b=b, n=n: anchor(m, tok, encoded[:n], choice_ids, b),
+                },
                 repeats,
             )
-            raw = timed(
-                lambda m=model, b=b, n=n: anchor(m, tok, encoded[:n], choice_ids, b), repeats
-            )
+            ours, raw = med["ours"], med["raw"]
             cells.append(
                 {
                     "model": name,
@@ -99,19 +104,19 @@ def main() -> None:
                 }
             )
             print(cells[-1], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scoring.json").write_text(json.dumps(cells, indent=2) + "\n")
-    md = [
-        "| model | rows | batch | weightsteer rows/s | raw forward rows/s | ratio (>= 0.9) |",
-        "|---|---|---|---|---|---|",
-        *[
-            f"| {c['model']} | {c['rows']} | {c['batch']} | {c['rows_per_s']:.1f} | "
-            f"{c['anchor_rows_per_s']:.1f} | {c['ratio']:.2f}x |"
-            for c in cells
+    save(
+        "scoring",
+        cells,
+        ["model", "rows", "batch", "weightsteer rows/s", "raw forward rows/s", "ratio (>= 0.9)"],
+        lambda c: [
+            c["model"],
+            str(c["rows"]),
+            str(c["batch"]),
+            f"{c['rows_per_s']:.1f}",
+            f"{c['anchor_rows_per_s']:.1f}",
+            f"{c['ratio']:.2f}x",
         ],
-    ]
-    (RESULTS / "scoring.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    )
 
 
 if __name__ == "__main__":

@@ -17,15 +17,17 @@ Target (issue 23): weightsteer >= 0.9x the bare Trainer's tokens/s.
 
 from __future__ import annotations
 
-import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import save
+
 FAMILIES = ("lora", "dora", "pissa", "delora", "oft", "ia3")
 STEPS = 16
 
@@ -131,19 +133,24 @@ def main() -> None:
     lora = cells[0]["weightsteer_s"]
     for c in cells:
         c["vs_lora"] = c["weightsteer_s"] / lora
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "training.json").write_text(json.dumps(cells, indent=2) + "\n")
-    md = [
-        "| family | weightsteer tokens/s | bare Trainer tokens/s | ratio (>= 0.9) | time vs LoRA |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {c['family']} | {c['weightsteer_tok_s']:.0f} | {c['bare_tok_s']:.0f} | "
-            f"{c['ratio']:.2f}x | {c['vs_lora']:.2f}x |"
-            for c in cells
+    save(
+        "training",
+        cells,
+        [
+            "family",
+            "weightsteer tokens/s",
+            "bare Trainer tokens/s",
+            "ratio (>= 0.9)",
+            "time vs LoRA",
         ],
-    ]
-    (RESULTS / "training.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+        lambda c: [
+            c["family"],
+            f"{c['weightsteer_tok_s']:.0f}",
+            f"{c['bare_tok_s']:.0f}",
+            f"{c['ratio']:.2f}x",
+            f"{c['vs_lora']:.2f}x",
+        ],
+    )
 
 
 if __name__ == "__main__":
