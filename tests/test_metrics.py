@@ -107,6 +107,23 @@ def test_cis_shrink_as_rows_grow():
     assert widths[1] < widths[0] / 2  # ~ 1/sqrt(n): 4x narrower expected
 
 
+def test_an_interval_does_not_depend_on_what_else_the_table_holds():
+    """Each eval draws its rows from its own name: adding a method or a suite moves no
+    other interval, and two methods with the same scores get the same intervals."""
+    rng = np.random.default_rng(1)
+    base = list(rng.normal(size=30))
+    plus = list(np.array(base) + 0.3 + rng.normal(size=30))
+    alone = suite_metrics(sweep(base, plus, base), FAST)
+    other = sweep(base, list(rng.normal(size=30)), base, suite="t")
+    twin = sweep(base, plus, base, method="act:pca", family="")
+    both = suite_metrics(pd.concat([other, sweep(base, plus, base), twin]), FAST)
+    cols = ["delta", "delta_lo", "delta_hi", "mean_lo", "mean_hi"]
+    mine = both[(both["eval"] == "s") & (both["method"] == "weight")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine[cols], alone[cols])
+    pca = both[both["method"] == "act:pca"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pca[cols], alone[cols])
+
+
 def test_seeds_are_aggregated_with_sign_agreement():
     frames = [sweep(BASE, [x + d for x in BASE], BASE, seed=k) for k, d in enumerate((1, 1, -1))]
     r = at(suite_metrics(pd.concat(frames), FAST), 1.0)

@@ -33,12 +33,14 @@ missed keeps its row (flagged) and never enters a verdict. ``comparison_frame`` 
 unsteered model's rows (method ``none``) into strength 0 of every compared method.
 
 Confidence intervals are percentile bootstraps resampling rows (the same draw for every
-seed and every method, as rows are shared) and, with at least ``min_seeds`` seeds,
-seeds. With fewer seeds (two, say) a bootstrap over seeds understates the between-seed
-variance (half the draws repeat one seed), so seeds are not resampled and their spread is
-reported apart, as the sd over seeds with a normal-theory interval (``seed_sd_interval``).
-The point estimate is the statistic on the table itself. Every function refuses tables
-whose methods were scored on different rows (``check_same_rows``).
+seed and every method, as rows are shared: drawn from the eval's name and the ``seed``
+setting, so adding a method or a suite to a table moves no other interval) and, with at
+least ``min_seeds`` seeds, seeds. With fewer seeds (two, say) a bootstrap over seeds
+understates the between-seed variance (half the draws repeat one seed), so seeds are not
+resampled and their spread is reported apart, as the sd over seeds with a normal-theory
+interval (``seed_sd_interval``). The point estimate is the statistic on the table itself.
+Every function refuses tables whose methods were scored on different rows
+(``check_same_rows``).
 
 ``paired_effects`` answers "does A move the behaviour more than B" on identical rows: the
 effect of a method is half its paired swing, ``(score(+s) - score(-s)) / 2`` per row, and
@@ -49,6 +51,7 @@ both (each method's seeds resampled on their own).
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
 
 import numpy as np
@@ -198,15 +201,40 @@ def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
     return float(np.quantile(draws, lo)), float(np.quantile(draws, 1 - lo))
 
 
+def _keyed_rng(seed: int, *key: str) -> np.random.Generator:
+    """A generator of its own for ``key`` (an eval's rows, a unit's seeds): a group's
+    draws do not depend on which other groups a table holds, and every method of one eval
+    resamples its rows alike."""
+    digest = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
 def _matrices(
     sub: pd.DataFrame, value: str, row: str = "row_id"
 ) -> tuple[dict[float, np.ndarray], list, list]:
-    """``{strength: [seeds, rows]}`` of ``value`` for one (method, family, eval)."""
-    wide = sub.pivot_table(index=["strength", "seed"], columns=row, values=value, dropna=False)
+    """``{strength: [seeds, rows]}`` of ``value`` for one (method, family, eval); rows in
+    sorted order, NaN where a cell was not scored, the mean of the finite values where
+    one was scored twice (a ``pivot_table``, without its cost: the report runs this for
+    every group)."""
+    strengths = np.sort(sub["strength"].unique())
     seeds = sorted(sub["seed"].unique())
-    rows = list(wide.columns)
-    out = {s: wide.loc[s].reindex(seeds).to_numpy(float) for s in sorted(sub["strength"].unique())}
-    return out, seeds, rows
+    row_idx, rows = pd.factorize(sub[row], sort=True)
+    shape = (len(strengths), len(seeds), len(rows))
+    cell = np.ravel_multi_index(
+        (
+            np.searchsorted(strengths, sub["strength"].to_numpy()),
+            np.searchsorted(np.asarray(seeds), sub["seed"].to_numpy()),
+            row_idx,
+        ),
+        shape,
+    )
+    x = sub[value].to_numpy(float)
+    ok = ~np.isnan(x)
+    size = int(np.prod(shape))
+    n = np.bincount(cell[ok], minlength=size)
+    with np.errstate(invalid="ignore"):
+        grid = (np.bincount(cell[ok], weights=x[ok], minlength=size) / n).reshape(shape)
+    return {float(s): grid[i] for i, s in enumerate(strengths)}, seeds, list(rows)
 
 
 def _si(
@@ -296,7 +324,6 @@ def _value_stats(value: dict, strength: float, ws, wr, ci: float) -> dict[str, f
 def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
     df = _at_budget(df)
     check_same_rows(df)
-    rng = np.random.default_rng(settings.seed)
     records = []
     for (method, family, suite), sub in df.groupby(["method", "family", "eval"], sort=False):
         if 0.0 not in set(sub["strength"]):
@@ -305,8 +332,9 @@ def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
         pmass, _, _ = _matrices(sub, "pmass")
         measured = "value" in sub and bool(sub["value"].notna().any())
         value = _matrices(sub, "value")[0] if measured else None
-        ws = _seed_weights(len(seeds), settings.bootstrap, rng, settings)
-        wr = _resample_weights(len(rows), settings.bootstrap, rng)
+        seed_rng = _keyed_rng(settings.seed, "seeds", method, family, suite)
+        ws = _seed_weights(len(seeds), settings.bootstrap, seed_rng, settings)
+        wr = _resample_weights(len(rows), settings.bootstrap, _keyed_rng(settings.seed, suite))
         s0 = score[0.0]
         sides = _calibration(sub)
         for strength, x in score.items():
@@ -424,16 +452,11 @@ def paired_effects(
     for unit in units:
         method, family, s = unit
         sub = df[(df["method"] == method) & (df["family"] == family)]
-        wide = sub.pivot_table(
-            index=["strength", "seed"], columns="row_id", values="score", dropna=False
-        ).reindex(columns=rows)
-        have = set(wide.index.get_level_values(0))
-        if s not in have or -s not in have:
+        score, seeds, have = _matrices(sub, "score")
+        if s not in score or -s not in score:
             raise UserError(f"eval {suite!r}: {method} {family} has no strength ±{s:g}")
-        seeds = sorted(sub["seed"].unique())
-        e = (
-            wide.loc[s].reindex(seeds).to_numpy(float) - wide.loc[-s].reindex(seeds).to_numpy(float)
-        ) / 2
+        assert have == rows  # check_same_rows: every unit has the suite's rows
+        e = (score[s] - score[-s]) / 2
         ws = _seed_weights(len(seeds), settings.bootstrap, rng, settings)
         draws[unit] = _wmean(e, ws, wr)
         per_seed = np.nanmean(e, axis=1)
