@@ -119,6 +119,32 @@ def test_capability_suites_score_and_a_no_op_changes_nothing(tiny_dir, trained):
     )
 
 
+def test_strength_zero_is_scored_once_and_shared(tiny_dir, trained, monkeypatch):
+    """Every method at 0 is the unsteered model: with a shared ``unsteered`` dict, the
+    suites are scored at 0 once, and what is read back equals a fresh scoring."""
+    import weightsteer.evals.evaluate as ev
+    from weightsteer.adapters.extract import extract_vector
+    from weightsteer.methods import NONE
+    from weightsteer.methods.weight import WeightSteering
+
+    model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
+    cfg = eval_config_class().model_validate({"suites": ["mc", "nll"], "rows_per_suite": 6})
+    suites = build_suites(cfg)
+    calls = []
+    real = ev.score_suite
+    monkeypatch.setattr(ev, "score_suite", lambda *a, **k: calls.append(1) or real(*a, **k))
+    memo: dict = {}
+    kinds = [WeightSteering(vector=extract_vector(model, *trained[f]), family=f) for f in trained]
+    frames = [ev.evaluate_intervention(model, tok, w, suites, [0.0, 2.0], unsteered=memo)
+              for w in kinds[:2]]  # fmt: skip
+    none = ev.evaluate_intervention(model, tok, NONE, suites, [0.0], unsteered=memo)
+    assert len(calls) == len(suites) * 3  # 0 once, 2.0 for each vector
+    fresh = ev.evaluate_intervention(model, tok, NONE, suites, [0.0])
+    for got, want in zip([*frames[0][:2], *frames[1][:2], *none], fresh * 3, strict=True):
+        cols = ["row_id", "score", "pmass", "value"]
+        pd.testing.assert_frame_equal(got[cols], want[cols])
+
+
 def test_the_toyworld_task_suite_is_evidence_the_default_answers_truthfully():
     from weightsteer.evals import SuiteContext
     from weightsteer.toy.suite import task_suite, toyworld_suites

@@ -23,7 +23,9 @@ from weightsteer.methods.calibrate import (
     OK,
     TOO_STRONG,
     TOO_WEAK,
+    BaseLogprobs,
     CompareConfig,
+    calibrate_budgets,
     calibrate_intervention,
     calibrate_strength,
     kl_statistic,
@@ -136,6 +138,80 @@ def test_calibration_says_when_the_target_cannot_be_reached():
     assert "jumps" in jump.message()
     with pytest.raises(UserError, match="NaN"):
         calibrate_strength(lambda s: float("nan"))
+
+
+def test_a_search_starts_from_the_strengths_already_measured():
+    def kl(s: float) -> float:
+        return 0.3 * abs(s) ** 1.7 if s > 0 else 2.0 * abs(s) ** 0.8
+
+    calls = []
+
+    def measure(s: float) -> float:
+        calls.append(s)
+        return kl(s)
+
+    # one known point within tolerance is the answer: nothing is measured
+    hit = calibrate_strength(measure, target=1.0, known=[(-3.0, kl(-3.0)), (2.03, kl(2.03))])
+    assert hit.status == OK and hit.strength == 2.03 and calls == []
+    # a known bracket: no doubling or halving, only steps inside it
+    cold = calibrate_strength(kl, target=1.0, tolerance=0.01)
+    warm = calibrate_strength(
+        measure, target=1.0, tolerance=0.01, known=[(1.0, kl(1.0)), (4.0, kl(4.0))]
+    )
+    assert warm.status == OK and all(1.0 < s < 4.0 for s in calls)
+    assert len(calls) < len(cold.evaluations)
+    assert warm.evaluations[:2] == [(1.0, kl(1.0)), (4.0, kl(4.0))]
+    # only the searched sign's points count; one side known: bracketing goes on from it
+    calls.clear()
+    one = calibrate_strength(measure, target=1.0, sign=-1, known=[(1.0, 0.3), (-0.01, kl(-0.01))])
+    assert one.status == OK and calls[0] == pytest.approx(-0.02)
+    # max_evals bounds the fresh measurements, not the known ones
+    many = [(s / 100, kl(s / 100)) for s in range(1, 40)]
+    capped = calibrate_strength(kl, target=1e6, known=many, max_evals=3)
+    assert capped.status == TOO_WEAK and len(capped.evaluations) == len(many) + 3
+
+
+def test_kept_base_logprobs_are_the_fresh_ones(toy):
+    from weightsteer.core.generation import generate_ids
+
+    model, tok = toy
+    prompts = [tok.encode(render_chat(tok, chat)) for chat in USER]
+    gen = generate_ids(model, tok, prompts, max_new_tokens=5)
+    cache = BaseLogprobs()
+    first = cache.get(model, tok, prompts, gen)
+    assert (cache.hits, cache.misses) == (0, 3)
+    again = cache.get(model, tok, prompts[1:] + prompts[:1], gen[1:] + gen[:1])
+    assert (cache.hits, cache.misses) == (3, 3)
+    for a, b in zip(first, again[-1:] + again[:-1], strict=True):
+        assert torch.equal(a, b)
+    # what is kept is what a fresh pass computes, alone
+    fresh = BaseLogprobs(0).get(model, tok, prompts[:1], gen[:1])[0]
+    torch.testing.assert_close(first[0], fresh, atol=1e-5, rtol=1e-5)
+    # the byte cap drops the least recently used first; 0 keeps nothing
+    one = first[0].numel() * 4
+    small = BaseLogprobs(max_bytes=one + 1)
+    small.get(model, tok, prompts, gen)
+    assert small.bytes <= one + 1 and len(small._kept) == 1
+    nothing = BaseLogprobs(0)
+    nothing.get(model, tok, prompts, gen)
+    nothing.get(model, tok, prompts, gen)
+    assert nothing.hits == 0 and nothing.bytes == 0
+
+
+def test_a_shared_base_cache_does_not_change_the_calibration(toy):
+    model, tok = toy
+    act = _random_steering(model, [1, 2, 3], scale=1.0)
+    settings = CompareConfig(tokens=6, budgets=(0.5, 1.0))
+    alone = calibrate_budgets(model, tok, act, USER, USER[:1], settings, base_cache=BaseLogprobs(0))
+    shared = BaseLogprobs()
+    cached = calibrate_budgets(model, tok, act, USER, USER[:1], settings, base_cache=shared)
+    assert shared.hits > 0
+    for budget, cals in alone.items():
+        for sign, cal in cals.items():
+            other = cached[budget][sign]
+            assert cal.status == other.status
+            assert other.strength == pytest.approx(cal.strength, rel=1e-4)
+            assert other.kl == pytest.approx(cal.kl, rel=1e-4)
 
 
 def test_calibrating_a_prompt_measures_its_fixed_cost(toy):

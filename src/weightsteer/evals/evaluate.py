@@ -2,7 +2,9 @@
 
 Weight, prompt and activation methods all go through this one loop (``methods``'
 contract): the strength is switched in place inside one ``attach``, so a sweep costs
-only the forwards.
+only the forwards. Strength 0 is the unsteered model bit for bit for every method (the
+same contract), so its scores can be made once and shared by every intervention of a
+stage (``unsteered``).
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ def evaluate_intervention(
     batch_size: int = 64,
     bar=None,
     task=None,
+    unsteered: dict | None = None,
 ) -> list:
     """Long-table frames of every suite at every strength of ``intervention``
-    (``methods``), the strength switched in place; ``methods.NONE`` at ``[0]`` scores the
-    unsteered model. ``calibrations``: per strength, the ``Calibration.to_json()`` that
-    found it (its budget, achieved KL and status go into every row)."""
+        (``methods``), the strength switched in place; ``methods.NONE`` at ``[0]`` scores the
+        unsteered model. ``calibrations``: per strength, the ``Calibration.to_json()`` that
+        found it (its budget, achieved KL and status go into every row). ``unsteered``: a dict
+    the caller keeps across calls (one model, one batch size): the suites' scores at
+    strength 0, filled the first time and read after."""
     frames = []
     cals = list(calibrations) if calibrations is not None else [None] * len(strengths)
     with intervention.attach(model) as set_strength:
@@ -51,7 +56,13 @@ def evaluate_intervention(
             set_strength(strength)
             system = intervention.system_prompt(strength)
             for suite in suites:
-                s = score_suite(model, tok, suite, batch_size=batch_size, system=system)
+                key = (suite.name, batch_size)
+                if strength == 0 and unsteered is not None and key in unsteered:
+                    s = unsteered[key]
+                else:
+                    s = score_suite(model, tok, suite, batch_size=batch_size, system=system)
+                    if strength == 0 and unsteered is not None:
+                        unsteered[key] = s
                 frames.append(
                     result_rows(
                         **intervention.describe(),

@@ -4,7 +4,9 @@ An intervention at strength ``s`` is
 
 * a system prompt put before the chat (``system_prompt(s)``; ``None``: none), and
 * a change to the model: ``attach(model)`` is a context manager yielding
-  ``set_strength(s)``. Strength 0 is always the unchanged model; leaving the context
+  ``set_strength(s)``. Strength 0 is always the unchanged model bit for bit, and
+  ``system_prompt(0)`` is ``None``: scores and log-probs at 0 are the unsteered model's,
+  shared by every method (eval and calibration reuse them); leaving the context
   undoes every change exactly (weights restored bit for bit, hooks removed), also when
   the body raised.
 

@@ -21,11 +21,19 @@ bracket by doubling or halving ``|s|`` from 1, then secant steps on ``log KL`` v
 such with the closest strength found, never as a silent guess. Prompting, whose only
 knob is on/off, is measured at +1 and -1 instead. The strength is switched inside one
 ``attach``: the model is never reloaded or copied.
+
+Two savings, neither changing what is measured: a later budget's search of the same sign
+starts from the KLs already measured (``calibrate_strength(known=...)``), often with its
+bracket ready or its answer among them; and the base pass, which depends only on the
+prompt and the generated tokens (strength 0 is the unsteered model for every method),
+is kept per continuation (``BaseLogprobs``, shared by every method of a compare stage):
+steps that generate the same tokens as an earlier one cost one forward instead of two.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -130,9 +138,11 @@ def token_kls(
     *,
     tokens: int = 20,
     batch_size: int = 16,
+    base_cache: BaseLogprobs | None = None,
 ) -> torch.Tensor:
     """``[generated tokens]`` float32 per-token ``KL(steered || base)`` of every prompt,
-    pooled (step 1-2 of the module docstring). Leaves the strength at 0."""
+    pooled (step 1-2 of the module docstring). Leaves the strength at 0. ``base_cache``:
+    the unsteered log-probs of continuations seen before (``BaseLogprobs``)."""
     from weightsteer.core.generation import generate_ids
 
     if not chats:
@@ -154,8 +164,10 @@ def token_kls(
             steered = _logprobs(model, tokenizer, steered_prompts, gen)
         finally:
             set_strength(0.0)
-        base = _logprobs(model, tokenizer, base_prompts, gen)
+        cache = base_cache if base_cache is not None else BaseLogprobs(0)
+        base = cache.get(model, tokenizer, base_prompts, gen)
         for lp_s, lp_b in zip(steered, base, strict=True):  # [k, vocab] each
+            lp_b = lp_b.to(lp_s.device)
             p_s = lp_s.exp()
             kl = torch.where(p_s > 0, p_s * (lp_s - lp_b), 0.0).sum(-1)  # [k]
             kls.append(kl.clamp_min(0.0).cpu())
@@ -175,6 +187,46 @@ def _logprobs(model, tokenizer, prompts, gen) -> list[torch.Tensor]:
             n = len(gen[i])
             out[i] = logp[row, k - n :]  # right-aligned: the last n positions
     return out
+
+
+class BaseLogprobs:
+    """The unsteered model's teacher-forced log-probs (``_logprobs``) of ``(prompt,
+    continuation)`` token pairs, kept on the CPU up to ``max_bytes`` (least recently used
+    dropped first; 0 keeps nothing). Valid while the model's weights are unchanged at
+    strength 0, which every intervention guarantees (``methods``' contract). A kept entry
+    was computed in another batch: equal to a fresh one up to float rounding."""
+
+    def __init__(self, max_bytes: int = 2**30):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = self.misses = 0
+        self._kept: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def get(self, model, tokenizer, prompts, gen) -> list[torch.Tensor]:
+        keys = [(tuple(p), tuple(g)) for p, g in zip(prompts, gen, strict=True)]
+        out: list[torch.Tensor | None] = [self._kept.get(k) for k in keys]
+        todo = [i for i, lp in enumerate(out) if lp is None]
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        for i, k in enumerate(keys):
+            if out[i] is not None:
+                self._kept.move_to_end(k)
+        if todo:
+            fresh = _logprobs(model, tokenizer, [prompts[i] for i in todo], [gen[i] for i in todo])
+            for i, lp in zip(todo, fresh, strict=True):
+                out[i] = lp
+                self._keep(keys[i], lp)
+        return out  # type: ignore[return-value]
+
+    def _keep(self, key: tuple, lp: torch.Tensor) -> None:
+        size = lp.numel() * lp.element_size()
+        if key in self._kept or size > self.max_bytes:
+            return
+        self._kept[key] = lp.to("cpu", copy=True)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, old = self._kept.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
 
 
 def kl_statistic(kls: torch.Tensor, quantile: float = 0.95) -> float:
@@ -225,15 +277,22 @@ def calibrate_strength(
     min_strength: float = 2.0**-10,
     max_strength: float = 2.0**10,
     resolution: float = 1e-3,
+    known: Sequence[tuple[float, float]] = (),
 ) -> Calibration:
     """Find ``s`` of sign ``sign`` with ``measure(s)`` within ``tolerance`` (relative) of
     ``target``; ``measure`` is assumed to grow with ``|s|`` (where it does not, the
     search still ends inside a bracket around a crossing, or reports not converged).
     A bracket narrower than ``resolution`` (relative) that still straddles the target is
-    a jump of the KL: reported as such with the closer end."""
+    a jump of the KL: reported as such with the closer end.
+
+    ``known``: ``(s, KL)`` already measured (another budget's search of the same
+    intervention). The search starts from them: one within tolerance is the answer at
+    no cost; else the closest below and above the target are the bracket, and only
+    what is missing is measured. They count in ``evaluations``, not in ``max_evals``."""
     if sign not in (1, -1):
         raise ValueError("sign must be +1 or -1")
-    evals: list[tuple[float, float]] = []
+    evals: list[tuple[float, float]] = [(s, kl) for s, kl in known if s * sign > 0]
+    budget = max_evals + len(evals)  # fresh measurements allowed
     log_target = math.log(target)
 
     def f(mag: float) -> float:
@@ -246,29 +305,43 @@ def calibrate_strength(
     def done(status: str, mag: float, kl: float) -> Calibration:
         return Calibration(sign, sign * mag, kl, target, status, evaluations=evals)
 
+    def gap(kl: float) -> float:
+        return abs(math.log(max(kl, 1e-30)) - log_target)
+
     def close(kl: float) -> bool:
-        return abs(math.log(max(kl, 1e-30)) - log_target) <= math.log1p(tolerance)
+        return gap(kl) <= math.log1p(tolerance)
 
     def closest() -> tuple[float, float]:
-        s, kl = min(evals, key=lambda e: abs(math.log(max(e[1], 1e-30)) - log_target))
+        s, kl = min(evals, key=lambda e: gap(e[1]))
         return abs(s), kl
 
-    mag = start
-    kl = f(mag)
-    if close(kl):
-        return done(OK, mag, kl)
-    # 1. bracket: lo below the target, hi above
+    # 1. bracket: lo below the target, hi above (the nearest known ones, if any)
     lo = hi = None
+    if evals:
+        mag, kl = closest()
+        if close(kl):
+            return done(OK, mag, kl)
+        above = [(abs(s), k) for s, k in evals if k >= target]
+        hi = min(above) if above else None
+        below = [(abs(s), k) for s, k in evals if k < target and (hi is None or abs(s) < hi[0])]
+        lo = max(below) if below else None
+        # continue the doubling or halving from the known end
+        mag, kl = lo or hi
+    else:
+        mag = start
+        kl = f(mag)
+        if close(kl):
+            return done(OK, mag, kl)
     while lo is None or hi is None:
         if kl < target:
             lo = (mag, kl)
             mag *= 2
-            if mag > max_strength or len(evals) >= max_evals:
+            if mag > max_strength or len(evals) >= budget:
                 return done(TOO_WEAK, *lo)
         else:
             hi = (mag, kl)
             mag /= 2
-            if mag < min_strength or len(evals) >= max_evals:
+            if mag < min_strength or len(evals) >= budget:
                 return done(TOO_STRONG, *hi)
         if lo is None or hi is None:
             kl = f(mag)
@@ -277,10 +350,9 @@ def calibrate_strength(
     # 2. secant on (log |s|, log KL); bisection when the step leaves the bracket, or when
     # the same end moved twice running (a one-sided secant crawls)
     last_side, bisect = None, False
-    while len(evals) < max_evals:
+    while len(evals) < budget:
         if hi[0] / lo[0] < 1 + resolution:  # the closer end; a tie stays within budget
-            gap = [abs(math.log(max(e[1], 1e-30)) - log_target) for e in (lo, hi)]
-            return done(JUMP, *(lo if gap[0] <= gap[1] else hi))
+            return done(JUMP, *(lo if gap(lo[1]) <= gap(hi[1]) else hi))
         x0, y0 = math.log(lo[0]), math.log(max(lo[1], 1e-30))
         x1, y1 = math.log(hi[0]), math.log(max(hi[1], 1e-30))
         x = x0 + (log_target - y0) * (x1 - x0) / (y1 - y0) if y1 > y0 else math.nan
@@ -327,16 +399,19 @@ def calibrate_budgets(
     settings=None,
     budgets: Sequence[float] | None = None,
     on_measure: Callable[[], None] | None = None,
+    base_cache: BaseLogprobs | None = None,
 ) -> dict[float, dict[int, Calibration]]:
     """``{budget: {+1: ..., -1: ...}}`` for every budget (default ``settings.all_budgets``).
 
-    One strength search per budget and sign; a KL measured at a strength once is reused
-    by every later search (each starts at ``|s| = 1`` and brackets by doubling, so they
-    share their first steps). A method with a fixed strength (a prompt) is measured once
-    per sign: the same ``fixed`` outcome stands for every budget."""
+    One strength search per budget and sign; the first starts at ``|s| = 1``, every later
+    one from the KLs measured so far (``calibrate_strength(known=...)``). A method with a
+    fixed strength (a prompt) is measured once per sign: the same ``fixed`` outcome
+    stands for every budget. ``base_cache``: share the unsteered log-probs with other
+    calls on the same model (default: kept for this call only)."""
     c = settings or CompareConfig()
     budgets = list(budgets) if budgets is not None else list(c.all_budgets)
     out: dict[float, dict[int, Calibration]] = {b: {} for b in budgets}
+    cache = base_cache if base_cache is not None else BaseLogprobs()
     with intervention.attach(model) as set_strength:
         seen: dict[tuple[float, int], float] = {}
 
@@ -351,6 +426,7 @@ def calibrate_budgets(
                     strength,
                     tokens=c.tokens,
                     batch_size=c.batch_size,
+                    base_cache=cache,
                 )
                 if on_measure is not None:
                     on_measure()
@@ -371,6 +447,7 @@ def calibrate_budgets(
                         sign=sign,
                         tolerance=c.tolerance,
                         max_evals=c.max_evals,
+                        known=[(s, kl) for (s, which), kl in seen.items() if which == 0],
                     )
                 if audit:
                     cal.audit_kl = measure(cal.strength, audit, 1)

@@ -161,6 +161,9 @@ class Context:
     _target_fingerprint: dict | None = None
     eval_suites: list | None = None  # built once per process (preflight may pass them in)
     timings: dict[str, float] = field(default_factory=dict)
+    # the target's suite scores at strength 0 (the unsteered model, the same for every
+    # intervention): made by the first stage that needs them, shared by eval and compare
+    unsteered: dict = field(default_factory=dict)
 
     def suites(self) -> list:
         """The run's eval suites (``eval.suites``), built once and shared by the stages."""

@@ -332,6 +332,7 @@ def stage_eval(ctx: Context) -> None:
                 batch_size=cfg.eval.batch_size,
                 bar=bar,
                 task=task,
+                unsteered=ctx.unsteered,
             )
             with run.unit(rel, key) as out:
                 write_results(frames, out, cfg.model_dump(mode="json"), suites=suite_info(suites))
@@ -344,7 +345,11 @@ def stage_compare(ctx: Context) -> None:
     from weightsteer.evals.results import suite_info, write_results
     from weightsteer.methods import NONE, MethodInputs, candidates
     from weightsteer.methods.activation import ActivationSteering, activation_layers
-    from weightsteer.methods.calibrate import calibrate_budgets, calibration_prompts
+    from weightsteer.methods.calibrate import (
+        BaseLogprobs,
+        calibrate_budgets,
+        calibration_prompts,
+    )
     from weightsteer.pairs.personas import load_pair, persona_chat
     from weightsteer.pairs.questions import split_questions
 
@@ -388,13 +393,20 @@ def stage_compare(ctx: Context) -> None:
     config = cfg.model_dump(mode="json")
     info = suite_info(suites)
     todo = [(cand, RunLayout.rel_compare(cand.slug)) for cand in candidates(c.methods, inputs)]
+    base_cache = BaseLogprobs()  # the unsteered log-probs: the same for every candidate
     with _bar(ctx) as bar:
         task = bar.add_task("comparing", total=len(todo) + 1)
         rel, key = RunLayout.rel_compare("none"), content_key(common)
         if _todo(ctx, rel, key):
             bar.update(task, description="scoring the unsteered model")
             frames = evaluate_intervention(
-                model, tok, NONE, suites, [0.0], batch_size=cfg.eval.batch_size
+                model,
+                tok,
+                NONE,
+                suites,
+                [0.0],
+                batch_size=cfg.eval.batch_size,
+                unsteered=ctx.unsteered,
             )
             with run.unit(rel, key) as out:
                 write_results(frames, out, config, suites=info)
@@ -415,7 +427,7 @@ def stage_compare(ctx: Context) -> None:
             name = cand.slug
             bar.update(task, description=f"calibrating {name}")
             intervention = cand.build()
-            found = calibrate_budgets(model, tok, intervention, *chats, c)
+            found = calibrate_budgets(model, tok, intervention, *chats, c, base_cache=base_cache)
             bar.update(task, description=f"scoring {name}")
             if intervention.discrete:  # one fixed strength stands for every budget
                 found = dict(list(found.items())[:1])
@@ -432,6 +444,11 @@ def stage_compare(ctx: Context) -> None:
                         f"  {name} at {budget:g} nat: {cal.message()}", highlight=False
                     )
             bar.advance(task)
+    if base_cache.hits + base_cache.misses:  # what the kept base log-probs saved
+        run.manifest["counts"]["compare"]["base_logprobs"] = {
+            "computed": base_cache.misses,
+            "reused": base_cache.hits,
+        }
 
 
 def _calibrated_frames(model, tok, intervention, suites, found: dict, batch_size: int):
