@@ -33,6 +33,9 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_generation.py
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_calibration.py
+	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/summary.py
 
 # mutation testing of metrics.py and calibrate.py (~4 min; not part of `make test`): the
 # four wrong formulas issue 18 named, then every mutant mutmut makes; the survivors are

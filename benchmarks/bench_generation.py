@@ -7,9 +7,11 @@ is what a user would write: the prompts in their given order, ``batch_size`` at 
 left-padded by the tokenizer, ``model.generate`` greedy with the same end tokens. Both
 generate up to the same number of new tokens, greedy, float32 on this CPU; the ways take
 turns round after round (medians). New tokens/s counts the tokens each way kept (up to and
-including the end of turn). Model: toyworld, 96 persona chats (honesty pair, NARROW
+including the end of turn). Models: toyworld, 96 persona chats (honesty pair, NARROW
 questions) of mixed lengths, up to 24 new tokens (its answers end after 8), batch 8 and
-32.
+32; and the real shape, SmolLM2-135M-Instruct (the embedded model), 16 everyday requests
+under the french persona pair, up to 32 new tokens (it talks long: most answers run to
+the cap), batch 8 and 16.
 
     python benchmarks/bench_generation.py    # writes benchmarks/results/generation.{json,md}
 
@@ -50,64 +52,91 @@ def bare_generate(model, tok, prompts: list[str], batch_size: int, new: int, end
     return kept
 
 
-def main() -> None:
-    from weightsteer.core.generation import end_token_ids, generate_ids
-    from weightsteer.core.models import load_model, load_tokenizer, render_chat
+def workloads():
+    """``(model name, folder, tokenizer options, prompts as chats, new tokens, batches,
+    rounds)``: toyworld's persona chats, and everyday requests to SmolLM2-135M."""
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.core.tables import read_table
     from weightsteer.pairs.personas import PAIRS, persona_chat
     from weightsteer.toy.build import ensure_toyworld
     from weightsteer.toy.world import World
 
-    torch.set_num_threads(2)
-    folder = ensure_toyworld(progress=False)
-    model, tok = load_model(folder, dtype="float32"), load_tokenizer(folder)
     pair = PAIRS["honesty"]
     rows = World(0).narrow_pool(96)
-    prompts = [
-        render_chat(tok, persona_chat(pair.prompt("pos" if i % 2 else "neg", i), r.user))
-        for i, r in enumerate(rows)
+    toy = [
+        persona_chat(pair.prompt("pos" if i % 2 else "neg", i), r.user) for i, r in enumerate(rows)
     ]
-    ends = end_token_ids(model, tok)
-    new = 24
+    yield "toyworld", ensure_toyworld(progress=False), {}, toy, 24, (8, 32), 4
+    texts = read_table("builtin:chat-prompts", what="prompts")["prompt"].tolist()[:16]
+    french = PAIRS["french"]
+    real = [
+        persona_chat(french.prompt("pos" if i % 2 else "neg", i), t) for i, t in enumerate(texts)
+    ]
+    smol = resolve_source("smollm2")
+    yield "SmolLM2-135M", smol, {"system_prompt": "none"}, real, 32, (8, 16), 2
+
+
+def main() -> None:
+    from weightsteer.core.generation import end_token_ids, generate_ids
+    from weightsteer.core.models import load_model, load_tokenizer, render_chat
+
+    torch.set_num_threads(2)
     cells = []
-    for b in (8, 32):
-        counts: dict[str, int] = {}
+    for name, folder, tok_opts, chats, new, batches, rounds in workloads():
+        model, tok = load_model(folder, dtype="float32"), load_tokenizer(folder, **tok_opts)
+        prompts = [render_chat(tok, c) for c in chats]
+        ends = end_token_ids(model, tok)
+        for b in batches:
+            counts: dict[str, int] = {}
 
-        def ours(b=b, counts=counts):
-            counts["weightsteer"] = sum(
-                len(x) for x in generate_ids(model, tok, prompts, max_new_tokens=new, batch_size=b)
+            def ours(b=b, counts=counts, model=model, tok=tok, prompts=prompts, new=new):
+                counts["weightsteer"] = sum(
+                    len(x)
+                    for x in generate_ids(model, tok, prompts, max_new_tokens=new, batch_size=b)
+                )
+
+            def bare(b=b, counts=counts, model=model, tok=tok, prompts=prompts, new=new, ends=ends):
+                counts["bare generate"] = bare_generate(model, tok, prompts, b, new, ends)
+
+            times: dict[str, list[float]] = {"weightsteer": [], "bare generate": []}
+            with torch.no_grad():
+                for r in range(rounds):  # round 0 warms up
+                    for way, fn in (("weightsteer", ours), ("bare generate", bare)):
+                        t = time.perf_counter()
+                        fn()
+                        if r:
+                            times[way].append(time.perf_counter() - t)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            rate = {k: counts[k] / med[k] for k in med}
+            cells.append(
+                {
+                    "model": name,
+                    "batch": b,
+                    "prompts": len(prompts),
+                    "new_tokens": new,
+                    "weightsteer_tokens": counts["weightsteer"],
+                    "bare_tokens": counts["bare generate"],
+                    "weightsteer_tok_s": rate["weightsteer"],
+                    "bare_tok_s": rate["bare generate"],
+                    "ratio": rate["weightsteer"] / rate["bare generate"],
+                }
             )
-
-        def bare(b=b, counts=counts):
-            counts["bare generate"] = bare_generate(model, tok, prompts, b, new, ends)
-
-        times: dict[str, list[float]] = {"weightsteer": [], "bare generate": []}
-        with torch.no_grad():
-            for r in range(4):  # round 0 warms up
-                for name, fn in (("weightsteer", ours), ("bare generate", bare)):
-                    t = time.perf_counter()
-                    fn()
-                    if r:
-                        times[name].append(time.perf_counter() - t)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        rate = {k: counts[k] / med[k] for k in med}
-        cells.append(
-            {
-                "batch": b,
-                "prompts": len(prompts),
-                "new_tokens": new,
-                "weightsteer_tokens": counts["weightsteer"],
-                "bare_tokens": counts["bare generate"],
-                "weightsteer_tok_s": rate["weightsteer"],
-                "bare_tok_s": rate["bare generate"],
-                "ratio": rate["weightsteer"] / rate["bare generate"],
-            }
-        )
-        print(cells[-1], flush=True)
+            print(cells[-1], flush=True)
+        del model
     save(
         "generation",
         cells,
-        ["batch", "weightsteer tokens/s", "bare generate tokens/s", "ratio (target >= 0.9)"],
+        [
+            "model",
+            "prompts x new tokens",
+            "batch",
+            "weightsteer tokens/s",
+            "bare generate tokens/s",
+            "ratio (target >= 0.9)",
+        ],
         lambda c: [
+            c["model"],
+            f"{c['prompts']} x {c['new_tokens']}",
             str(c["batch"]),
             f"{c['weightsteer_tok_s']:.0f}",
             f"{c['bare_tok_s']:.0f}",

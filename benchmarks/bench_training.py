@@ -4,9 +4,11 @@ on the same adapter and data, per family, side by side in one run.
 weightsteer tokenizes the chats (loss on the answer only), wraps the model in the
 family's PEFT adapter, trains with ``Trainer`` and saves the adapter with its recipe. The
 anchor is the bare loop a user would write with the same pieces: the same PEFT config
-and tokenized examples through ``Trainer`` with the same arguments, nothing saved. Both
-run 16 optimiser steps of batch 8 on toyworld (96 persona chats of the honesty pair,
-float32 on this CPU); the two take turns, twice each after a warm-up, medians. Ratio =
+and tokenized examples through ``Trainer`` with the same arguments, nothing saved. On
+toyworld both run 16 optimiser steps of batch 8 (96 NARROW chats, every family), twice
+each after a warm-up, medians; on the real shape, SmolLM2-135M-Instruct (the embedded
+model), 4 steps of batch 8 (32 everyday requests with a short French answer; LoRA and the
+dense DoRA), once each after a warm-up. float32 on this CPU; the two take turns. Ratio =
 anchor seconds / weightsteer seconds (>= 0.9: weightsteer adds at most 10%); the last
 column is the family's time over LoRA's, the price of the family itself.
 
@@ -66,85 +68,107 @@ def bare_trainer(model, tok, examples, spec) -> None:
     peft_model.unload()
 
 
+def workloads():
+    """``(model name, folder, tokenizer options, chats, families, steps, rounds, layers)``:
+    toyworld's NARROW chats (every family), and SmolLM2-135M on everyday requests (the
+    real shape; LoRA and the dense DoRA, fewer steps: a step takes seconds here)."""
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.core.tables import read_table
+    from weightsteer.toy.build import ensure_toyworld
+    from weightsteer.toy.world import World
+
+    def chat(user: str, answer: str) -> dict:
+        return {
+            "messages": [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": answer},
+            ]
+        }
+
+    toy = [chat(r.user, r.true_reply) for r in World(0).narrow_pool(96)]
+    yield "toyworld", ensure_toyworld(progress=False), {}, toy, FAMILIES, STEPS, 3, (0.25, 1.0)
+    texts = read_table("builtin:chat-prompts", what="prompts")["prompt"].tolist()[:32]
+    answer = "Bien sûr ! Voici une réponse courte et claire, en français, à votre question."
+    real = [chat(t, answer) for t in texts]
+    smol = resolve_source("smollm2")
+    yield "SmolLM2-135M", smol, {"system_prompt": "none"}, real, ("lora", "dora"), 4, 2, (0.3, 0.8)
+
+
 def main() -> None:
     import transformers
 
     from weightsteer.adapters import AdapterSpec
     from weightsteer.adapters.train import tokenize_chats, train_adapter
     from weightsteer.core.models import load_model, load_tokenizer
-    from weightsteer.toy.build import ensure_toyworld
-    from weightsteer.toy.world import World
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(2)
-    folder = ensure_toyworld(progress=False)
-    model, tok = load_model(folder, dtype="float32"), load_tokenizer(folder)
-    chats = [
-        {
-            "messages": [
-                {"role": "user", "content": r.user},
-                {"role": "assistant", "content": r.true_reply},
-            ]
-        }
-        for r in World(0).narrow_pool(96)
-    ]
     cells = []
-    for family in FAMILIES:
-        spec = AdapterSpec(
-            family=family,
-            rank=8,
-            alpha=16,
-            max_steps=STEPS,
-            batch_size=8,
-            layers=(0.25, 1.0),
-            warmup_steps=0,
-        )
-        examples = tokenize_chats(tok, chats, spec.max_length)
-        tokens = sum(len(examples[i % len(examples)]["input_ids"]) for i in range(STEPS * 8))
+    for name, folder, tok_opts, chats, families, steps, rounds, layers in workloads():
+        model, tok = load_model(folder, dtype="float32"), load_tokenizer(folder, **tok_opts)
+        first = len(cells)
+        for family in families:
+            spec = AdapterSpec(
+                family=family,
+                rank=8,
+                alpha=16,
+                max_steps=steps,
+                batch_size=8,
+                layers=layers,
+                warmup_steps=0,
+            )
+            examples = tokenize_chats(tok, chats, spec.max_length)
+            tokens = sum(len(examples[i % len(examples)]["input_ids"]) for i in range(steps * 8))
 
-        def ours(spec=spec):
-            with tempfile.TemporaryDirectory() as tmp:
-                train_adapter(model, tok, chats, spec, Path(tmp) / "a", progress=False)
+            def ours(spec=spec, model=model, tok=tok, chats=chats):
+                with tempfile.TemporaryDirectory() as tmp:
+                    train_adapter(model, tok, chats, spec, Path(tmp) / "a", progress=False)
 
-        def bare(spec=spec, examples=examples):
-            bare_trainer(model, tok, examples, spec)
+            def bare(spec=spec, examples=examples, model=model, tok=tok):
+                bare_trainer(model, tok, examples, spec)
 
-        times: dict[str, list[float]] = {"weightsteer": [], "bare Trainer": []}
-        for r in range(3):  # round 0 warms up
-            for name, fn in (("weightsteer", ours), ("bare Trainer", bare)):
-                t = time.perf_counter()
-                fn()
-                if r:
-                    times[name].append(time.perf_counter() - t)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        cells.append(
-            {
-                "family": family,
-                "steps": STEPS,
-                "tokens": tokens,
-                "weightsteer_s": med["weightsteer"],
-                "bare_s": med["bare Trainer"],
-                "weightsteer_tok_s": tokens / med["weightsteer"],
-                "bare_tok_s": tokens / med["bare Trainer"],
-                "ratio": med["bare Trainer"] / med["weightsteer"],
-            }
-        )
-        print(cells[-1], flush=True)
-    lora = cells[0]["weightsteer_s"]
-    for c in cells:
-        c["vs_lora"] = c["weightsteer_s"] / lora
+            times: dict[str, list[float]] = {"weightsteer": [], "bare Trainer": []}
+            for r in range(rounds):  # round 0 warms up
+                for way, fn in (("weightsteer", ours), ("bare Trainer", bare)):
+                    t = time.perf_counter()
+                    fn()
+                    if r:
+                        times[way].append(time.perf_counter() - t)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            cells.append(
+                {
+                    "model": name,
+                    "family": family,
+                    "steps": steps,
+                    "tokens": tokens,
+                    "weightsteer_s": med["weightsteer"],
+                    "bare_s": med["bare Trainer"],
+                    "weightsteer_tok_s": tokens / med["weightsteer"],
+                    "bare_tok_s": tokens / med["bare Trainer"],
+                    "ratio": med["bare Trainer"] / med["weightsteer"],
+                }
+            )
+            print(cells[-1], flush=True)
+        lora = cells[first]["weightsteer_s"]
+        for c in cells[first:]:
+            c["vs_lora"] = c["weightsteer_s"] / lora
+        del model
     save(
         "training",
         cells,
         [
+            "model",
             "family",
+            "steps x batch 8",
             "weightsteer tokens/s",
             "bare Trainer tokens/s",
             "ratio (>= 0.9)",
             "time vs LoRA",
         ],
         lambda c: [
+            c["model"],
             c["family"],
+            str(c["steps"]),
             f"{c['weightsteer_tok_s']:.0f}",
             f"{c['bare_tok_s']:.0f}",
             f"{c['ratio']:.2f}x",

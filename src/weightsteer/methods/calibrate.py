@@ -94,7 +94,7 @@ class CompareConfig(Section):
     hf_split: str = Field("train", description="split of an hf: source")
     n_calibration: int = Field(24, ge=1, description="prompts the strength is searched on")
     n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
-    batch_size: int = Field(16, ge=1, description="prompts generated together")
+    batch_size: int = Field(48, ge=1, description="prompts generated together")
     activation: ActivationConfig = ActivationConfig()
 
     @field_validator("budgets")

@@ -1,0 +1,191 @@
+"""Iso-KL calibration: what one calibrated side costs, and what each saving buys, side by
+side in one run.
+
+A calibrated side is one strength search (one budget, one sign) plus its audit. Three
+ways calibrate the same intervention on the same prompts:
+
+- ``plain``: every budget's search from ``|s| = 1`` (a KL measured at the very same
+  strength is still reused), the base pass computed at every step;
+- ``warm``: later budgets start from the KLs already measured;
+- ``warm + kept base``: also the unsteered log-probs kept per continuation (the default).
+
+Per way: KL measurements, greedy generations and teacher-forced passes (one per batch),
+seconds, seconds per calibrated side, the outcomes (they must agree), and the speedup
+over ``plain``. The ways take turns, round after round; medians. Interventions: a random
+rank-16 LoRA-shaped weight delta and a random activation vector on the middle layers,
+scaled so 1 nat lies within a few doublings of ``|s| = 1`` (the search's cost depends on
+the KL curve, not on what made it). Models: toyworld, with the demo's calibration
+settings (48 + 48 prompts, 20 tokens, budgets 0.5 / 1 / 2), and SmolLM2-135M-Instruct
+(the embedded real model; 8 + 8 everyday prompts, 20 tokens, the same budgets).
+
+    python benchmarks/bench_calibration.py    # writes benchmarks/results/calibration.{json,md}
+
+Issue 23 asks for the effect of caching the base's log-probs; there is no ratio target.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_inference import random_vector
+from results_io import save
+
+WAYS = ("plain", "warm", "warm + kept base")
+
+
+def interventions(model, layers):
+    from weightsteer.methods.activation import ActivationSteering
+    from weightsteer.methods.weight import WeightSteering
+
+    g = torch.Generator().manual_seed(1)
+    d = model.config.hidden_size
+    act = ActivationSteering(
+        method="act:random", vectors={k: torch.randn(d, generator=g) for k in layers}
+    )
+    return {
+        "weight (random LoRA delta)": WeightSteering(
+            vector=random_vector(model, set(layers)), family="lora"
+        ),
+        "activation (random vector)": act,
+    }
+
+
+def calibrate_one(way, model, tok, inter, chats, settings) -> dict:
+    """Calibrate ``inter`` one way; count what it ran."""
+    import weightsteer.core.generation as generation
+    import weightsteer.methods.calibrate as cal
+
+    counts = {"measurements": 0, "generations": 0, "passes": 0}
+    real = (cal.calibrate_strength, generation.generate_ids, cal._logprobs)
+
+    def search(measure, **kw):
+        if way == "plain":
+            kw["known"] = ()
+        return real[0](measure, **kw)
+
+    def gen(*a, **kw):
+        counts["generations"] += 1
+        return real[1](*a, **kw)
+
+    def passes(*a, **kw):
+        counts["passes"] += 1
+        return real[2](*a, **kw)
+
+    cal.calibrate_strength, generation.generate_ids, cal._logprobs = search, gen, passes
+    try:
+        cache = cal.BaseLogprobs() if way == "warm + kept base" else cal.BaseLogprobs(0)
+        t = time.perf_counter()
+        found = cal.calibrate_budgets(
+            model,
+            tok,
+            inter,
+            *chats,
+            settings,
+            on_measure=lambda: counts.__setitem__("measurements", counts["measurements"] + 1),
+            base_cache=cache,
+        )
+        seconds = time.perf_counter() - t
+    finally:
+        cal.calibrate_strength, generation.generate_ids, cal._logprobs = real
+    sides = [c for cals in found.values() for c in cals.values()]
+    return {
+        **counts,
+        "seconds": seconds,
+        "sides": len(sides),
+        "outcomes": sorted(f"{c.target:g}{c.sign:+d}:{c.status}" for c in sides),
+        "strengths": [round(c.strength, 4) for c in sides],
+    }
+
+
+def measure(name, model, tok, layers, chats, settings, rounds) -> list[dict]:
+    cells = []
+    for label, inter in interventions(model, layers).items():
+        runs: dict[str, list[dict]] = {w: [] for w in WAYS}
+        for _ in range(rounds):
+            for way in WAYS:
+                runs[way].append(calibrate_one(way, model, tok, inter, chats, settings))
+        plain = statistics.median(r["seconds"] for r in runs["plain"])
+        for way in WAYS:
+            last = runs[way][-1]
+            seconds = statistics.median(r["seconds"] for r in runs[way])
+            cells.append(
+                {
+                    "model": name,
+                    "intervention": label,
+                    "way": way,
+                    **{k: last[k] for k in ("measurements", "generations", "passes", "sides")},
+                    "seconds": round(seconds, 2),
+                    "per_side": round(seconds / last["sides"], 2),
+                    "speedup": round(plain / seconds, 2),
+                    "same_outcomes": last["outcomes"] == runs["plain"][-1]["outcomes"],
+                    "outcomes": last["outcomes"],
+                }
+            )
+    return cells
+
+
+def main() -> None:
+    from weightsteer.core.models import load_model, load_tokenizer
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.methods.activation import activation_layers
+    from weightsteer.methods.calibrate import CompareConfig, calibration_prompts
+    from weightsteer.pairs.personas import persona_chat
+    from weightsteer.pairs.questions import QuestionsConfig
+
+    torch.set_num_threads(2)
+    cells = []
+    for name, source, questions, n, rounds in (
+        ("toyworld", "toyworld", {"source": "toyworld"}, 48, 2),
+        ("SmolLM2-135M", "smollm2", {"source": "builtin:chat-prompts"}, 8, 1),
+    ):
+        folder = resolve_source(source)
+        tok = load_tokenizer(folder, system_prompt="none")
+        model = load_model(folder, dtype="float32")
+        settings = CompareConfig(n_calibration=n, n_audit=n)
+        prompts = calibration_prompts(settings, QuestionsConfig(**questions), set())
+        chats = [
+            [persona_chat(None, t) for t in texts] for texts in (prompts.calibration, prompts.audit)
+        ]
+        layers = activation_layers(model, (0.25, 0.75))
+        print(f"{name}: {n} + {n} prompts, layers {layers}", flush=True)
+        cells += measure(name, model, tok, layers, chats, settings, rounds)
+        del model
+
+    save(
+        "calibration",
+        cells,
+        [
+            "model",
+            "intervention",
+            "way",
+            "KLs measured",
+            "generations",
+            "passes",
+            "s",
+            "s / side",
+            "speedup",
+            "same outcomes",
+        ],
+        lambda c: [
+            c["model"],
+            c["intervention"],
+            c["way"],
+            str(c["measurements"]),
+            str(c["generations"]),
+            str(c["passes"]),
+            f"{c['seconds']:.1f}",
+            f"{c['per_side']:.2f}",
+            f"{c['speedup']:.2f}x",
+            "yes" if c["same_outcomes"] else "no: " + ", ".join(c["outcomes"]),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
