@@ -45,13 +45,37 @@ def thread_settings(
     3-220x slower than alone on 2 cores, at random. So when the machine is already busy
     (1-minute load >= half its cores) and the user set no wait policy, idle threads sleep
     (``OMP_WAIT_POLICY=PASSIVE``: never worse than 2.5x in the same measurement). Whatever
-    the user set stays."""
+    the user set stays. ``load``: other processes running now (``busy_elsewhere``), not a
+    past average: alone, passive waiting cost a fresh ``make demo`` 2.4x in training, as
+    the pip install just before it had left the 1-minute load at 1."""
     out: dict[str, str] = {}
     if threads is not None:
         out["OMP_NUM_THREADS"] = str(threads)
     if "OMP_WAIT_POLICY" not in env and load >= cpus / 2:
         out["OMP_WAIT_POLICY"] = "PASSIVE"
     return out
+
+
+def busy_elsewhere(
+    samples: int = 3, gap: float = 0.01, source: Path = Path("/proc/loadavg")
+) -> float:
+    """How many threads of other processes are running now: the median over ``samples``
+    reads of the kernel's runnable count (``/proc/loadavg``), less this process's own.
+    Where there is no ``/proc/loadavg``, the 1-minute load average (0 when none)."""
+    import os
+    import statistics
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            field = source.read_text().split()[3]
+        except (OSError, IndexError):
+            return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        counts.append(int(field.split("/")[0]) - 1)
+        if i + 1 < samples:
+            time.sleep(gap)
+    return max(0.0, float(statistics.median(counts)))
 
 
 @app.callback()
@@ -71,7 +95,7 @@ def _options(
     steer with theta_base + alpha * dW."""
     import os
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = busy_elsewhere()
     os.environ.update(thread_settings(threads, dict(os.environ), load, os.cpu_count() or 1))
     if threads is not None and "torch" in sys.modules:  # already started (in-process use)
         sys.modules["torch"].set_num_threads(threads)
