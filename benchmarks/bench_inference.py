@@ -33,7 +33,7 @@ from results_io import save
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def random_vector(model, layers, rank: int = 16):
+def random_vector(model, layers, rank: int = 16, std: float = 0.01):
     from weightsteer.core.models import fingerprint
     from weightsteer.core.naming import layer_index, module_kind
     from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
@@ -44,8 +44,8 @@ def random_vector(model, layers, rank: int = 16):
         if p.dim() == 2 and layer_index(name) in layers and module_kind(name) in TARGETS:
             out_f, in_f = p.shape
             deltas[name] = LowRank(
-                torch.randn(out_f, rank, generator=g) * 0.01,
-                torch.randn(rank, in_f, generator=g) * 0.01,
+                torch.randn(out_f, rank, generator=g) * std,
+                torch.randn(rank, in_f, generator=g) * std,
             )
     return WeightVector(deltas, VectorMeta(base=fingerprint(model), family="lora"))
 

@@ -140,6 +140,12 @@ def main() -> None:
     for name, make in makers.items():
         got = _load(name)
         rows += make(got) if got else [_row(name, "(not run)", "–", "–", None)]
+    timing = _load("timing")
+    if timing:
+        minutes = timing["total"] / 60
+        rows.append(
+            _row("make bench", "wall time", f"{minutes:.1f} min", "<= 15 min", minutes <= 15)
+        )
     save(
         "summary",
         rows,

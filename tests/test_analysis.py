@@ -15,7 +15,7 @@ from weightsteer.adapters.extract import extract_vector
 from weightsteer.analysis import ANALYSES, FULL, AnalysisContext, random_matched
 from weightsteer.core.models import load_model, load_tokenizer
 from weightsteer.core.naming import layer_index
-from weightsteer.core.vector import WeightVector
+from weightsteer.core.vector import LowRank, WeightVector
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,17 @@ def test_singular_crops_and_their_residuals_reconstruct_the_vector(vectors, fami
         assert torch.allclose(parts, vec.dense(t), atol=1e-5)
     e50, e90 = v["energy50"].vector.norm() ** 2, v["energy90"].vector.norm() ** 2
     assert 0.5 * vec.norm() ** 2 <= e50 + 1e-9 and e50 <= e90 <= vec.norm() ** 2 * (1 + 1e-6)
+
+    # a crop is never bigger than the vector's own storage of a tensor, nor than the dense
+    # tensor: ten crops of a rank-r vector weigh what it does, not ten dense copies
+    def size(d) -> int:
+        return d.A.numel() + d.B.numel() if isinstance(d, LowRank) else d.numel()
+
+    for name, variant in v.items():
+        for t in variant.vector:
+            assert size(variant.vector[t]) <= max(size(vec[t]), vec.dense(t).numel()), name
+            if isinstance(vec[t], LowRank):
+                assert size(variant.vector[t]) <= size(vec[t]), (name, t)
 
 
 def test_magnitude_and_direction_variants_keep_what_they_say(vectors):

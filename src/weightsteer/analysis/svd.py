@@ -9,6 +9,10 @@ Per 2-D tensor ``dW = U S Vᵀ`` (low-rank factors stay exact: ``lowrank_svd``):
 - ``rest:<crop>``: the residual ``dW - crop``, so component + residual = dW exactly (to
   float tolerance). 1-D deltas (IA3-like scalings, biases) have no singular directions:
   they stay whole in every component and are absent from the residuals.
+
+A crop is stored as the factors of its directions (``LowRank``) where they are smaller
+than the dense tensor: ten crops of a LoRA vector then weigh what the vector does (as
+dense tensors they held 3.5x SmolLM2's model in memory, ``benchmarks/bench_memory.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,15 @@ def crop_index(s: torch.Tensor, crop: str) -> torch.Tensor:
     return torch.arange(min(k, r))
 
 
+def _directions(u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, idx: torch.Tensor):
+    """``sum_i u_i s_i vh_i`` over ``idx``, as float32 factors when they are smaller than
+    the dense tensor, else dense."""
+    b, a = (u[:, idx] * s[idx]).float(), vh[idx].float()
+    if b.numel() + a.numel() < u.shape[0] * vh.shape[1]:
+        return LowRank(b.contiguous(), a.contiguous())
+    return b @ a
+
+
 @register("svd")
 def svd_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
     parts: dict[str, dict] = {c: {} for c in CROPS}
@@ -51,12 +64,12 @@ def svd_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
                 parts[c][n] = d
             continue
         u, s, vh = _svd(d)
-        full = (u * s) @ vh
+        every = torch.arange(s.numel())
         for c in CROPS:
             idx = crop_index(s, c)
-            kept = (u[:, idx] * s[idx]) @ vh[idx]
-            parts[c][n] = kept.float()
-            rests[c][n] = (full - kept).float()
+            rest = every[~torch.isin(every, idx)]
+            parts[c][n] = _directions(u, s, vh, idx)
+            rests[c][n] = _directions(u, s, vh, rest)
     out = []
     for c in CROPS:
         out.append(
