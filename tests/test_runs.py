@@ -100,7 +100,14 @@ def test_run_writes_every_artifact_and_a_report(finished):
     assert manifest["counts"]["data"]["kept"] == 24  # 12 questions x 2 paraphrases
     assert manifest["counts"]["train"]["tokens"] > 0
     assert set(manifest["stages"]) == {"data", "train", "extract", "eval", "compare", "report"}
-    assert manifest["counts"]["compare"] == {"calibration": 8, "audit": 4, "dropped": 0}
+    compared = manifest["counts"]["compare"]
+    assert {k: compared[k] for k in ("calibration", "audit", "dropped")} == {
+        "calibration": 8,
+        "audit": 4,
+        "dropped": 0,
+    }
+    # the unsteered log-probs are kept across the compare stage's methods and steps
+    assert compared["base_logprobs"]["computed"] > 0 and compared["base_logprobs"]["reused"] > 0
     assert all(u["state"] == "done" for u in manifest["units"].values())
     pos = [json.loads(line) for line in (run_dir / "data/pos.jsonl").read_text().splitlines()]
     assert all(m["role"] != "system" for r in pos for m in r["messages"])
