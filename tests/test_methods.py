@@ -171,6 +171,44 @@ def test_a_search_starts_from_the_strengths_already_measured():
     assert capped.status == TOO_WEAK and len(capped.evaluations) == len(many) + 3
 
 
+def test_later_budgets_start_from_the_calibration_kls_alone(monkeypatch):
+    """Every point a search reports is a KL of the calibration prompts at its strength
+    (never the audit set's, which differ), each strength is measured once per prompt set,
+    and on a steep curve the warm start measures fewer than searches from |s| = 1 (on a
+    smooth one the secant lands in a step either way)."""
+    import weightsteer.methods.calibrate as cal
+
+    calib, audit = [[{"role": "user", "content": "c"}]], [[{"role": "user", "content": "a"}]]
+
+    def true_kl(s: float, chats) -> float:  # steep, as a KL that jumps: secant steps miss
+        middle = 10.0 if s > 0 else 6.0
+        return (3.0 if chats is audit else 1.0) * 4 / (1 + math.exp(middle - abs(s)))
+
+    calls = []
+
+    def fake_kls(model, tok, chats, intervention, set_strength, strength, **kw):
+        calls.append((strength, chats is audit))
+        return torch.full((4,), true_kl(strength, chats), dtype=torch.float64)
+
+    monkeypatch.setattr(cal, "token_kls", fake_kls)
+    settings = CompareConfig(budgets=(0.5, 1.0, 2.0), tolerance=0.05)
+    found = calibrate_budgets(None, None, NONE, calib, audit, settings)
+    for budget, sides in found.items():
+        for c in sides.values():
+            assert c.status == OK and abs(c.kl - budget) <= 0.05 * budget * 1.01
+            assert all(k == pytest.approx(true_kl(s, calib)) for s, k in c.evaluations)
+            assert c.audit_kl == pytest.approx(true_kl(c.strength, audit))
+    assert len(calls) == len(set(calls))  # nothing measured twice
+    searched = sum(not a for _, a in calls)
+
+    # the same searches, each from |s| = 1 (only a strength measured before is reused)
+    calls.clear()
+    real = cal.calibrate_strength
+    monkeypatch.setattr(cal, "calibrate_strength", lambda m, **kw: real(m, **{**kw, "known": ()}))
+    calibrate_budgets(None, None, NONE, calib, audit, settings)
+    assert searched < sum(not a for _, a in calls)
+
+
 def test_kept_base_logprobs_are_the_fresh_ones(toy):
     from weightsteer.core.generation import generate_ids
 
