@@ -20,15 +20,13 @@ Target (issue 23): weightsteer >= 0.9x the bare generate's tokens/s.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import save
+from results_io import save, timed
 
 
 def bare_generate(model, tok, prompts: list[str], batch_size: int, new: int, ends) -> int:
@@ -98,15 +96,8 @@ def main() -> None:
             def bare(b=b, counts=counts, model=model, tok=tok, prompts=prompts, new=new, ends=ends):
                 counts["bare generate"] = bare_generate(model, tok, prompts, b, new, ends)
 
-            times: dict[str, list[float]] = {"weightsteer": [], "bare generate": []}
-            with torch.no_grad():
-                for r in range(rounds):  # round 0 warms up
-                    for way, fn in (("weightsteer", ours), ("bare generate", bare)):
-                        t = time.perf_counter()
-                        fn()
-                        if r:
-                            times[way].append(time.perf_counter() - t)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            with torch.no_grad():  # round 0 warms up
+                med = timed({"weightsteer": ours, "bare generate": bare}, rounds - 1)
             rate = {k: counts[k] / med[k] for k in med}
             cells.append(
                 {

@@ -18,16 +18,14 @@ Target (issue 23): weightsteer >= 0.9x the anchor's rows/s.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import SHAPE
-from results_io import save
+from results_io import save, timed
 
 
 def anchor(model, tok, prompts, choice_ids, batch_size):
@@ -41,19 +39,6 @@ def anchor(model, tok, prompts, choice_ids, batch_size):
             logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
             out[idx] = logp[:, choice_ids]
     return out
-
-
-def timed(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, taking turns round after round (a machine's drift
-    hits all of them alike); the first round is a warm-up."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for r in range(repeats + 1):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            if r:
-                times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:

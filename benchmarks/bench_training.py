@@ -19,16 +19,14 @@ Target (issue 23): weightsteer >= 0.9x the bare Trainer's tokens/s.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import save
+from results_io import save, timed
 
 FAMILIES = ("lora", "dora", "pissa", "delora", "oft", "ia3")
 STEPS = 16
@@ -127,14 +125,7 @@ def main() -> None:
             def bare(spec=spec, examples=examples, model=model, tok=tok):
                 bare_trainer(model, tok, examples, spec)
 
-            times: dict[str, list[float]] = {"weightsteer": [], "bare Trainer": []}
-            for r in range(rounds):  # round 0 warms up
-                for way, fn in (("weightsteer", ours), ("bare Trainer", bare)):
-                    t = time.perf_counter()
-                    fn()
-                    if r:
-                        times[way].append(time.perf_counter() - t)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = timed({"weightsteer": ours, "bare Trainer": bare}, rounds - 1)  # round 0 warms up
             cells.append(
                 {
                     "model": name,

@@ -1,9 +1,11 @@
 """Where a benchmark's numbers go: ``benchmarks/results/<name>.json`` (every cell) and
-``<name>.md`` (a markdown table, also printed)."""
+``<name>.md`` (a markdown table, also printed); and ``timed``, how its ways take turns."""
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,3 +20,16 @@ def save(name: str, cells: list[dict], header: list[str], row: Callable[[dict], 
     md += ["| " + " | ".join(row(c)) + " |" for c in cells]
     (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def timed(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, taking turns round after round (a machine's drift
+    hits all of them alike); the first round is a warm-up."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(repeats + 1):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
