@@ -137,7 +137,8 @@ def main() -> None:
     from weightsteer.core.models import load_model, load_tokenizer
     from weightsteer.core.sources import resolve_source
     from weightsteer.methods.activation import activation_layers
-    from weightsteer.methods.calibrate import CompareConfig, calibration_prompts
+    from weightsteer.methods.calibration_prompts import calibration_prompts
+    from weightsteer.methods.compare_config import CompareConfig
     from weightsteer.pairs.personas import persona_chat
     from weightsteer.pairs.questions import QuestionsConfig
 

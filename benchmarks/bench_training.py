@@ -41,7 +41,7 @@ def bare_trainer(model, tok, examples, spec) -> None:
 
     torch.manual_seed(spec.seed)
     peft_model = get_peft_model(
-        model, get_family(spec.family).build(spec, target_module_names(model, spec))
+        model, get_family(spec.family).peft_config(spec, target_module_names(model, spec))
     )
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(

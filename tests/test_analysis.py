@@ -28,8 +28,12 @@ def dense(v: WeightVector, name: str, like: WeightVector) -> torch.Tensor:
     return v.dense(name) if name in v.deltas else torch.zeros(like.shape(name))
 
 
-def built(name, vec, **kw):
-    return {v.name: v for v in ANALYSES.get(name)(vec, AnalysisContext(**kw))}
+def built(name, vec, settings=None, **kw):
+    """The variants of analysis ``name`` with its own settings (``settings``: fields)."""
+    own = ANALYSES.entry(name).settings()
+    if settings:
+        own = own.model_copy(update=settings)
+    return {v.name: v for v in ANALYSES.get(name)(vec, AnalysisContext(**kw), own)}
 
 
 @pytest.mark.parametrize("analysis", ["layers", "modules", "cells"])
@@ -109,12 +113,14 @@ def test_random_controls_are_reproducible_from_their_seed(vectors):
 
 def test_the_shared_basis_of_one_vector_with_itself_keeps_all_of_it(vectors):
     vec = vectors["lora"]  # rank 8 per tensor (2 x rank 4)
-    v = built("shared", vec, others={"lora": vec}, rank=16, draws=1)
+    v = built("shared", vec, {"rank": 16}, others={"lora": vec}, draws=1)
     for n in vec:
         assert torch.allclose(v["keep_shared"].vector.dense(n), vec.dense(n), atol=1e-5)
         assert float(v["drop_shared"].vector.dense(n).abs().max()) < 1e-5
     # a smaller basis keeps less; keep + drop is the vector whatever its size
-    small = built("shared", vec, others={"lora": vec, "dora": vectors["dora"]}, rank=2, draws=1)
+    small = built(
+        "shared", vec, {"rank": 2}, others={"lora": vec, "dora": vectors["dora"]}, draws=1
+    )
     assert small["keep_shared"].vector.norm() < vec.norm()
     for n in vec:
         total = small["keep_shared"].vector.dense(n) + small["drop_shared"].vector.dense(n)
@@ -152,7 +158,7 @@ def test_a_vector_placed_in_one_layer_is_found_there(tiny_dir, vectors):
     prompts = held_out_prompts(tok)
     rows = [EvalRow(f"r{i}", [{"role": "user", "content": p}], 1) for i, p in enumerate(prompts)]
     suite = Suite("planted", rows)
-    variants = [v for v in ANALYSES.get("layers")(planted, AnalysisContext(draws=1))]
+    variants = list(built("layers", planted, draws=1).values())
     frames = []
     for name, v in [(FULL, planted), *((x.name, x.vector) for x in variants)]:
         inter = WeightSteering(vector=v, family="lora", variant=name, allow_finetune=True)

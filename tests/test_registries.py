@@ -17,7 +17,7 @@ from weightsteer.core.scoring import score_choices
 from weightsteer.core.steer import Steerer
 from weightsteer.evals import SUITES, SuiteContext, build_suites, score_suite
 from weightsteer.methods import METHODS, MethodInputs, candidates
-from weightsteer.methods.calibrate import CompareConfig
+from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.pairs.personas import PAIRS
 from weightsteer.pairs.questions import QuestionsConfig
 from weightsteer.pipeline import RunConfig
@@ -81,7 +81,7 @@ def _sample_config(name: str):
     """The suite's own config, reading its shipped sample where its default is a hub set."""
     from importlib import resources
 
-    spec = SUITES.get(name)
+    spec = SUITES.entry(name)
     if spec.config is None:
         return None
     from weightsteer.evals.scorers import SCORERS
@@ -100,7 +100,7 @@ def _sample_config(name: str):
 def test_every_suite_builds_unique_rows_and_scores_each_one(tiny, name):
     model, tok = tiny
     cfg = RunConfig().eval.model_copy(update={"suites": (name,), "rows_per_suite": 6})
-    if SUITES.get(name).config is not None:
+    if SUITES.entry(name).config is not None:
         cfg = cfg.model_copy(update={name: _sample_config(name)})
     ctx = SuiteContext("", "honesty", QuestionsConfig(source="toyworld", n_train=5, n_eval=6))
     for suite in build_suites(cfg, ctx):

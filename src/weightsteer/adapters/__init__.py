@@ -1,11 +1,12 @@
 """Adapter families: how each PEFT method is configured for contrastive steering.
 
-A family is a name, a default learning rate, a function ``AdapterSpec -> PeftConfig`` and
-two facts the rest of the library needs: whether the trained delta is exactly low-rank
-(LoRA, PiSSA: dW is stored as factors) and whether initialising the adapter changes the
-base weights it wraps (PiSSA: the trainer restores them afterwards).
-
-Adding a family is one file in ``families/`` with one ``register`` call in it.
+A family is one file in ``families/``: a function ``(spec, module names, options) ->
+PeftConfig`` under ``@register(name, Options, default_lr=..., lowrank=...)``. ``Options``
+is the family's own frozen settings (``[train.<family>]`` in a run config, ``--option
+key=value`` on ``weightsteer train``), listed by ``weightsteer config-help``; the facts
+are the default learning rate, whether the trained delta is exactly low-rank (LoRA,
+PiSSA: dW is stored as factors) and whether initialising the adapter changes the base
+weights it wraps (PiSSA: the trainer restores them afterwards).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from weightsteer.core.config import DepthRange
+from weightsteer.core.config import DepthRange, Section
 from weightsteer.core.errors import UserError
 from weightsteer.core.naming import DEFAULT_TARGETS, layer_index, layer_range
 from weightsteer.core.registry import Registry
@@ -44,7 +45,11 @@ class AdapterSpec(BaseModel):
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     max_length: int = Field(512, ge=8, description="truncate examples to this many tokens")
     seed: int = Field(0, description="seed of the initialisation and the data order")
-    options: dict[str, Any] = Field(default_factory=dict, description="family-specific options")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the family's own settings that differ from its defaults "
+        "(checked against its options class)",
+    )
 
     @field_validator("family")
     @classmethod
@@ -52,32 +57,84 @@ class AdapterSpec(BaseModel):
         get_family(v)
         return v
 
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Checked against the family's options class and kept as the settings that
+        differ from its defaults, so one recipe has one spec however it was spelled."""
+        if "family" not in info.data:
+            return v  # the family was refused already
+        family = get_family(info.data["family"])
+        try:
+            opts = family.options_of(v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ValueError(f"{family.name} option {where}: {msg}") from None
+        return opts.model_dump(mode="json", exclude_defaults=True)
+
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else get_family(self.family).default_lr
 
+    @property
+    def family_options(self) -> Any:
+        """The family's typed options: its defaults with ``options`` on top."""
+        return get_family(self.family).options_of(self.options)
+
+
+class NoOptions(Section):
+    """A family with no settings of its own."""
+
 
 @dataclass(frozen=True)
 class Family:
+    """A registered family, read back from its registry entry."""
+
     name: str
-    build: Callable[[AdapterSpec, list[str]], Any]  # (spec, module names) -> PeftConfig
+    build: Callable[..., Any]  # (spec, module names, options) -> PeftConfig
+    options: type[Section]
     default_lr: float
     lowrank: bool  # dW is exactly B @ A from the adapter's factors
     mutates_base: bool = False  # initialisation rewrites the wrapped base weights
     summary: str = ""
 
+    def options_of(self, given: dict[str, Any]) -> Any:
+        return self.options.model_validate(given)
 
-FAMILIES: Registry[Family] = Registry(
-    "adapter family", "weightsteer.adapters.families", "weightsteer.adapter_families"
+    def peft_config(self, spec: AdapterSpec, names: list[str]) -> Any:
+        return self.build(spec, names, spec.family_options)
+
+
+FAMILIES: Registry[Callable[..., Any]] = Registry(
+    "adapter family", "weightsteer.adapter_families", "weightsteer.adapters.families"
 )
 
 
-def register(family: Family) -> Family:
-    return FAMILIES.add(family.name, family)
+def register(
+    name: str,
+    options: type[Section] | None = None,
+    *,
+    default_lr: float,
+    lowrank: bool,
+    mutates_base: bool = False,
+    summary: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@register("lora", LoraOptions, default_lr=2e-4, lowrank=True)`` above a family's
+    ``(spec, module names, options) -> PeftConfig``."""
+    facts = {
+        "default_lr": default_lr,
+        "lowrank": lowrank,
+        "mutates_base": mutates_base,
+        "summary": summary,
+    }
+    return FAMILIES.register(name, options, **facts)
 
 
 def get_family(name: str) -> Family:
-    return FAMILIES.get(name)
+    entry = FAMILIES.entry(name)
+    return Family(name, entry.obj, entry.config or NoOptions, **entry.facts)
 
 
 def target_module_names(model: torch.nn.Module, spec: AdapterSpec) -> list[str]:

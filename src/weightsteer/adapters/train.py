@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from weightsteer.adapters import AdapterSpec, get_family, target_module_names
+from weightsteer.adapters import FAMILIES, AdapterSpec, get_family, target_module_names
 from weightsteer.core import dist
-from weightsteer.core.config import DepthRange, Section, known_names
+from weightsteer.core.config import DepthRange, Section, entry_settings, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, check_writable
 from weightsteer.core.models import (
@@ -80,8 +80,16 @@ class TrainConfig(Section):
 
     def spec(self, family: str, seed: int) -> AdapterSpec:
         """The adapter recipe of one family and seed."""
-        common = self.model_dump(exclude={"families", "seeds", "overrides"})
-        fields = {**common, **self.overrides.get(family, {}), "family": family, "seed": seed}
+        common = self.model_dump(
+            include=set(TrainConfig.model_fields) - {"families", "seeds", "overrides"}
+        )
+        override = self.overrides.get(family, {})
+        own = entry_settings(self, FAMILIES, family)  # [train.<family>]
+        options = {
+            **own.model_dump(mode="json", exclude_defaults=True),
+            **override.get("options", {}),
+        }
+        fields = {**common, **override, "options": options, "family": family, "seed": seed}
         try:
             return AdapterSpec(**fields)
         except ValidationError as e:
@@ -365,7 +373,7 @@ def _wrapped(model: torch.nn.Module, spec: AdapterSpec, names: Sequence[str]) ->
     restore = [f"{m}.weight" for m in names] if family.mutates_base else []
     with preserved(model, restore):
         torch.manual_seed(spec.seed)
-        peft_model = get_peft_model(model, family.build(spec, names))
+        peft_model = get_peft_model(model, family.peft_config(spec, names))
         try:
             yield peft_model
         finally:

@@ -8,8 +8,11 @@ stage calibrated the full vector to), so each answer is a retained effect with a
 identical rows (``evals.metrics.retained_effects``). Random controls are drawn from a
 seed (``AnalysisContext.seed`` and the draw number), so they are reproducible.
 
-Adding an analysis is one file in this package: ``@register("name")`` on a builder
-``(vector, context) -> [Variant]``. Built in: ``layers``, ``modules``, ``cells``
+Adding an analysis is one file in this package: ``@register("name", Config)`` on a
+builder ``(vector, context, settings) -> [Variant]``; ``Config`` (or None) is its own
+settings, ``[analysis.<name>]`` in a run config. An analysis that reads the run's other
+vectors of the same seed says ``needs=("others",)``; the stage then loads them into
+``context.others``. Built in: ``layers``, ``modules``, ``cells``
 (``layers.py``), ``magdir`` (``magdir.py``), ``svd`` (``svd.py``: own basis), ``basis``
 (``basis.py``: the base weights' basis), ``shared`` (``shared.py``: across families).
 """
@@ -49,15 +52,16 @@ class AnalysisContext:
     others: dict[str, WeightVector] = field(default_factory=dict)
     draws: int = 2
     seed: int = 0
-    rank: int = 16  # shared-basis size
 
 
-Builder = Callable[[WeightVector, AnalysisContext], list[Variant]]
-ANALYSES: Registry[Builder] = Registry("analysis", "weightsteer.analysis")
+Builder = Callable[[WeightVector, AnalysisContext, Any], list[Variant]]
+ANALYSES: Registry[Builder] = Registry("analysis", "weightsteer.analyses", "weightsteer.analysis")
+register = ANALYSES.register
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    return ANALYSES.register(name)
+def needs_others(name: str) -> bool:
+    """Whether analysis ``name`` reads the run's other vectors (``needs=("others",)``)."""
+    return "others" in ANALYSES.entry(name).facts.get("needs", ())
 
 
 class AnalysisConfig(Section):
@@ -75,7 +79,6 @@ class AnalysisConfig(Section):
     )
     draws: int = Field(2, ge=1, description="random draws of each random control")
     seed: int = Field(0, description="seed of the random controls")
-    rank: int = Field(16, ge=1, description="shared-basis directions (analysis shared)")
 
     @field_validator("analyses")
     @classmethod
@@ -144,5 +147,6 @@ __all__ = [
     "AnalysisConfig",
     "AnalysisContext",
     "Variant",
+    "needs_others",
     "register",
 ]

@@ -37,7 +37,7 @@ def base_crop(w: torch.Tensor, dw: torch.Tensor, crop: str) -> torch.Tensor:
 
 
 @register("basis")
-def basis_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+def basis_variants(vector: WeightVector, ctx: AnalysisContext, settings: None) -> list[Variant]:
     if ctx.base is None:
         raise UserError("analysis basis needs the base model's weights")
     params = dict(ctx.base.named_parameters())

@@ -31,7 +31,7 @@ def _kind(name: str) -> str:
 
 
 @register("layers")
-def layer_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+def layer_variants(vector: WeightVector, ctx: AnalysisContext, settings: None) -> list[Variant]:
     layers = sorted({i for n in vector if (i := layer_index(n)) is not None})
     out = []
     for i in layers:
@@ -40,7 +40,7 @@ def layer_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
 
 
 @register("modules")
-def module_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+def module_variants(vector: WeightVector, ctx: AnalysisContext, settings: None) -> list[Variant]:
     out = []
     for group, kinds in GROUPS.items():
         names = [n for n in vector if _kind(n) in kinds]
@@ -50,7 +50,7 @@ def module_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]
 
 
 @register("cells")
-def cell_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+def cell_variants(vector: WeightVector, ctx: AnalysisContext, settings: None) -> list[Variant]:
     cells: dict[tuple[int, str], list[str]] = {}
     for n in vector:
         i = layer_index(n)

@@ -23,7 +23,7 @@ from weightsteer.core.vector import WeightVector
 
 
 @register("magdir")
-def magdir_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+def magdir_variants(vector: WeightVector, ctx: AnalysisContext, settings: None) -> list[Variant]:
     names = list(vector)
     common = vector.norm() / math.sqrt(len(names)) if names else 0.0
     direction = {n: scaled(vector.dense(n), common) for n in names}

@@ -2,7 +2,7 @@
 
 Per tensor, the deltas of every analysed vector that has it, each scaled to unit
 Frobenius norm, side by side: ``[dW_1 | dW_2 | ...]`` (``m x sum n``). Its top-``K``
-left singular directions ``U`` (``K = analysis.rank``, at most its rank) are the shared
+left singular directions ``U`` (``K = [analysis.shared] rank``, at most its rank) are the shared
 output directions. ``keep_shared = U Uᵀ dW`` and ``drop_shared = dW - keep_shared``
 (they sum to dW); ``keep_random:<draw>`` projects onto a random orthonormal basis of the
 same size (the null). The basis of one vector with itself, at ``K`` >= its rank, keeps
@@ -12,8 +12,10 @@ all of it.
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 
 from weightsteer.analysis import AnalysisContext, Variant, gaussian, register
+from weightsteer.core.config import Section
 from weightsteer.core.vector import WeightVector
 
 
@@ -25,8 +27,15 @@ def shared_basis(deltas: list[torch.Tensor], k: int) -> torch.Tensor:
     return u[:, : min(k, r)]
 
 
-@register("shared")
-def shared_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+class SharedConfig(Section):
+    rank: int = Field(16, ge=1, description="shared-basis directions kept per tensor")
+
+
+# needs the other families' vectors of the same seed (AnalysisContext.others)
+@register("shared", SharedConfig, needs=("others",))
+def shared_variants(
+    vector: WeightVector, ctx: AnalysisContext, settings: SharedConfig
+) -> list[Variant]:
     others = list(ctx.others.values()) or [vector]
     keep, drop = {}, {}
     randoms: list[dict] = [{} for _ in range(ctx.draws)]
@@ -35,7 +44,7 @@ def shared_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]
         if dw.dim() != 2:  # no output directions to share: all of it is "not shared"
             drop[n] = dw
             continue
-        u = shared_basis([o.dense(n) for o in others if n in o.deltas], ctx.rank)
+        u = shared_basis([o.dense(n) for o in others if n in o.deltas], settings.rank)
         kept = (u @ (u.T @ dw.double())).float()
         keep[n], drop[n] = kept, dw - kept
         for d in range(ctx.draws):

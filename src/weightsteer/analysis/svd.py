@@ -54,7 +54,7 @@ def _directions(u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, idx: torch.T
 
 
 @register("svd")
-def svd_variants(vector: WeightVector, ctx: AnalysisContext) -> list[Variant]:
+def svd_variants(vector: WeightVector, ctx: AnalysisContext, settings: None) -> list[Variant]:
     parts: dict[str, dict] = {c: {} for c in CROPS}
     rests: dict[str, dict] = {c: {} for c in CROPS}
     for n in vector:

@@ -352,7 +352,7 @@ def eval_cmd(
         from weightsteer.evals import SUITES
 
         readers = [
-            n for n, spec in SUITES.items() if spec.config and "source" in spec.config.model_fields
+            e.name for e in SUITES.entries() if e.config and "source" in e.config.model_fields
         ]
         name = suite[0].partition(":")[0] if len(suite) == 1 else ""
         if name not in readers:

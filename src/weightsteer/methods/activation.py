@@ -1,10 +1,12 @@
 """Activation steering machinery shared by ``mean_diff``, ``pca`` and
-``directional_ablation``: fitting hidden states and hooking decoder blocks.
+``directional_ablation``: their settings, fitting hidden states and hooking decoder
+blocks.
 
 Fitting reads the same POS/NEG pairs the weight vectors were trained on: each pair's
 question rendered under its own persona system prompt, followed by its answer. A block's
 output is taken at the last prompt token (``position = "prompt"``) or averaged over the
 answer's tokens (``"response"``). The hooked blocks default to the adapters' layers.
+Methods with the same position, layers and batch size share one fit of the states.
 
 Steering adds ``s * v_l`` to the output of every hooked block ``l`` at every token
 position (``directional_ablation`` first projects the unit direction out). Hooks live
@@ -15,17 +17,37 @@ model exactly as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import Field
 
+from weightsteer.core.config import DepthRange, Section
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.core.models import input_device, left_padded_batches, render_chat, with_system
-from weightsteer.methods import Intervention, SetStrength
+from weightsteer.core.naming import layer_range
+from weightsteer.methods import Candidate, Intervention, MethodInputs, SetStrength
+
+States = dict[str, torch.Tensor]  # side -> [pairs, layers, hidden] float32
+
+
+class ActivationConfig(Section):
+    """The settings every activation method has (a method's own config extends it)."""
+
+    position: Literal["prompt", "response"] = Field(
+        "response",
+        description="hidden states fitted at the last prompt token, or averaged over the "
+        "answer's tokens",
+    )
+    layers: DepthRange | None = Field(
+        None, description="depth fractions [lo, hi) of the hooked blocks (none: train.layers)"
+    )
+    batch_size: int = Field(16, ge=1, description="chats run together when fitting")
 
 
 def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -179,12 +201,33 @@ class ActivationSteering(Intervention):
 
 def activation_layers(model, fractions: tuple[float, float]) -> list[int]:
     """The decoder blocks at depth fractions ``[lo, hi)``."""
-    from weightsteer.core.naming import layer_range
-
     return layer_range(len(decoder_blocks(model)), *fractions)
 
 
-def resample_pairs(states: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+def hooked_layers(inputs: MethodInputs, cfg: ActivationConfig) -> list[int]:
+    """The blocks a method hooks: its own ``layers`` if set, else the run's default."""
+    return activation_layers(inputs.model, cfg.layers) if cfg.layers else list(inputs.layers)
+
+
+def fitted_states(inputs: MethodInputs, cfg: ActivationConfig) -> States:
+    """The training pairs' hidden states at the method's layers and position, fitted once
+    per (layers, position, batch size) and shared by every method that asks alike."""
+    layers = hooked_layers(inputs, cfg)
+    key = ("hidden_states", tuple(layers), cfg.position, cfg.batch_size)
+    if key not in inputs.shared:
+        inputs.shared[key] = collect_hidden_states(
+            inputs.model,
+            inputs.tokenizer,
+            inputs.pairs,
+            layers,
+            position=cfg.position,
+            batch_size=cfg.batch_size,
+            progress=inputs.progress,
+        )
+    return inputs.shared[key]
+
+
+def resample_pairs(states: States, seed: int) -> States:
     """A bootstrap resample of the training pairs (line i of each side stays a pair):
     seed ``seed`` of an activation method, so it has a seed spread like the weight
     vectors' training seeds."""
@@ -193,25 +236,29 @@ def resample_pairs(states: dict[str, torch.Tensor], seed: int) -> dict[str, torc
     return {side: h[idx] if len(h) == n else h for side, h in states.items()}
 
 
-def activation_candidate(method: str, inputs, build) -> list:
-    """The candidates of an activation method, keyed by the pairs and the settings: one
+def activation_candidate(
+    method: str,
+    inputs: MethodInputs,
+    cfg: ActivationConfig,
+    build: Callable[[States, list[int]], ActivationSteering],
+) -> list[Candidate]:
+    """The candidates of an activation method, keyed by the pairs and its settings: one
     fit on every pair with one training seed, else one per seed, each on that seed's
-    bootstrap resample of the pairs (``resample_pairs``). ``build(states)`` makes the
-    intervention from ``{side: [pairs, layers, hidden]}`` states."""
-    from dataclasses import replace
-
-    from weightsteer.methods import Candidate
-
+    bootstrap resample of the pairs (``resample_pairs``). ``build(states, layers)`` makes
+    the intervention from the ``{side: [pairs, layers, hidden]}`` states of ``layers``."""
+    layers = hooked_layers(inputs, cfg)
     sources = {
         "pairs": inputs.pairs_digest,
-        "layers": inputs.layers,
-        "activation": inputs.settings.activation.model_dump(mode="json"),
+        "layers": layers,
+        "settings": cfg.model_dump(mode="json"),
     }
     if len(inputs.seeds) < 2:
-        return [Candidate(method, "", 0, sources, lambda: build(inputs.hidden_states))]
+        return [
+            Candidate(method, "", 0, sources, lambda: build(fitted_states(inputs, cfg), layers))
+        ]
 
-    def fit(seed: int):
-        return replace(build(resample_pairs(inputs.hidden_states, seed)), seed=seed)
+    def fit(seed: int) -> ActivationSteering:
+        return replace(build(resample_pairs(fitted_states(inputs, cfg), seed), layers), seed=seed)
 
     return [
         Candidate(method, "", seed, {**sources, "resample_seed": seed}, lambda k=seed: fit(k))

@@ -36,86 +36,12 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
 
-from weightsteer.core.config import DepthRange, Section, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import Message, render_chat, with_system
-from weightsteer.core.tables import read_table
-from weightsteer.pairs.questions import PROMPT_SOURCES
-
-
-class ActivationConfig(Section):
-    position: Literal["prompt", "response"] = Field(
-        "response",
-        description="hidden states fitted at the last prompt token, or averaged over the "
-        "answer's tokens",
-    )
-    layers: DepthRange | None = Field(
-        None, description="depth fractions [lo, hi) of the hooked blocks (none: train.layers)"
-    )
-    batch_size: int = Field(16, ge=1, description="chats run together when fitting")
-
-
-class CompareConfig(Section):
-    methods: tuple[str, ...] = Field(
-        (
-            "weight",
-            "prompt:simple",
-            "prompt:engineered",
-            "act:mean_diff",
-            "act:pca",
-            "act:directional_ablation",
-        ),
-        description="interventions compared at the same KL ([]: skip the compare stage)",
-    )
-    target_kl: float = Field(
-        1.0, gt=0, description="the verdict's KL budget (nats); always one of the budgets"
-    )
-    budgets: tuple[float, ...] = Field(
-        (0.5, 1.0, 2.0),
-        description="KL budgets (nats) every method is calibrated to, each side separately",
-    )
-    quantile: float = Field(
-        0.95, gt=0, le=1, description="the per-token KL quantile that must equal target_kl"
-    )
-    tokens: int = Field(20, ge=1, description="greedy tokens generated per calibration prompt")
-    tolerance: float = Field(0.1, gt=0, lt=1, description="relative tolerance on the calibrated KL")
-    max_evals: int = Field(16, ge=2, description="KL measurements per strength search")
-    prompts: str = Field(
-        "auto",
-        description="calibration prompts: auto (the question source's own, e.g. toyworld "
-        "rows, else builtin:chat-prompts), a file or hf: id with a prompt column",
-    )
-    column: str = Field("prompt", description="column holding the calibration prompts")
-    hf_split: str = Field("train", description="split of an hf: source")
-    n_calibration: int = Field(24, ge=1, description="prompts the strength is searched on")
-    n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
-    batch_size: int = Field(48, ge=1, description="prompts generated together")
-    activation: ActivationConfig = ActivationConfig()
-
-    @field_validator("budgets")
-    @classmethod
-    def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not v or not all(math.isfinite(b) and b > 0 for b in v):
-            raise ValueError("every budget must be a positive finite number of nats")
-        return tuple(sorted(set(v)))
-
-    @property
-    def all_budgets(self) -> tuple[float, ...]:
-        """``budgets`` with ``target_kl`` (the verdict's), ascending."""
-        return tuple(sorted({*self.budgets, self.target_kl}))
-
-    @field_validator("methods")
-    @classmethod
-    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from weightsteer.methods import check_method
-
-        return known_names(v, "method", check_method)
-
+from weightsteer.methods.compare_config import CompareConfig
 
 OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED = (
     "ok",
@@ -453,47 +379,3 @@ def calibrate_budgets(
                     cal.audit_kl = measure(cal.strength, audit, 1)
                 out[budget][sign] = cal
     return out
-
-
-@dataclass(frozen=True)
-class CalibrationPrompts:
-    calibration: list[str]
-    audit: list[str]
-    counts: dict[str, int]
-
-
-def calibration_prompts(c: CompareConfig, questions, exclude: set[str]) -> CalibrationPrompts:
-    """The user prompts of ``c``'s KL calibration and audit, in source order.
-
-    ``auto`` reads the question source's own calibration prompts where it has them
-    (toyworld's calibration rows), else the shipped ``builtin:chat-prompts`` (everyday
-    requests). Prompts in ``exclude`` (the training questions and every eval row) are
-    dropped and counted: no strength is tuned on them. ``questions``: a QuestionsConfig.
-    """
-    source = c.prompts
-    if source == "auto":
-        own = questions.source in PROMPT_SOURCES
-        source = questions.source if own else "builtin:chat-prompts"
-    n = c.n_calibration + c.n_audit
-    if source in PROMPT_SOURCES:
-        texts = PROMPT_SOURCES.get(source)(questions.seed, n + len(exclude))
-    else:
-        table = read_table(source, what="compare.prompts", hf_split=c.hf_split)
-        if c.column not in table.columns:
-            raise UserError(
-                f"compare.prompts {source}: no column {c.column!r} (columns: "
-                f"{', '.join(map(str, table.columns))}); set compare.column"
-            )
-        texts = [t.strip() for t in table[c.column].tolist() if isinstance(t, str) and t.strip()]
-    kept = [t for t in dict.fromkeys(texts) if t not in exclude]
-    if len(kept) < n:
-        raise UserError(
-            f"compare.prompts {source}: {len(kept)} usable prompts (after dropping "
-            f"{len(texts) - len(kept)} that are training questions, eval rows or repeats), "
-            f"need n_calibration + n_audit = {n}; lower them or give more prompts"
-        )
-    return CalibrationPrompts(
-        kept[: c.n_calibration],
-        kept[c.n_calibration : n],
-        {"calibration": c.n_calibration, "audit": c.n_audit, "dropped": len(texts) - len(kept)},
-    )

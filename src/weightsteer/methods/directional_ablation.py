@@ -15,20 +15,25 @@ calibration can reach; a target below it is reported as unreachable.
 from __future__ import annotations
 
 from weightsteer.methods import Candidate, MethodInputs, register
-from weightsteer.methods.activation import ActivationSteering, activation_candidate
+from weightsteer.methods.activation import (
+    ActivationConfig,
+    ActivationSteering,
+    States,
+    activation_candidate,
+)
 from weightsteer.methods.mean_diff import mean_difference
 
 
-@register("act:directional_ablation")
-def directional_ablation_candidates(inputs: MethodInputs) -> list[Candidate]:
-    def build(h) -> ActivationSteering:
+@register("act:directional_ablation", ActivationConfig)
+def directional_ablation_candidates(inputs: MethodInputs, cfg: ActivationConfig) -> list[Candidate]:
+    def build(h: States, layers: list[int]) -> ActivationSteering:
         v = mean_difference(h["pos"], h["neg"])  # [layers, hidden]
         unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return ActivationSteering(
             method="act:directional_ablation",
-            vectors=dict(zip(inputs.layers, v, strict=True)),
-            ablate=dict(zip(inputs.layers, unit, strict=True)),
-            position=inputs.settings.activation.position,
+            vectors=dict(zip(layers, v, strict=True)),
+            ablate=dict(zip(layers, unit, strict=True)),
+            position=cfg.position,
         )
 
-    return activation_candidate("act:directional_ablation", inputs, build)
+    return activation_candidate("act:directional_ablation", inputs, cfg, build)

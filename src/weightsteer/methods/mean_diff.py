@@ -16,7 +16,12 @@ from __future__ import annotations
 import torch
 
 from weightsteer.methods import Candidate, MethodInputs, register
-from weightsteer.methods.activation import ActivationSteering, activation_candidate
+from weightsteer.methods.activation import (
+    ActivationConfig,
+    ActivationSteering,
+    States,
+    activation_candidate,
+)
 
 
 def mean_difference(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -24,14 +29,12 @@ def mean_difference(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return pos.mean(0) - neg.mean(0)
 
 
-@register("act:mean_diff")
-def mean_diff_candidates(inputs: MethodInputs) -> list[Candidate]:
-    def build(h) -> ActivationSteering:
+@register("act:mean_diff", ActivationConfig)
+def mean_diff_candidates(inputs: MethodInputs, cfg: ActivationConfig) -> list[Candidate]:
+    def build(h: States, layers: list[int]) -> ActivationSteering:
         v = mean_difference(h["pos"], h["neg"])
         return ActivationSteering(
-            method="act:mean_diff",
-            vectors=dict(zip(inputs.layers, v, strict=True)),
-            position=inputs.settings.activation.position,
+            method="act:mean_diff", vectors=dict(zip(layers, v, strict=True)), position=cfg.position
         )
 
-    return activation_candidate("act:mean_diff", inputs, build)
+    return activation_candidate("act:mean_diff", inputs, cfg, build)

@@ -22,7 +22,12 @@ import torch
 
 from weightsteer.core.errors import UserError
 from weightsteer.methods import Candidate, MethodInputs, register
-from weightsteer.methods.activation import ActivationSteering, activation_candidate
+from weightsteer.methods.activation import (
+    ActivationConfig,
+    ActivationSteering,
+    States,
+    activation_candidate,
+)
 
 
 def principal_direction(diffs: torch.Tensor) -> torch.Tensor:
@@ -36,18 +41,16 @@ def principal_direction(diffs: torch.Tensor) -> torch.Tensor:
     return (u * proj).float()
 
 
-@register("act:pca")
-def pca_candidates(inputs: MethodInputs) -> list[Candidate]:
-    def build(h) -> ActivationSteering:
+@register("act:pca", ActivationConfig)
+def pca_candidates(inputs: MethodInputs, cfg: ActivationConfig) -> list[Candidate]:
+    def build(h: States, layers: list[int]) -> ActivationSteering:
         if len(h["pos"]) != len(h["neg"]):
             raise UserError(
                 f"act:pca pairs line i of pos.jsonl with line i of neg.jsonl, but they hold "
                 f"{len(h['pos'])} and {len(h['neg'])} pairs; give both sides the same questions"
             )
         diffs = h["pos"] - h["neg"]  # [pairs, layers, hidden]: line i of each side is a pair
-        vectors = {layer: principal_direction(diffs[:, j]) for j, layer in enumerate(inputs.layers)}
-        return ActivationSteering(
-            method="act:pca", vectors=vectors, position=inputs.settings.activation.position
-        )
+        vectors = {layer: principal_direction(diffs[:, j]) for j, layer in enumerate(layers)}
+        return ActivationSteering(method="act:pca", vectors=vectors, position=cfg.position)
 
-    return activation_candidate("act:pca", inputs, build)
+    return activation_candidate("act:pca", inputs, cfg, build)

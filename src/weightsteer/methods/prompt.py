@@ -34,10 +34,14 @@ def _candidate(method: str, pos: str, neg: str) -> list[Candidate]:
 
 
 @register("prompt:simple")
-def simple_prompt(inputs: MethodInputs) -> list[Candidate]:
+def simple_prompt(inputs: MethodInputs, settings: None) -> list[Candidate]:
     return _candidate("prompt:simple", inputs.pair.pos[0], inputs.pair.neg[0])
 
 
-@register("prompt:engineered")
-def engineered_prompt(inputs: MethodInputs) -> list[Candidate]:
+def _check_engineered(pair) -> None:
+    pair.engineered_prompts()  # refuses a behaviour with no engineered prompt
+
+
+@register("prompt:engineered", check=_check_engineered)
+def engineered_prompt(inputs: MethodInputs, settings: None) -> list[Candidate]:
     return _candidate("prompt:engineered", *inputs.pair.engineered_prompts())

@@ -38,7 +38,7 @@ class WeightSteering(Intervention):
 
 
 @register("weight")
-def weight_candidates(inputs: MethodInputs) -> list[Candidate]:
+def weight_candidates(inputs: MethodInputs, settings: None) -> list[Candidate]:
     from weightsteer.core.files import digest
     from weightsteer.core.vector import WeightVector
 

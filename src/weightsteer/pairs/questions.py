@@ -93,9 +93,13 @@ def load_questions(cfg: QuestionsConfig) -> list[Question]:
 
 
 # name -> (QuestionsConfig -> QuestionSplit): sources that make their own split
-QUESTION_SOURCES: Registry[Callable[[QuestionsConfig], QuestionSplit]] = Registry("question source")
+QUESTION_SOURCES: Registry[Callable[[QuestionsConfig], QuestionSplit]] = Registry(
+    "question source", "weightsteer.question_sources"
+)
 # name -> (seed, n) -> n user prompts for KL calibration, none of them a training question
-PROMPT_SOURCES: Registry[Callable[[int, int], list[str]]] = Registry("prompt source")
+PROMPT_SOURCES: Registry[Callable[[int, int], list[str]]] = Registry(
+    "prompt source", "weightsteer.prompt_sources"
+)
 
 
 def split_questions(cfg: QuestionsConfig) -> QuestionSplit:

@@ -17,19 +17,25 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from weightsteer.adapters import FAMILIES
 from weightsteer.adapters.train import TrainConfig
-from weightsteer.analysis import AnalysisConfig
-from weightsteer.core.config import Section, content_key
+from weightsteer.analysis import ANALYSES, AnalysisConfig
+from weightsteer.core.config import Section, content_key, with_entry_sections
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import ModelConfig
 from weightsteer.evals import eval_config_class
 from weightsteer.evals.metrics import MetricsConfig
-from weightsteer.methods.calibrate import CompareConfig
+from weightsteer.methods import METHODS
+from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.pairs.generate import DataConfig
 from weightsteer.pairs.personas import BehaviorConfig
 from weightsteer.pairs.questions import QuestionsConfig
 
+# each section grows one sub-section per registered entry with settings of its own
+RunTrainConfig = with_entry_sections(TrainConfig, FAMILIES, "TrainConfig")
 EvalConfig = eval_config_class()
+RunCompareConfig = with_entry_sections(CompareConfig, METHODS, "CompareConfig")
+RunAnalysisConfig = with_entry_sections(AnalysisConfig, ANALYSES, "AnalysisConfig")
 
 
 class RunConfig(Section):
@@ -38,11 +44,11 @@ class RunConfig(Section):
     behavior: BehaviorConfig = BehaviorConfig()
     questions: QuestionsConfig = QuestionsConfig()
     data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
+    train: RunTrainConfig = RunTrainConfig()  # type: ignore[valid-type]
+    eval: EvalConfig = EvalConfig()  # type: ignore[valid-type]
     metrics: MetricsConfig = MetricsConfig()
-    compare: CompareConfig = CompareConfig()
-    analysis: AnalysisConfig = AnalysisConfig()
+    compare: RunCompareConfig = RunCompareConfig()  # type: ignore[valid-type]
+    analysis: RunAnalysisConfig = RunAnalysisConfig()  # type: ignore[valid-type]
 
     def digest(self) -> str:
         """A stable hash of the whole config (key order and formatting do not matter)."""
@@ -79,13 +85,17 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def describe(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """``(key path, default, description)`` of every field: the config reference."""
+    """``(key path, default, description)`` of every field: the config reference. An
+    entry's sub-section is keyed by the entry's name (quoted where TOML needs it)."""
     rows = []
     for name, field in model.model_fields.items():
+        key = field.alias or name
+        if not key.replace("_", "").replace("-", "").isalnum():
+            key = json.dumps(key)
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows += describe(ann, f"{prefix}{name}.")
+            rows += describe(ann, f"{prefix}{key}.")
         else:
             default = field.get_default(call_default_factory=True)
-            rows.append((f"{prefix}{name}", json.dumps(default), field.description or ""))
+            rows.append((f"{prefix}{key}", json.dumps(default), field.description or ""))
     return rows

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from weightsteer.core import dist
-from weightsteer.core.config import content_key
+from weightsteer.core.config import content_key, entry_settings
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, digest
 from weightsteer.evals.evaluate import evaluate_intervention
@@ -344,12 +344,10 @@ def stage_compare(ctx: Context) -> None:
     from weightsteer.adapters.train import load_chat_jsonl
     from weightsteer.evals.results import suite_info, write_results
     from weightsteer.methods import NONE, MethodInputs, candidates
-    from weightsteer.methods.activation import ActivationSteering, activation_layers
-    from weightsteer.methods.calibrate import (
-        BaseLogprobs,
-        calibrate_budgets,
-        calibration_prompts,
-    )
+    from weightsteer.methods.activation import activation_layers
+    from weightsteer.methods.calibrate import BaseLogprobs, calibrate_budgets
+    from weightsteer.methods.calibration_prompts import calibration_prompts
+    from weightsteer.methods.compare_config import CompareConfig
     from weightsteer.pairs.personas import load_pair, persona_chat
     from weightsteer.pairs.questions import split_questions
 
@@ -367,10 +365,7 @@ def stage_compare(ctx: Context) -> None:
     ]
     run.manifest["counts"]["compare"] = prompts.counts
     data = {side: run.layout.data(side) for side in SIDES}
-    vectors = {}
-    if "weight" in c.methods:
-        for fam, seed in ctx.units():
-            vectors[fam, seed] = run.layout.vector(fam, seed)
+    vectors = {(fam, seed): run.layout.vector(fam, seed) for fam, seed in ctx.units()}
     model, tok = ctx.target()
     inputs = MethodInputs(
         model,
@@ -378,7 +373,7 @@ def stage_compare(ctx: Context) -> None:
         load_pair(cfg.behavior.name, cfg.behavior.file),
         {side: load_chat_jsonl(data[side]) for side in SIDES},
         vectors,
-        activation_layers(model, c.activation.layers or cfg.train.layers),
+        activation_layers(model, cfg.train.layers),
         c,
         pairs_digest=digest(run.layout.data_dir),
         progress=ctx.progress,
@@ -415,8 +410,11 @@ def stage_compare(ctx: Context) -> None:
             key = content_key(
                 {
                     **common,
-                    # the method list and activation settings key only what they shape
-                    "compare": c.model_dump(mode="json", exclude={"methods", "activation"}),
+                    # the method list and the methods' own settings key only what they shape
+                    "compare": c.model_dump(
+                        mode="json", include=set(CompareConfig.model_fields) - {"methods"}
+                    ),
+                    "settings": _dumped(inputs.settings_of(cand.method)),
                     "prompts": content_key([prompts.calibration, prompts.audit]),
                     "candidate": [cand.method, cand.family, cand.seed, cand.sources],
                 }
@@ -436,8 +434,7 @@ def stage_compare(ctx: Context) -> None:
             )
             with run.unit(rel, key) as out:
                 write_results(frames, out, config, calibration=records, suites=info)
-            if isinstance(intervention, ActivationSteering):
-                intervention.save(run.layout.activation(name))
+            intervention.save(run.layout.activation(name))  # what it fitted, if anything
             for budget, cals in found.items():
                 for cal in cals.values():
                     ctx.console.print(
@@ -469,6 +466,14 @@ def _calibrated_frames(model, tok, intervention, suites, found: dict, batch_size
         )
         records += [{"budget": budget, **x} for x in sides]
     return frames, records
+
+
+_CHOICE = {"analyses", "families", "seeds"}  # which analyses run, not what they make
+
+
+def _dumped(settings) -> dict | None:
+    """An entry's own settings as a cache-key part (None: it has none)."""
+    return None if settings is None else settings.model_dump(mode="json")
 
 
 def _analysed_units(ctx: Context) -> list[tuple[str, int]]:
@@ -503,7 +508,14 @@ def stage_analyze(ctx: Context) -> None:
     run's rows; and the cosine of every pair of the run's vectors."""
     import pandas as pd
 
-    from weightsteer.analysis import ANALYSES, FULL, AnalysisContext, Variant
+    from weightsteer.analysis import (
+        ANALYSES,
+        FULL,
+        AnalysisContext,
+        AnalysisConfig,
+        Variant,
+        needs_others,
+    )
     from weightsteer.analysis.shared import cosine_rows
     from weightsteer.core.vector import WeightVector
     from weightsteer.evals.results import suite_info, write_results
@@ -546,12 +558,13 @@ def stage_analyze(ctx: Context) -> None:
                             k: digest(p)
                             for k, p in every.items()
                             if k == f"{fam}-seed{seed}"
-                            or (name == "shared" and k.endswith(f"-seed{seed}"))
+                            or (needs_others(name) and k.endswith(f"-seed{seed}"))
                         },
                         "analysis": name,
                         "settings": a.model_dump(
-                            mode="json", exclude={"analyses", "families", "seeds"}
+                            mode="json", include=set(AnalysisConfig.model_fields) - _CHOICE
                         ),
+                        "own": _dumped(entry_settings(a, ANALYSES, name)),
                         "rows": _rows_key(suites),
                         "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
                         "model": ctx.target_fingerprint(),
@@ -563,20 +576,19 @@ def stage_analyze(ctx: Context) -> None:
                     continue
                 model, tok = ctx.target()
                 vec = vec or WeightVector.load(every[f"{fam}-seed{seed}"])
-                others = (  # only the shared basis reads the other families
+                others = (  # only what says it needs them reads the other vectors
                     {
                         k: WeightVector.load(p)
                         for k, p in every.items()
                         if k.endswith(f"-seed{seed}")
                     }
-                    if name == "shared"
+                    if needs_others(name)
                     else {}
                 )
-                actx = AnalysisContext(
-                    base=model, others=others, draws=a.draws, seed=a.seed, rank=a.rank
-                )
+                actx = AnalysisContext(base=model, others=others, draws=a.draws, seed=a.seed)
+                own = entry_settings(a, ANALYSES, name)
                 # the full vector is scored in every table: each is read on its own
-                variants = [Variant(FULL, vec), *ANALYSES.get(name)(vec, actx)]
+                variants = [Variant(FULL, vec), *ANALYSES.get(name)(vec, actx, own)]
                 frames = []
                 for i, v in enumerate(variants):
                     bar.update(
@@ -654,7 +666,8 @@ def preflight(cfg: RunConfig) -> list:
     Returns the suites, for the run's ``Context`` (built once)."""
     from weightsteer.core.models import check_device, is_adapter_folder
     from weightsteer.core.sources import check_source
-    from weightsteer.methods.calibrate import calibration_prompts
+    from weightsteer.methods import check_methods
+    from weightsteer.methods.calibration_prompts import calibration_prompts
     from weightsteer.pairs.filters import check_filter
     from weightsteer.pairs.personas import load_pair
     from weightsteer.pairs.questions import split_questions
@@ -669,8 +682,7 @@ def preflight(cfg: RunConfig) -> list:
         check_device(cfg.model.device)
     dist.check_device_map(cfg.model.device_map)
     check_filter(cfg.data.filter)
-    if "prompt:engineered" in cfg.compare.methods:
-        pair.engineered_prompts()
+    check_methods(cfg.compare.methods, pair)
     if cfg.compare.methods:
         calibration_prompts(cfg.compare, cfg.questions, set())
     return suites

@@ -5,7 +5,7 @@ questions and their held-out rows), its KL calibration prompts, and the OOD eval
 
 from __future__ import annotations
 
-from weightsteer.core.sources import ModelSource, register_source
+from weightsteer.core.sources import SOURCES
 from weightsteer.pairs.questions import (
     PROMPT_SOURCES,
     QUESTION_SOURCES,
@@ -20,8 +20,8 @@ from weightsteer.toy.world import World
 NAME = "toyworld"
 
 
-register_source(
-    ModelSource(NAME, ensure_toyworld, build_info, "the embedded 0.88M model, trained here once")
+SOURCES.register(NAME, info=build_info, summary="the embedded 0.88M model, trained here once")(
+    ensure_toyworld
 )
 
 

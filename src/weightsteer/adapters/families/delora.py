@@ -8,27 +8,29 @@ documents a learning rate 10-100x that of LoRA, hence the higher default.
 """
 
 from peft import DeloraConfig
+from pydantic import Field
 
-from weightsteer.adapters import Family, register
+from weightsteer.adapters import register
+from weightsteer.core.config import Section
 
 
-def _config(spec, names):
-    opts = dict(spec.options)
+class DeloraOptions(Section):
+    delora_lambda: int = Field(
+        15, gt=0, description="initial boundary lambda: how far from W the delta may go"
+    )
+
+
+@register(
+    "delora",
+    DeloraOptions,
+    default_lr=4e-3,
+    lowrank=False,
+    summary="W + lambda||W||/r * normalised BA; dW dense, exact from merged weights",
+)
+def delora_config(spec, names: list[str], options: DeloraOptions) -> DeloraConfig:
     return DeloraConfig(
         r=spec.rank,
-        delora_lambda=opts.pop("delora_lambda", 15),
+        delora_lambda=options.delora_lambda,
         module_dropout=spec.dropout,
         target_modules=names,
-        **opts,
     )
-
-
-register(
-    Family(
-        name="delora",
-        default_lr=4e-3,
-        lowrank=False,
-        summary="W + lambda||W||/r * normalised BA; dW dense, exact from merged weights",
-        build=_config,
-    )
-)

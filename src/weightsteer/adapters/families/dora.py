@@ -8,21 +8,23 @@ extracted exactly, module by module, from the merged weights in float32.
 
 from peft import LoraConfig
 
-from weightsteer.adapters import Family, register
+from weightsteer.adapters import register
+from weightsteer.adapters.families.lora import LoraOptions
 
-register(
-    Family(
-        name="dora",
-        default_lr=2e-4,
-        lowrank=False,
-        summary="m (W + sBA)/||W + sBA||; dW dense, exact from merged weights",
-        build=lambda spec, names: LoraConfig(
-            r=spec.rank,
-            lora_alpha=spec.alpha,
-            lora_dropout=spec.dropout,
-            target_modules=names,
-            use_dora=True,
-            **spec.options,
-        ),
-    )
+
+@register(
+    "dora",
+    LoraOptions,
+    default_lr=2e-4,
+    lowrank=False,
+    summary="m (W + sBA)/||W + sBA||; dW dense, exact from merged weights",
 )
+def dora_config(spec, names: list[str], options: LoraOptions) -> LoraConfig:
+    return LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=names,
+        use_dora=True,
+        use_rslora=options.use_rslora,
+    )

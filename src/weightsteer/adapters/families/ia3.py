@@ -8,28 +8,28 @@ weights. IA3 has no rank; layers are chosen through the full module names.
 """
 
 from peft import IA3Config
+from pydantic import Field
 
-from weightsteer.adapters import Family, register
+from weightsteer.adapters import register
+from weightsteer.core.config import Section
 
-FEEDFORWARD = ("down_proj", "fc2", "c_proj", "w2", "dense_4h_to_h")
+
+class IA3Options(Section):
+    feedforward: tuple[str, ...] = Field(
+        ("down_proj", "fc2", "c_proj", "w2", "dense_4h_to_h"),
+        description="module kinds whose input (not output) is rescaled",
+    )
 
 
-def _config(spec, names):
-    opts = dict(spec.options)
-    ff_kinds = tuple(opts.pop("feedforward", FEEDFORWARD))
+@register(
+    "ia3",
+    IA3Options,
+    default_lr=3e-3,
+    lowrank=False,
+    summary="learned per-channel scaling; dW dense, exact from merged weights",
+)
+def ia3_config(spec, names: list[str], options: IA3Options) -> IA3Config:
     return IA3Config(
         target_modules=names,
-        feedforward_modules=[n for n in names if n.rsplit(".", 1)[-1] in ff_kinds],
-        **opts,
+        feedforward_modules=[n for n in names if n.rsplit(".", 1)[-1] in options.feedforward],
     )
-
-
-register(
-    Family(
-        name="ia3",
-        default_lr=3e-3,
-        lowrank=False,
-        summary="learned per-channel scaling; dW dense, exact from merged weights",
-        build=_config,
-    )
-)

@@ -1,6 +1,7 @@
 """LoRA (Hu et al., 2021, arXiv 2106.09685).
 
     W' = W + s * B A,   B: [out, r] (zero init), A: [r, in],   s = alpha / r
+    (rsLoRA, Kalajdzievski 2023: s = alpha / sqrt(r))
 
 Contrast of two LoRA adapters from the same init is exactly low-rank:
 
@@ -8,21 +9,28 @@ Contrast of two LoRA adapters from the same init is exactly low-rank:
 """
 
 from peft import LoraConfig
+from pydantic import Field
 
-from weightsteer.adapters import Family, register
+from weightsteer.adapters import register
+from weightsteer.core.config import Section
 
-register(
-    Family(
-        name="lora",
-        default_lr=2e-4,
-        lowrank=True,
-        summary="W + (alpha/r) B A; dW exact at rank <= 2r",
-        build=lambda spec, names: LoraConfig(
-            r=spec.rank,
-            lora_alpha=spec.alpha,
-            lora_dropout=spec.dropout,
-            target_modules=names,
-            **spec.options,
-        ),
-    )
+
+class LoraOptions(Section):
+    use_rslora: bool = Field(False, description="rank-stabilised scaling alpha / sqrt(r)")
+
+
+@register(
+    "lora",
+    LoraOptions,
+    default_lr=2e-4,
+    lowrank=True,
+    summary="W + (alpha/r) B A; dW exact at rank <= 2r",
 )
+def lora_config(spec, names: list[str], options: LoraOptions) -> LoraConfig:
+    return LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=names,
+        use_rslora=options.use_rslora,
+    )

@@ -7,21 +7,30 @@ the merged weights in float32.
 """
 
 from peft import OFTConfig
+from pydantic import Field
 
-from weightsteer.adapters import Family, register
+from weightsteer.adapters import register
+from weightsteer.core.config import Section
 
-register(
-    Family(
-        name="oft",
-        default_lr=1e-3,
-        lowrank=False,
-        summary="R W with block-orthogonal R; dW dense, exact from merged weights",
-        build=lambda spec, names: OFTConfig(
-            r=0,
-            oft_block_size=spec.rank,
-            module_dropout=spec.dropout,
-            target_modules=names,
-            **spec.options,
-        ),
-    )
+
+class OftOptions(Section):
+    coft: bool = Field(False, description="constrained OFT: keep R within eps of I")
+    eps: float = Field(6e-5, gt=0, description="the constraint's radius (with coft)")
+
+
+@register(
+    "oft",
+    OftOptions,
+    default_lr=1e-3,
+    lowrank=False,
+    summary="R W with block-orthogonal R; dW dense, exact from merged weights",
 )
+def oft_config(spec, names: list[str], options: OftOptions) -> OFTConfig:
+    return OFTConfig(
+        r=0,
+        oft_block_size=spec.rank,
+        module_dropout=spec.dropout,
+        target_modules=names,
+        coft=options.coft,
+        eps=options.eps,
+    )

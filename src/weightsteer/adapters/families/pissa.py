@@ -1,6 +1,6 @@
 """PiSSA (Meng et al., 2024, arXiv 2404.02948): LoRA initialised on principal singular vectors.
 
-    W = W_res + s B0 A0     (B0 A0: top-r SVD part of W; ``pissa_niter_4``: randomised SVD)
+    W = W_res + s B0 A0     (B0 A0: top-r SVD part of W; ``niter`` > 0: randomised SVD)
     W' = W_res + s B A
 
 Initialisation rewrites the base (W -> W_res); the trainer restores it afterwards and
@@ -12,30 +12,31 @@ cancel exactly in pos - neg, leaving
 """
 
 from peft import LoraConfig
+from pydantic import Field
 
-from weightsteer.adapters import Family, register
+from weightsteer.adapters import register
+from weightsteer.core.config import Section
 
 
-def _config(spec, names):
-    opts = dict(spec.options)
-    niter = opts.pop("niter", 4)
+class PissaOptions(Section):
+    niter: int = Field(
+        4, ge=0, description="subspace iterations of the randomised SVD (0: the exact SVD)"
+    )
+
+
+@register(
+    "pissa",
+    PissaOptions,
+    default_lr=2e-4,
+    lowrank=True,
+    mutates_base=True,
+    summary="LoRA on the top-r SVD of W; dW exact at rank <= 2r",
+)
+def pissa_config(spec, names: list[str], options: PissaOptions) -> LoraConfig:
     return LoraConfig(
         r=spec.rank,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
         target_modules=names,
-        init_lora_weights=f"pissa_niter_{niter}" if niter else "pissa",
-        **opts,
+        init_lora_weights=f"pissa_niter_{options.niter}" if options.niter else "pissa",
     )
-
-
-register(
-    Family(
-        name="pissa",
-        default_lr=2e-4,
-        lowrank=True,
-        mutates_base=True,
-        summary="LoRA on the top-r SVD of W; dW exact at rank <= 2r",
-        build=_config,
-    )
-)

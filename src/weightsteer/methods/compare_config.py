@@ -1,0 +1,70 @@
+"""The ``[compare]`` section: which methods are compared, at which KL budgets, measured
+how and on which prompts (``calibrate.py`` searches the strengths, ``calibration_prompts.py``
+picks the prompts)."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field, field_validator
+
+from weightsteer.core.config import Section, known_names
+
+
+class CompareConfig(Section):
+    """The ``[compare]`` section; the pipeline adds one sub-section per method with
+    settings of its own (``[compare."act:pca"]``)."""
+
+    methods: tuple[str, ...] = Field(
+        (
+            "weight",
+            "prompt:simple",
+            "prompt:engineered",
+            "act:mean_diff",
+            "act:pca",
+            "act:directional_ablation",
+        ),
+        description="interventions compared at the same KL ([]: skip the compare stage)",
+    )
+    target_kl: float = Field(
+        1.0, gt=0, description="the verdict's KL budget (nats); always one of the budgets"
+    )
+    budgets: tuple[float, ...] = Field(
+        (0.5, 1.0, 2.0),
+        description="KL budgets (nats) every method is calibrated to, each side separately",
+    )
+    quantile: float = Field(
+        0.95, gt=0, le=1, description="the per-token KL quantile that must equal target_kl"
+    )
+    tokens: int = Field(20, ge=1, description="greedy tokens generated per calibration prompt")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="relative tolerance on the calibrated KL")
+    max_evals: int = Field(16, ge=2, description="KL measurements per strength search")
+    prompts: str = Field(
+        "auto",
+        description="calibration prompts: auto (the question source's own, e.g. toyworld "
+        "rows, else builtin:chat-prompts), a file or hf: id with a prompt column",
+    )
+    column: str = Field("prompt", description="column holding the calibration prompts")
+    hf_split: str = Field("train", description="split of an hf: source")
+    n_calibration: int = Field(24, ge=1, description="prompts the strength is searched on")
+    n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
+    batch_size: int = Field(48, ge=1, description="prompts generated together")
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or not all(math.isfinite(b) and b > 0 for b in v):
+            raise ValueError("every budget must be a positive finite number of nats")
+        return tuple(sorted(set(v)))
+
+    @property
+    def all_budgets(self) -> tuple[float, ...]:
+        """``budgets`` with ``target_kl`` (the verdict's), ascending."""
+        return tuple(sorted({*self.budgets, self.target_kl}))
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from weightsteer.methods import check_method
+
+        return known_names(v, "method", check_method)
