@@ -145,7 +145,8 @@ def test_a_vector_placed_in_one_layer_is_found_there(tiny_dir, vectors):
     from weightsteer.analysis import subset
     from weightsteer.evals import EvalRow, Suite
     from weightsteer.evals.evaluate import evaluate_intervention
-    from weightsteer.evals.metrics import MetricsConfig, retained_effects
+    from weightsteer.evals.bootstrap import MetricsConfig
+    from weightsteer.evals.retained import retained_effects
     from weightsteer.methods.weight import WeightSteering
 
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
@@ -187,7 +188,8 @@ def test_retained_effect_in_closed_form():
         frame("half", 1.0, [1.0, 1.0, 2.0, 2.0]), frame("half", -1.0, [0.0, 0.0, 0.0, 0.0]),
         frame("none", 1.0, [5.0, 5.0, 5.0, 5.0]), frame("none", -1.0, [5.0, 5.0, 5.0, 5.0]),
     ])  # fmt: skip
-    from weightsteer.evals.metrics import MetricsConfig, retained_effects
+    from weightsteer.evals.bootstrap import MetricsConfig
+    from weightsteer.evals.retained import retained_effects
 
     r = retained_effects(df, MetricsConfig(bootstrap=100)).set_index("variant")
     assert r.loc["full", "full_effect"] == 1.5 and r.loc["full", "retained"] == 1.0

@@ -9,12 +9,9 @@ import pandas as pd
 import pytest
 
 from weightsteer.core.errors import UserError
-from weightsteer.evals.metrics import (
-    MetricsConfig,
-    check_same_rows,
-    foundation_table,
-    suite_metrics,
-)
+from weightsteer.evals.bootstrap import MetricsConfig, check_same_rows
+from weightsteer.evals.metrics import suite_metrics
+from weightsteer.evals.suites.tinymfv import foundation_table
 from weightsteer.evals.results import COLUMNS
 
 FAST = MetricsConfig(bootstrap=200)

@@ -13,14 +13,9 @@ import pytest
 
 from test_metrics import BASE, FAST, at, mfv, rows, sweep
 from weightsteer.core.errors import UserError
-from weightsteer.evals.metrics import (
-    MetricsConfig,
-    foundation_table,
-    paired_effects,
-    sd_ratio_interval,
-    seed_sd_interval,
-    suite_metrics,
-)
+from weightsteer.evals.bootstrap import MetricsConfig, sd_ratio_interval, seed_sd_interval
+from weightsteer.evals.metrics import paired_effects, suite_metrics
+from weightsteer.evals.suites.tinymfv import foundation_table
 from weightsteer.evals.results import conditioned_suites
 
 
@@ -338,7 +333,7 @@ def test_budgets_group_by_sign_times_budget_and_five_seeds_are_resampled():
 
 
 def test_the_interval_is_the_central_quantile_pair():
-    from weightsteer.evals.metrics import _interval
+    from weightsteer.evals.bootstrap import interval as _interval
 
     assert _interval(np.arange(1001.0), 0.95) == pytest.approx((25.0, 975.0))
     assert _interval(np.arange(1001.0), 0.5) == pytest.approx((250.0, 750.0))

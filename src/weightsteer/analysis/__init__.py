@@ -5,7 +5,7 @@ its singular directions, keep only its per-tensor magnitudes, ... Every variant 
 ``WeightVector`` on the same base, scored through the ``weight`` intervention on the
 run's rows at the full vector's strengths (a fixed alpha, and the strengths the compare
 stage calibrated the full vector to), so each answer is a retained effect with a CI on
-identical rows (``evals.metrics.retained_effects``). Random controls are drawn from a
+identical rows (``evals/retained.py``). Random controls are drawn from a
 seed (``AnalysisContext.seed`` and the draw number), so they are reproducible.
 
 Adding an analysis is one file in this package: ``@register("name", Config)`` on a

@@ -54,9 +54,6 @@ class Suite:
     score_fn: Callable[..., SuiteScores] | None = None
 
 
-MEASURES = {"": "behaviour", "accuracy": "accuracy", "nll": "mean token NLL"}
-
-
 @dataclass(frozen=True)
 class SuiteScores:
     logratio: Any  # [n] the choice logratio, or the scorer's value of a free-text answer
@@ -85,8 +82,52 @@ class SuiteContext:
 Builder = Callable[[Any, SuiteContext, "str | None"], list[Suite]]
 
 
+@dataclass(frozen=True)
+class SuiteReport:
+    """What a suite adds to a report, beyond the tables every suite gets:
+    ``@register("tinymfv", TinyMfvConfig, report=SuiteReport(...))``. Each hook gets the
+    results rows of the suite's evals (those named like it, or ``<name>:...``), its own
+    settings as the run had them, and the ``MetricsConfig``; it returns markdown lines."""
+
+    generic: bool = True  # its rows also get the shift and SI tables of every suite
+    sweep: Callable[[Any, Any, Any], list[str]] | None = None  # the eval stage's section
+    # the calibrated comparison's section, at the verdict's budget (the 4th argument)
+    compare: Callable[[Any, Any, Any, float], list[str]] | None = None
+
+
 SUITES: Registry[Builder] = Registry("suite", "weightsteer.suites", "weightsteer.evals.suites")
 register = SUITES.register  # @register("claims", ClaimsConfig) above a suite's builder
+
+
+@dataclass(frozen=True)
+class OwnReport:
+    """A registered suite's report hooks, its evals in a results table, and its settings."""
+
+    suite: str
+    evals: list[str]
+    report: SuiteReport
+    settings: Any
+
+
+def own_reports(evals: list[str], cfg: dict | None = None) -> list[OwnReport]:
+    """The suites among ``evals`` (a results table's eval names) that add to a report,
+    each with its settings read from ``cfg`` (the results' run config; defaults where
+    it has none)."""
+    out = []
+    for entry in SUITES.entries():
+        report = entry.facts.get("report")
+        mine = [e for e in evals if e == entry.name or e.startswith(f"{entry.name}:")]
+        if report is None or not mine:
+            continue
+        given = (cfg or {}).get("eval", {}).get(entry.name, {})
+        settings = entry.config.model_validate(given) if entry.config else None
+        out.append(OwnReport(entry.name, mine, report, settings))
+    return out
+
+
+def report_only(evals: list[str]) -> set[str]:
+    """The evals whose rows only their own report reads (``SuiteReport.generic`` false)."""
+    return {e for r in own_reports(evals) if not r.report.generic for e in r.evals}
 
 
 class EvalSettings(Section):

@@ -20,13 +20,11 @@ import pandas as pd
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
-from weightsteer.evals.metrics import (
-    DEFAULTS,
-    MetricsConfig,
-    suite_metrics,
-)
+from weightsteer.evals import own_reports, report_only
+from weightsteer.evals.bootstrap import DEFAULTS, MetricsConfig
+from weightsteer.evals.markdown import label
+from weightsteer.evals.metrics import suite_metrics
 from weightsteer.evals.results import read_results, results_suites
-from weightsteer.evals.suites.tinymfv import TinyMfvConfig
 from weightsteer.report.analysis import analysis_lines
 from weightsteer.report.compare import (
     Compared,
@@ -39,12 +37,8 @@ from weightsteer.report.compare import (
 )
 from weightsteer.report.figures import figure_norms, figure_pmass, figure_scores, figure_si
 from weightsteer.report.tables import (
-    TINYMFV,
     ci_note,
     example_lines,
-    foundation_lines,
-    foundations,
-    label,
     shift_table,
     si_table,
 )
@@ -77,8 +71,9 @@ def _vector_rows(paths: list[Path]) -> list[dict]:
 
 
 def plain_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame | None:
-    """``suite_metrics`` of every suite but tinymfv (None when there is none)."""
-    plain = df[df["eval"] != TINYMFV]
+    """``suite_metrics`` of every suite whose rows the generic tables read (None when
+    there is none; ``evals.SuiteReport.generic``)."""
+    plain = df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
     return suite_metrics(plain, settings) if not plain.empty else None
 
 
@@ -94,8 +89,8 @@ def suite_lines(
     ``plain_metrics`` of ``df`` when the caller has them already; ``info``: what each
     suite is, ``results_suites``), capability suites last."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
-    mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
-    plain = df[df["eval"] != TINYMFV]
+    evals = list(dict.fromkeys(df["eval"]))
+    plain = df[~df["eval"].isin(report_only(evals))]
     m = m if m is not None else plain_metrics(df, settings)
     lines = []
     if m is not None:
@@ -116,9 +111,10 @@ def suite_lines(
         if caps:
             lines += ["## Capabilities", ""]
             lines += capability_lines(m, caps, info or {}, settings, figs, "sweep")
-    if TINYMFV in set(df["eval"]):
-        f = foundations(df, mfv, settings)
-        lines += [f"## {TINYMFV}", "", *foundation_lines(f, mfv.target, mfv.sign), ""]
+    for own in own_reports(evals, cfg):  # the tables a suite adds itself
+        if own.report.sweep is not None:
+            rows = df[df["eval"].isin(own.evals)]
+            lines += own.report.sweep(rows, own.settings, settings)
     return lines
 
 
@@ -271,7 +267,6 @@ def write_table_report(
 __all__ = [
     "HEADLINE",
     "REPORT",
-    "TINYMFV",
     "RunFiles",
     "calibration_rows",
     "label",

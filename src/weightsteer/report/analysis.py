@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from weightsteer.core.plots import pyplot, save_figure
-from weightsteer.evals.metrics import MetricsConfig, retained_effects
+from weightsteer.evals.bootstrap import MetricsConfig
 from weightsteer.evals.results import read_results
+from weightsteer.evals.retained import retained_effects
 from weightsteer.report.tables import ci_cell
 
 CELL = re.compile(r"^(keep|drop):layer(\d+)\.(\w+)$")

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from weightsteer.evals.metrics import (
-    MetricsConfig,
-    comparison_frame,
-    paired_effects,
-    sd_ratio_interval,
-    seed_effects,
-    suite_metrics,
-)
+from weightsteer.evals import own_reports, report_only
+from weightsteer.evals.bootstrap import MetricsConfig, sd_ratio_interval
+from weightsteer.evals.markdown import ci_cell, label
+from weightsteer.evals.metrics import comparison_frame, paired_effects, seed_effects, suite_metrics
 from weightsteer.evals.results import read_results, results_calibration, results_suites
-from weightsteer.evals.suites.tinymfv import TinyMfvConfig
 from weightsteer.report.figures import (
     figure_capability,
     figure_compare,
@@ -26,15 +21,10 @@ from weightsteer.report.figures import (
     figure_seeds,
 )
 from weightsteer.report.tables import (
-    TINYMFV,
     calibration_lines,
     capability_table,
-    ci_cell,
     ci_note,
     compare_table,
-    foundations,
-    label,
-    off_target_lines,
 )
 
 
@@ -52,9 +42,10 @@ def calibration_rows(paths: list[Path]) -> list[dict]:
 
 @dataclass(frozen=True)
 class Compared:
-    """The compare stage's tables read once: the comparison frame, its metrics (tinymfv
-    aside; None when only tinymfv ran), the budgets (``budget``: the verdict's), each
-    side's calibration records, and what each suite is (``results_suites``)."""
+    """The compare stage's tables read once: the comparison frame, its metrics (of the
+    suites the generic tables read; None when there is none), the budgets (``budget``:
+    the verdict's), each side's calibration records, and what each suite is
+    (``results_suites``)."""
 
     frame: pd.DataFrame
     metrics: pd.DataFrame | None
@@ -72,7 +63,7 @@ def read_compared(
     if not paths:
         return None
     df = comparison_frame(read_results(paths))
-    plain = df[df["eval"] != TINYMFV]
+    plain = df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
     m = suite_metrics(plain, settings) if not plain.empty else None
     budgets = sorted(float(b) for b in df["calibrated_kl"].dropna().unique())
     target = verdict_budget(budgets, target)
@@ -388,7 +379,6 @@ def compare_lines(
     if compared is None:
         return []
     df, m, budget = compared.frame, compared.metrics, compared.budget
-    mfv = TinyMfvConfig.model_validate(cfg.get("eval", {}).get("tinymfv", {}))
     budgets = ", ".join(f"{b:g}" for b in compared.budgets)
     lines = [
         f"## Calibrated comparison at {budgets} nat",
@@ -422,7 +412,7 @@ def compare_lines(
         ]
         if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png"):
             lines += ["![KL vs strength](figures/kl_vs_strength.png)", ""]
-        plain = df[df["eval"] != TINYMFV]
+        plain = df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
         if figure_seeds(seed_effects(plain, budget), budget, figs / "seeds.png"):
             lines += ["![effect per seed](figures/seeds.png)", ""]
         for suite in dict.fromkeys(m["eval"]):
@@ -443,7 +433,8 @@ def compare_lines(
         ]
     if m is not None and caps:
         lines += capability_lines(m_all, caps, compared.suites, settings, figs, "compare")
-    if TINYMFV in set(df["eval"]):
-        f = foundations(df, mfv, settings)
-        lines += [f"### {TINYMFV} (calibrated)", "", *off_target_lines(f, mfv.target, budget), ""]
+    for own in own_reports(list(dict.fromkeys(df["eval"])), cfg):  # a suite's own tables
+        if own.report.compare is not None:
+            rows = df[df["eval"].isin(own.evals)]
+            lines += own.report.compare(rows, own.settings, settings, budget)
     return lines

@@ -9,7 +9,7 @@ import pandas as pd
 
 from weightsteer.core.naming import DEFAULT_TARGETS
 from weightsteer.core.plots import pyplot, save_figure
-from weightsteer.report.tables import label
+from weightsteer.evals.markdown import label, measure
 
 
 def _suite_grid(n: int, row_height: float):
@@ -328,11 +328,10 @@ def figure_capability(
                 ax.plot(x, y, marker, ms=4, color=color, mfc=color if hit else "white")
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
-        measure = capabilities[suite]
-        unit = "accuracy" if measure == "accuracy" else "mean token NLL"
+        what = measure(capabilities[suite])
+        better = "higher" if what.higher_is_better else "lower"
         ax.set_title(f"{behaviour} vs {suite}", fontsize=9)
-        ax.set_xlabel(f"Δ {unit} ({'higher' if measure == 'accuracy' else 'lower'} is better)",
-                      fontsize=8)  # fmt: skip
+        ax.set_xlabel(f"Δ {what.unit} ({better} is better)", fontsize=8)
         ax.set_ylabel(f"Δ score on {behaviour}", fontsize=8)
         ax.tick_params(labelsize=7)
     _finish_grid(fig, axes, len(suites), path)

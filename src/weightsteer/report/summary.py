@@ -9,10 +9,12 @@ from pathlib import Path
 
 from rich.table import Table
 
+from weightsteer.evals import report_only
+from weightsteer.evals.markdown import label
 from weightsteer.evals.metrics import MetricsConfig, comparison_frame, suite_metrics
 from weightsteer.evals.results import read_results
 from weightsteer.report.compare import verdict_budget
-from weightsteer.report.tables import TINYMFV, kl_cell, label
+from weightsteer.report.tables import kl_cell
 
 
 def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
@@ -49,9 +51,10 @@ def _table(
     extra_cell: Callable,
     metrics: MetricsConfig,
 ) -> Table:
-    """The first (non-tinymfv) suite: per method, the ``extra`` column, the shift at each
+    """The first suite the generic tables read: per method, the ``extra`` column, the shift at each
     of ``strengths`` with its CI, and SI k=1 at the positive one."""
-    suite = next(s for s in dict.fromkeys(df["eval"]) if s != TINYMFV)
+    evals = list(dict.fromkeys(df["eval"]))
+    suite = next(s for s in evals if s not in report_only(evals))
     t = suite_metrics(df[df["eval"] == suite], metrics)
     table = Table(title=title.format(suite=suite))
     for col in ("method", extra, *(f"shift at {s:+g}" for s in strengths), "SI k=1"):

@@ -1,27 +1,12 @@
-"""The report's markdown tables: shifts with CIs, SI, foundations, calibration."""
+"""The report's markdown tables: shifts with CIs, SI, calibration, capabilities (a suite
+with tables of its own adds them through its registration, ``evals.SuiteReport``)."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
-from weightsteer.evals.metrics import DEFAULTS, MetricsConfig, foundation_table
-from weightsteer.evals.suites.tinymfv import TinyMfvConfig
-
-TINYMFV = "tinymfv"
-
-
-def label(method: str, family: str) -> str:
-    """How a scored intervention is named in tables: its family for weight vectors."""
-    return family if method == "weight" and family else f"{method}:{family}" if family else method
-
-
-def ci_cell(v: float, lo: float, hi: float, fmt: str = "+.2f") -> str:
-    if math.isnan(v):
-        return "–"
-    band = "" if math.isnan(lo) else f" [{lo:{fmt}}, {hi:{fmt}}]"
-    return f"{v:{fmt}}{band}"
+from weightsteer.evals.bootstrap import DEFAULTS, MetricsConfig
+from weightsteer.evals.markdown import ci_cell, label, measure
 
 
 def shift_table(m: pd.DataFrame, suite: str, settings: MetricsConfig = DEFAULTS) -> list[str]:
@@ -75,35 +60,6 @@ def si_table(m: pd.DataFrame, suite: str) -> list[str]:
         )
     return ["", "Surgical informedness (fix: wrong-side rows fixed at +s; broke: right-side rows "
             "broken at +s; flip / counter: the same at -s):", "", *lines]  # fmt: skip
-
-
-def foundation_lines(f: pd.DataFrame, target: str | None, sign: int) -> list[str]:
-    s = f["strength"].abs().max()
-    f = f[f["strength"].isin([s, -s])]
-    lines = [
-        f"Paired change in logit(wrongness) vs strength 0, per condition and foundation, at "
-        f"±{s:g} [CI]; target: {target or 'none set (eval.tinymfv.target)'}"
-        + (f", expected to move {'up' if sign > 0 else 'down'} at +α." if target else ".")
-        + " Δ: over the vignettes in format at both strengths; Δ all: over every vignette "
-        "(those pushed off format too).",
-        "",
-        f"| method | condition | foundation | Δ at -{s:g} | Δ at +{s:g} | Δ all at +{s:g} | "
-        "vignettes | low-mass cells |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    keys = ["method", "family", "condition", "foundation"]
-    for (method, family, cond, found), rows in f.groupby(keys, sort=False):
-        by = {r["strength"]: r for _, r in rows.iterrows()}
-        name = f"**{found}** (target)" if found == target else found
-        cells = [ci_cell(by[x]["delta"], by[x]["delta_lo"], by[x]["delta_hi"]) for x in (-s, s)]
-        every = ci_cell(by[s]["delta_all"], by[s]["delta_all_lo"], by[s]["delta_all_hi"])
-        dropped = max(int(by[x]["dropped"]) for x in (-s, s))
-        lines.append(
-            f"| {label(method, family)} | {cond or '–'} | {name} | {cells[0]} | {cells[1]} | "
-            f"{every} | {int(rows['vignettes'].iloc[0])} | {dropped} / "
-            f"{int(rows['cells'].iloc[0])} |"
-        )
-    return lines
 
 
 def ci_note(settings: MetricsConfig, seeds: int) -> str:
@@ -183,45 +139,6 @@ def compare_table(m: pd.DataFrame, suite: str, budget: float) -> tuple[list[str]
     return hit, missed if len(missed) > len(head) else []
 
 
-def off_target_lines(f: pd.DataFrame, target: str | None, budget: float) -> list[str]:
-    f = f[f["strength"] == budget]
-    lines = [
-        f"tinymfv at +{budget:g} nat: paired change in logit(wrongness) of the target "
-        f"foundation ({target or 'none set'}) and the largest change among the others, per "
-        "condition (in-format vignettes; Δ all: every vignette).",
-        "",
-        "| method | condition | target Δ [CI] | target Δ all | largest off-target Δ [CI] | "
-        "foundation |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (method, family, cond), rows in f.groupby(["method", "family", "condition"], sort=False):
-        tgt = rows[rows["target"]]
-        off = rows[~rows["target"]].dropna(subset=["delta"])
-        t = ci_cell(*tgt[["delta", "delta_lo", "delta_hi"]].iloc[0]) if len(tgt) else "–"
-        t_all = (
-            ci_cell(*tgt[["delta_all", "delta_all_lo", "delta_all_hi"]].iloc[0])
-            if len(tgt)
-            else "–"
-        )
-        o, name = "–", "–"
-        if len(off):
-            worst = off.loc[off["delta"].abs().idxmax()]
-            o = ci_cell(worst["delta"], worst["delta_lo"], worst["delta_hi"])
-            name = worst["foundation"]
-        lines.append(f"| {label(method, family)} | {cond or '–'} | {t} | {t_all} | {o} | {name} |")
-    return lines
-
-
-def foundations(df: pd.DataFrame, mfv: TinyMfvConfig, settings: MetricsConfig) -> pd.DataFrame:
-    return foundation_table(
-        df[df["eval"] == TINYMFV],
-        target=mfv.target,
-        sign=mfv.sign,
-        min_pmass=mfv.min_pmass,
-        settings=settings,
-    )
-
-
 def example_lines(rows: pd.DataFrame) -> list[str]:
     """One decoded answer of a generative suite at every strength of the first
     intervention: the row its top strength moves most (a chat-template bug shows here when
@@ -243,16 +160,11 @@ def example_lines(rows: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-MEASURE_FORMAT = {
-    "accuracy": ("accuracy", ".0%", "+.1%"),
-    "nll": ("NLL (nat/token)", ".3f", "+.3f"),
-}
-
-
-def capability_table(m: pd.DataFrame, suite: str, measure: str) -> list[str]:
+def capability_table(m: pd.DataFrame, suite: str, measured: str) -> list[str]:
     """A capability suite: its measure at strength 0 and its paired change at each
     strength, per method, with CIs."""
-    name, fmt, dfmt = MEASURE_FORMAT.get(measure, (measure, ".3f", "+.3f"))
+    what = measure(measured)
+    name, fmt, dfmt = what.name, what.fmt, what.delta_fmt
     sub = m[m["eval"] == suite]
     strengths = sorted(s for s in sub["strength"].unique() if s != 0)
     lines = [
@@ -270,7 +182,7 @@ def capability_table(m: pd.DataFrame, suite: str, measure: str) -> list[str]:
         lines.append(
             f"| {label(method, family)} | {by[0.0]['value']:{fmt}} | " + " | ".join(cells) + " |"
         )
-    better = "higher" if measure == "accuracy" else "lower"
+    better = "higher" if what.higher_is_better else "lower"
     lines.append(
         f"\n{int(sub['rows'].iloc[0])} rows. Δ: paired change of the {name} vs strength 0 "
         f"({better} is better), with its CI."
