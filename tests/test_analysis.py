@@ -144,8 +144,8 @@ def test_a_vector_placed_in_one_layer_is_found_there(tiny_dir, vectors):
     keeping that layer keeps ~all of the effect, dropping it removes ~all."""
     from weightsteer.analysis import subset
     from weightsteer.evals import EvalRow, Suite
-    from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.bootstrap import MetricsConfig
+    from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.retained import retained_effects
     from weightsteer.methods.weight import WeightSteering
 

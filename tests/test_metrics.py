@@ -11,8 +11,8 @@ import pytest
 from weightsteer.core.errors import UserError
 from weightsteer.evals.bootstrap import MetricsConfig, check_same_rows
 from weightsteer.evals.metrics import suite_metrics
-from weightsteer.evals.suites.tinymfv import foundation_table
 from weightsteer.evals.results import COLUMNS
+from weightsteer.evals.suites.tinymfv import foundation_table
 
 FAST = MetricsConfig(bootstrap=200)
 

@@ -92,7 +92,9 @@ def plugin_run(toy_dir, tmp_path_factory):
 
 
 def test_the_family_option_reaches_the_adapter(plugin_run):
-    config = json.loads((plugin_run / "adapters/fixed_scale/seed0/pos/adapter_config.json").read_text())
+    config = json.loads(
+        (plugin_run / "adapters/fixed_scale/seed0/pos/adapter_config.json").read_text()
+    )
     assert config["lora_alpha"] == 3.0 * config["r"]  # [train.fixed_scale] scale = 3
 
 

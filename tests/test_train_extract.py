@@ -13,7 +13,6 @@ from helpers import FAMILIES, chats, held_out_prompts, spec_for, train_questions
 from weightsteer.adapters import extract
 from weightsteer.adapters.extract import extract_vector
 from weightsteer.adapters.train import (
-    load_chat_jsonl,
     save_initial_state,
     train_adapter,
     train_pair,
@@ -22,6 +21,7 @@ from weightsteer.core.errors import UserError
 from weightsteer.core.models import load_model
 from weightsteer.core.scoring import score_choices
 from weightsteer.core.steer import Steerer
+from weightsteer.pairs.pairs_file import load_chat_jsonl
 
 
 def merged_state(base_dir, adapter_dir) -> dict[str, torch.Tensor]:

@@ -15,8 +15,8 @@ from test_metrics import BASE, FAST, at, mfv, rows, sweep
 from weightsteer.core.errors import UserError
 from weightsteer.evals.bootstrap import MetricsConfig, sd_ratio_interval, seed_sd_interval
 from weightsteer.evals.metrics import paired_effects, suite_metrics
-from weightsteer.evals.suites.tinymfv import foundation_table
 from weightsteer.evals.results import conditioned_suites
+from weightsteer.evals.suites.tinymfv import foundation_table
 
 
 def test_si_discounts_by_the_smaller_choice_mass_of_the_two_sides():

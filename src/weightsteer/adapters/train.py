@@ -18,7 +18,6 @@ Guarantees the contrastive recipe depends on:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import warnings
@@ -102,44 +101,6 @@ class TrainConfig(Section):
 ADAPTER_INFO = "weightsteer_adapter.json"
 
 
-def load_chat_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a pairs/chat jsonl: one object per line with ``messages`` ending in an answer."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise UserError(
-            f"{path} is not UTF-8 text; give a chat jsonl (one JSON object per line)"
-        ) from None
-    records = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        msgs = rec.get("messages") if isinstance(rec, dict) else None
-        if not isinstance(msgs, list) or not msgs:
-            raise UserError(f"{path}:{i}: needs a non-empty 'messages' list")
-        for m in msgs:
-            if not (isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m):
-                raise UserError(f"{path}:{i}: each message needs 'role' and string 'content'")
-        if msgs[-1]["role"] != "assistant":
-            raise UserError(f"{path}:{i}: the last message must be the assistant's answer")
-        if any(m["role"] == "system" for m in msgs):
-            raise UserError(
-                f"{path}:{i}: training messages carry a system prompt; the persona must be "
-                "stripped at train time (see the pairs format)"
-            )
-        records.append(rec)
-    if not records:
-        raise UserError(f"data file {path} holds no examples")
-    return records
-
-
 def tokenize_chats(
     tokenizer, records: Sequence[dict[str, Any]], max_length: int
 ) -> list[dict[str, list[int]]]:
@@ -183,10 +144,6 @@ class RightPadCollator:
             labels[i, :k] = torch.tensor(b["labels"])
             mask[i, :k] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def file_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def train_adapter(

@@ -192,7 +192,9 @@ def train(
     need(model=model, data=data, out=out_dir)
 
     from weightsteer.adapters import AdapterSpec
-    from weightsteer.adapters.train import file_digest, load_chat_jsonl, train_adapter
+    from weightsteer.adapters.train import train_adapter
+    from weightsteer.core.files import digest
+    from weightsteer.pairs.pairs_file import load_chat_jsonl
 
     if old_alpha is not None:
         console.print(
@@ -225,7 +227,7 @@ def train(
     if out_dir.exists() and not overwrite:
         raise UserError(f"{out_dir} already exists; choose another --out or pass --overwrite")
     m, tok = load_for_cli(model, dtype, system_prompt, device, device_map)
-    info = {"path": str(data), "sha256": file_digest(data), "rows": len(records)}
+    info = {"path": str(data), "sha256": digest(data), "rows": len(records)}
     train_adapter(
         m, tok, records, spec, out_dir, data_info=info, overwrite=overwrite, init_state=init
     )

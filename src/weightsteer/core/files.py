@@ -69,17 +69,24 @@ def cache_root() -> Path:
     return Path(base) / "weightsteer"
 
 
-def digest(path: str | Path) -> str:
-    """Content hash of a file, or of a folder's files (names and bytes, sorted)."""
+def digest(path: str | Path, chars: int = 16) -> str:
+    """Content hash (sha256, its first ``chars`` hex digits) of a file's bytes, or of a
+    folder's files (each one's relative name and bytes, in sorted order)."""
     path = Path(path)
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
+    if path.is_file():
+        _update(h, path)
+    else:
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+            _update(h, f)
+    return h.hexdigest()[:chars]
+
+
+def _update(h, path: Path) -> None:
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
 
 
 def track(items, description: str):

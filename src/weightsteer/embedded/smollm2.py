@@ -16,7 +16,6 @@ Hugging Face" whenever a chat has no system message: see ``model.system_prompt``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.files import atomic_path, cache_root
+from weightsteer.core.files import atomic_path, cache_root, digest
 from weightsteer.core.sources import SOURCES
 
 NAME = "smollm2"
@@ -48,11 +47,7 @@ def wheel_path() -> Path:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return digest(path, chars=64)
 
 
 def _say(text: str, progress: bool) -> None:

@@ -34,18 +34,18 @@ def retained_effects(df: pd.DataFrame, settings: MetricsConfig = DEFAULTS) -> pd
     keys = ["family", "eval", "calibrated"]
     for (family, suite, calibrated), sub in df.groupby(keys, sort=False):
         points = sorted({abs(s) for s in sub["strength"].unique() if s != 0})
-        matrices = {v: matrices(g, "score")[0] for v, g in sub.groupby("variant", sort=False)}
-        if "full" not in matrices:
+        by_variant = {v: matrices(g, "score")[0] for v, g in sub.groupby("variant", sort=False)}
+        if "full" not in by_variant:
             raise UserError(f"analysis table for {family}, {suite}: no full-vector rows")
         seeds, rows = matrices(sub[sub["variant"] == "full"], "score")[1:]
         ws = seed_weights(len(seeds), settings.bootstrap, rng, settings)
         wr = resample_weights(len(rows), settings.bootstrap, rng)
         for p in points:
-            full = matrices["full"]
+            full = by_variant["full"]
             if p not in full or -p not in full:
                 continue
             base = wmean((full[p] - full[-p]) / 2, ws, wr)
-            for variant, m in matrices.items():
+            for variant, m in by_variant.items():
                 if p not in m or -p not in m:
                     continue
                 eff = wmean((m[p] - m[-p]) / 2, ws, wr)

@@ -26,6 +26,7 @@ from weightsteer.core import dist
 from weightsteer.core.config import Section
 from weightsteer.core.files import atomic_path
 from weightsteer.core.generation import complete, generate
+from weightsteer.pairs.pairs_file import SIDES, pair_record
 from weightsteer.pairs.personas import PersonaPair, persona_chat
 
 
@@ -61,31 +62,6 @@ class DataConfig(Section):
         if self.samples > 1 and self.temperature == 0:
             raise ValueError("samples > 1 needs temperature > 0 (greedy answers are identical)")
         return self
-
-
-SIDES = ("pos", "neg")
-
-
-def pair_record(
-    side: str,
-    pair_id: str,
-    question_id: str,
-    user: str,
-    persona: str,
-    answer: str,
-    behavior: str,
-    seed: int,
-) -> dict[str, Any]:
-    """One line of a pairs file (design.md): the chat carries no system prompt."""
-    return {
-        "id": f"{side}-{pair_id}",
-        "side": side,
-        "behavior": behavior,
-        "question_id": question_id,
-        "persona": persona,
-        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-        "seed": seed,
-    }
 
 
 def generate_pairs(

@@ -92,9 +92,9 @@ def _prompts(ctx: Context):
 
 def _method_inputs(ctx: Context):
     """What every method is built from: the model, the pairs, the run's vectors."""
-    from weightsteer.adapters.train import load_chat_jsonl
     from weightsteer.methods import MethodInputs
     from weightsteer.methods.activation import activation_layers
+    from weightsteer.pairs.pairs_file import load_chat_jsonl
     from weightsteer.pairs.personas import load_pair
 
     cfg, run = ctx.cfg, ctx.run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 
 from weightsteer.core.config import content_key
@@ -20,6 +19,7 @@ from weightsteer.pipeline.stages.common import (
 def stage_data(ctx: Context) -> None:
     from weightsteer.pairs.filters import SELF, build_filter
     from weightsteer.pairs.generate import generate_pair_data, pair_items
+    from weightsteer.pairs.pairs_file import write_pairs
     from weightsteer.pairs.personas import load_pair
     from weightsteer.pairs.questions import split_questions
 
@@ -91,9 +91,7 @@ def stage_data(ctx: Context) -> None:
         )
     unit = run.unit(RunLayout.rel_data(), key)
     with unit as out, atomic_path(out, overwrite=True, is_dir=True) as tmp:
-        for side in SIDES:
-            lines = "".join(json.dumps(r) + "\n" for r in result.records[side])
-            (tmp / f"{side}.jsonl").write_text(lines)
+        write_pairs(tmp, result.records)
     run.manifest["counts"]["data"] = result.counts
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):

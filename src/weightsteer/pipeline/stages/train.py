@@ -36,12 +36,8 @@ def _trained_tokens(adapter_dir: Path) -> int:
 
 
 def stage_train(ctx: Context) -> None:
-    from weightsteer.adapters.train import (
-        file_digest,
-        load_chat_jsonl,
-        save_initial_state,
-        train_adapter,
-    )
+    from weightsteer.adapters.train import save_initial_state, train_adapter
+    from weightsteer.pairs.pairs_file import load_chat_jsonl
 
     cfg, run = ctx.cfg, ctx.run
     data = {side: run.layout.data(side) for side in SIDES}
@@ -76,7 +72,7 @@ def stage_train(ctx: Context) -> None:
                     bar.update(steps, description=f"  {fam} seed {seed} {side}")
                     info = {
                         "path": f"data/{side}.jsonl",
-                        "sha256": file_digest(data[side]),
+                        "sha256": digest(data[side]),
                         "rows": len(records[side]),
                     }
                     with run.unit(rel, key) as out:
