@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field, ValidationError, field_validator, model_validator
 
-from weightsteer.adapters import FAMILIES, AdapterSpec, get_family, target_module_names
+from weightsteer.adapters import AdapterSpec, get_family, target_module_names
 from weightsteer.core import dist
-from weightsteer.core.config import DepthRange, Section, entry_settings, known_names
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, check_writable
 from weightsteer.core.models import (
@@ -41,62 +39,7 @@ from weightsteer.core.models import (
     render_chat,
     system_mode,
 )
-from weightsteer.core.naming import DEFAULT_TARGETS
 from weightsteer.core.versions import library_versions
-
-
-class TrainConfig(Section):
-    families: tuple[str, ...] = Field(("lora",), description="adapter families to train")
-    seeds: tuple[int, ...] = Field((0,), description="one POS/NEG adapter pair per seed")
-    rank: int = Field(32, ge=1, description="adapter rank (OFT: block size)")
-    alpha: float = Field(64.0, gt=0, description="LoRA-type scaling numerator")
-    lr: float | None = Field(None, gt=0, description="learning rate (default: the family's)")
-    epochs: float = Field(1.0, gt=0, description="passes over the pairs")
-    batch_size: int = Field(8, ge=1, description="training batch size")
-    layers: DepthRange = Field((0.3, 0.8), description="depth fractions [lo, hi)")
-    targets: tuple[str, ...] = Field(DEFAULT_TARGETS, description="module kinds to adapt")
-    max_length: int = Field(512, ge=8, description="truncate examples to this many tokens")
-    overrides: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="per-family AdapterSpec fields, e.g. [train.overrides.oft]",
-    )
-
-    @field_validator("families")
-    @classmethod
-    def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("list at least one family")
-        return known_names(v, "family", get_family)
-
-    @model_validator(mode="after")
-    def _specs_build(self) -> TrainConfig:
-        for fam in self.overrides:
-            if fam not in self.families:
-                raise ValueError(f"overrides for {fam!r}, which is not in families")
-        for fam in self.families:
-            self.spec(fam, self.seeds[0] if self.seeds else 0)
-        return self
-
-    def spec(self, family: str, seed: int) -> AdapterSpec:
-        """The adapter recipe of one family and seed."""
-        common = self.model_dump(
-            include=set(TrainConfig.model_fields) - {"families", "seeds", "overrides"}
-        )
-        override = self.overrides.get(family, {})
-        own = entry_settings(self, FAMILIES, family)  # [train.<family>]
-        options = {
-            **own.model_dump(mode="json", exclude_defaults=True),
-            **override.get("options", {}),
-        }
-        fields = {**common, **override, "options": options, "family": family, "seed": seed}
-        try:
-            return AdapterSpec(**fields)
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            msg = "unknown adapter setting" if err["type"] == "extra_forbidden" else err["msg"]
-            raise ValueError(f"overrides.{family}.{where}: {msg}") from None
-
 
 ADAPTER_INFO = "weightsteer_adapter.json"
 
@@ -167,8 +110,6 @@ def train_adapter(
     exists the adapter starts from it, otherwise this adapter's fresh initialisation is
     saved there for the next one.
     """
-    from transformers import Trainer, TrainingArguments
-
     family = get_family(spec.family)
     dist.check_unsharded()
     out_dir = Path(out_dir)
@@ -189,45 +130,7 @@ def train_adapter(
                 init_mode, cfg.init_lora_weights = cfg.init_lora_weights, True
                 peft_model.save_pretrained(str(init_dir))
                 cfg.init_lora_weights = init_mode
-            use_cuda = torch.cuda.is_available()
-            args = TrainingArguments(
-                output_dir=str(Path(scratch) / "trainer"),
-                per_device_train_batch_size=spec.batch_size,
-                gradient_accumulation_steps=spec.grad_accum,
-                learning_rate=spec.learning_rate,
-                warmup_steps=spec.warmup_steps,
-                weight_decay=spec.weight_decay,
-                num_train_epochs=spec.epochs,
-                max_steps=spec.max_steps,
-                lr_scheduler_type="linear",
-                logging_steps=10,
-                save_strategy="no",
-                report_to=[],
-                seed=spec.seed,
-                data_seed=spec.seed,
-                remove_unused_columns=False,
-                label_names=["labels"],
-                use_cpu=not use_cuda,
-                bf16=use_cuda and torch.cuda.is_bf16_supported(),
-                disable_tqdm=True,
-                dataloader_num_workers=0,
-                ddp_find_unused_parameters=False,  # every trainable adapter weight is used
-            )
-            trainer = Trainer(
-                model=peft_model,
-                args=args,
-                train_dataset=examples,
-                data_collator=RightPadCollator(tokenizer.pad_token_id),
-                callbacks=list(callbacks),
-            )
-            # HF's printer and progress callbacks write the logs dict to stdout, which
-            # carries only results (`$(weightsteer train ...)` is the adapter's path)
-            from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-            trainer.remove_callback(PrinterCallback)
-            trainer.remove_callback(ProgressCallback)
-            if progress and dist.is_main():
-                trainer.add_callback(stderr_progress())
+            trainer = _trainer(peft_model, tokenizer, examples, spec, scratch, callbacks, progress)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=FutureWarning)
                 result = trainer.train()
@@ -247,17 +150,65 @@ def train_adapter(
                 "versions": library_versions(),
             }
             if dist.is_main():  # one writer; the other ranks hold the same weights
-                with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
-                    kw = (
-                        {"path_initial_model_for_weight_conversion": str(init_dir)}
-                        if init_dir
-                        else {}
-                    )
-                    peft_model.save_pretrained(str(tmp), **kw)
-                    _sort_target_modules(tmp / "adapter_config.json")
-                    (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+                _save_adapter(peft_model, out_dir, info, init_dir, overwrite)
             dist.barrier()
     return out_dir
+
+
+def _trainer(peft_model, tokenizer, examples, spec: AdapterSpec, scratch: str, callbacks, progress):
+    """An HF ``Trainer`` for the recipe: its seed and data order, no checkpoints, nothing
+    printed to stdout (which carries only results), a progress bar on stderr."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    use_cuda = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(Path(scratch) / "trainer"),
+        per_device_train_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.learning_rate,
+        warmup_steps=spec.warmup_steps,
+        weight_decay=spec.weight_decay,
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps,
+        lr_scheduler_type="linear",
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        seed=spec.seed,
+        data_seed=spec.seed,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        use_cpu=not use_cuda,
+        bf16=use_cuda and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trainable adapter weight is used
+    )
+    trainer = Trainer(
+        model=peft_model,
+        args=args,
+        train_dataset=examples,
+        data_collator=RightPadCollator(tokenizer.pad_token_id),
+        callbacks=list(callbacks),
+    )
+    # HF's printer and progress callbacks write the logs dict to stdout, which carries only
+    # results (`$(weightsteer train ...)` is the adapter's path)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress and dist.is_main():
+        trainer.add_callback(stderr_progress())
+    return trainer
+
+
+def _save_adapter(peft_model, out_dir: Path, info: dict, init_dir: Path | None, overwrite: bool):
+    """The PEFT folder (converted against the initial adapter where the family rewrote the
+    base) with ``weightsteer_adapter.json`` beside it, written atomically."""
+    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+        kw = {"path_initial_model_for_weight_conversion": str(init_dir)} if init_dir else {}
+        peft_model.save_pretrained(str(tmp), **kw)
+        _sort_target_modules(tmp / "adapter_config.json")
+        (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
 
 
 INIT_STATE = "init.safetensors"

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from weightsteer.adapters import FAMILIES
-from weightsteer.adapters.train import TrainConfig
+from weightsteer.adapters.train_config import TrainConfig
 from weightsteer.analysis import ANALYSES, AnalysisConfig
 from weightsteer.core.config import Section, content_key, with_entry_sections
 from weightsteer.core.errors import UserError

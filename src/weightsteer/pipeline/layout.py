@@ -25,7 +25,6 @@ from pathlib import Path
 from weightsteer.adapters.train import INIT_STATE
 from weightsteer.core.errors import UserError
 from weightsteer.monitor import common_path
-from weightsteer.pairs.pairs_file import SIDES
 from weightsteer.report import HEADLINE, REPORT
 
 MANIFEST = "manifest.json"

@@ -6,7 +6,8 @@ from weightsteer.core.config import content_key
 from weightsteer.core.files import digest
 from weightsteer.evals.evaluate import evaluate_intervention
 from weightsteer.methods.compare_config import CompareConfig
-from weightsteer.pipeline.layout import SIDES, RunLayout
+from weightsteer.pairs.pairs_file import SIDES
+from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
     progress_bar,

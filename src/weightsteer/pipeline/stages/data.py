@@ -8,7 +8,8 @@ import shutil
 from weightsteer.core.config import content_key
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
-from weightsteer.pipeline.layout import SIDES, RunLayout
+from weightsteer.pairs.pairs_file import SIDES
+from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
     progress_bar,

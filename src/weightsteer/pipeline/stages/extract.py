@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from weightsteer.core.config import content_key
 from weightsteer.core.files import digest
-from weightsteer.pipeline.layout import SIDES, RunLayout
+from weightsteer.pairs.pairs_file import SIDES
+from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
     unit_todo,
