@@ -63,9 +63,10 @@ def calibrate_one(way, model, tok, inter, chats, settings) -> dict:
     """Calibrate ``inter`` one way; count what it ran."""
     import weightsteer.core.generation as generation
     import weightsteer.methods.calibrate as cal
+    import weightsteer.methods.kl_cost as kl
 
     counts = {"measurements": 0, "generations": 0, "passes": 0}
-    real = (cal.calibrate_strength, generation.generate_ids, cal._logprobs)
+    real = (cal.calibrate_strength, generation.generate_ids, kl._logprobs)
 
     def search(measure, **kw):
         if way == "plain":
@@ -80,7 +81,7 @@ def calibrate_one(way, model, tok, inter, chats, settings) -> dict:
         counts["passes"] += 1
         return real[2](*a, **kw)
 
-    cal.calibrate_strength, generation.generate_ids, cal._logprobs = search, gen, passes
+    cal.calibrate_strength, generation.generate_ids, kl._logprobs = search, gen, passes
     try:
         cache = cal.BaseLogprobs() if way == "warm + kept base" else cal.BaseLogprobs(0)
         t = time.perf_counter()
@@ -95,7 +96,7 @@ def calibrate_one(way, model, tok, inter, chats, settings) -> dict:
         )
         seconds = time.perf_counter() - t
     finally:
-        cal.calibrate_strength, generation.generate_ids, cal._logprobs = real
+        cal.calibrate_strength, generation.generate_ids, kl._logprobs = real
     sides = [c for cals in found.values() for c in cals.values()]
     return {
         **counts,

@@ -23,14 +23,12 @@ from weightsteer.methods.calibrate import (
     OK,
     TOO_STRONG,
     TOO_WEAK,
-    BaseLogprobs,
-    CompareConfig,
     calibrate_budgets,
     calibrate_intervention,
     calibrate_strength,
-    kl_statistic,
-    token_kls,
 )
+from weightsteer.methods.compare_config import CompareConfig
+from weightsteer.methods.kl_cost import BaseLogprobs, kl_statistic, token_kls
 from weightsteer.methods.pca import principal_direction
 from weightsteer.methods.prompt import PromptSteering
 from weightsteer.pairs.personas import PAIRS, load_pair

@@ -202,7 +202,7 @@ def test_file_route_equals_peft_route_bitwise(tiny, trained, tmp_path, monkeypat
         m.setattr(extract, "_deltas_via_peft", None)  # must not be reached
         fast = extract.extract_vector(model, pos, neg)
     with monkeypatch.context() as m:
-        m.setattr(extract, "_lowrank_from_files", lambda *a: None)
+        m.setattr(extract, "lowrank_from_files", lambda *a: None)
         slow = extract.extract_vector(model, pos, neg)
     assert list(fast) == list(slow)
     for name in fast:
@@ -218,7 +218,7 @@ def test_factors_that_do_not_fit_the_model_are_refused(tiny, trained, tmp_path):
             7, model.model.layers[1].self_attn.q_proj.out_features, bias=False
         )
     with pytest.raises(UserError, match="do not fit"):
-        extract._lowrank_from_files(
+        extract.lowrank_from_files(
             model,
             {"pos": pos, "neg": neg},
             {s: extract._check_adapter_dir(d) for s, d in (("pos", pos), ("neg", neg))},

@@ -1,10 +1,10 @@
 """The ``weightsteer`` command line. Thin: parse, call the library, print.
 
-One file per verb group (``pipeline``, ``vectors``, ``monitor``, ``toy``); importing them
+One file per verb group (``runs``, ``recipe``, ``vectors``, ``monitor``, ``toy``); importing them
 registers their verbs on ``app``, and ``--help`` lists the verbs in pipeline order.
 """
 
-from weightsteer.cli import monitor, pipeline, toy, vectors  # noqa: F401  (registers verbs)
+from weightsteer.cli import monitor, recipe, runs, toy, vectors  # noqa: F401  (registers verbs)
 from weightsteer.cli.app import app, main
 
 ORDER = ("run", "data", "train", "extract", "info", "eval", "compare", "steer", "export",

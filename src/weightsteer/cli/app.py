@@ -102,7 +102,10 @@ def _options(
 
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
+    str,
+    typer.Option(
+        "--model", "-m", help="hub id, local model folder, or a registered name: toyworld, smollm2"
+    ),
 ]
 DtypeOpt = Annotated[
     str,
@@ -161,13 +164,6 @@ def load_for_cli(
         return m, load_tokenizer(folder, system_prompt=system_prompt)
 
 
-def default_questions(model: str) -> str:
-    """A model that is also a question source (toyworld) asks its own questions."""
-    from weightsteer.pairs.questions import QUESTION_SOURCES
-
-    return model if model in QUESTION_SOURCES else "builtin:honesty"
-
-
 def parse_floats(text: str, what: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -192,7 +188,10 @@ RunOpt = Annotated[
     Path | None, typer.Option("--run", help="run folder: do this stage of its pipeline")
 ]
 OptModel = Annotated[
-    str | None, typer.Option("--model", "-m", help="hub id, local model folder, or toyworld")
+    str | None,
+    typer.Option(
+        "--model", "-m", help="hub id, local model folder, or a registered name: toyworld, smollm2"
+    ),
 ]
 
 

@@ -4,16 +4,9 @@ Methods are compared at equal side effects, not at equal nominal strength. For a
 intervention at strength ``s`` and a set of calibration prompts (held out of the
 training questions and of every eval):
 
-1. greedy-generate ``N`` tokens (default 20) from each prompt WITH the intervention (its
-   system prompt and its model change);
-2. teacher-force those same tokens through the intervened model and through the base
-   (no system prompt, no change), and take the per-token
-   ``KL(steered || base) = sum_v p_s(v) (log p_s(v) - log p_b(v))`` over the whole
-   vocabulary, at every generated position (up to and including an end of turn);
-3. pool the tokens of all prompts; the statistic is their 95th percentile.
-
-Both passes go through the same teacher-forced forward, so a no-op intervention scores
-exactly 0. ``calibrate_strength`` then finds ``s > 0`` and ``s < 0`` separately such
+the cost is the 95th percentile of the per-token KL(steered || unsteered) over greedy
+tokens the intervention generates (``kl_cost.py``; a no-op scores exactly 0).
+``calibrate_strength`` then finds ``s > 0`` and ``s < 0`` separately such
 that the statistic equals the target (default 1 nat) within a relative tolerance:
 bracket by doubling or halving ``|s|`` from 1, then secant steps on ``log KL`` vs
 ``log |s|``, falling back to bisection; bounded. A method that cannot reach the target
@@ -26,22 +19,20 @@ Two savings, neither changing what is measured: a later budget's search of the s
 starts from the KLs already measured (``calibrate_strength(known=...)``), often with its
 bracket ready or its answer among them; and the base pass, which depends only on the
 prompt and the generated tokens (strength 0 is the unsteered model for every method),
-is kept per continuation (``BaseLogprobs``, shared by every method of a compare stage):
+is kept per continuation (``kl_cost.BaseLogprobs``, shared by every method of a compare stage):
 steps that generate the same tokens as an earlier one cost one forward instead of two.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 from weightsteer.core.errors import UserError
-from weightsteer.core.models import Message, render_chat, with_system
+from weightsteer.core.models import Message
 from weightsteer.methods.compare_config import CompareConfig
+from weightsteer.methods.kl_cost import BaseLogprobs, kl_statistic, token_kls
 
 OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED = (
     "ok",
@@ -51,112 +42,6 @@ OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED = (
     "jumps",
     "not converged",
 )
-
-
-@torch.no_grad()
-def token_kls(
-    model,
-    tokenizer,
-    chats: Sequence[Sequence[Message]],
-    intervention,
-    set_strength: Callable[[float], None],
-    strength: float,
-    *,
-    tokens: int = 20,
-    batch_size: int = 16,
-    base_cache: BaseLogprobs | None = None,
-) -> torch.Tensor:
-    """``[generated tokens]`` float32 per-token ``KL(steered || base)`` of every prompt,
-    pooled (step 1-2 of the module docstring). Leaves the strength at 0. ``base_cache``:
-    the unsteered log-probs of continuations seen before (``BaseLogprobs``)."""
-    from weightsteer.core.generation import generate_ids
-
-    if not chats:
-        raise UserError("no calibration prompts")
-    system = intervention.system_prompt(strength)
-    enc = lambda chat, sys: tokenizer.encode(  # noqa: E731
-        render_chat(tokenizer, with_system(chat, sys)), add_special_tokens=False
-    )
-    kls = []
-    for start in range(0, len(chats), batch_size):
-        chunk = chats[start : start + batch_size]
-        steered_prompts = [enc(c, system) for c in chunk]
-        base_prompts = [enc(c, None) for c in chunk]
-        set_strength(strength)
-        try:
-            gen = generate_ids(
-                model, tokenizer, steered_prompts, max_new_tokens=tokens, batch_size=len(chunk)
-            )
-            steered = _logprobs(model, tokenizer, steered_prompts, gen)
-        finally:
-            set_strength(0.0)
-        cache = base_cache if base_cache is not None else BaseLogprobs(0)
-        base = cache.get(model, tokenizer, base_prompts, gen)
-        for lp_s, lp_b in zip(steered, base, strict=True):  # [k, vocab] each
-            lp_b = lp_b.to(lp_s.device)
-            p_s = lp_s.exp()
-            kl = torch.where(p_s > 0, p_s * (lp_s - lp_b), 0.0).sum(-1)  # [k]
-            kls.append(kl.clamp_min(0.0).cpu())
-    return torch.cat(kls)
-
-
-def _logprobs(model, tokenizer, prompts, gen) -> list[torch.Tensor]:
-    """Per prompt, ``[len(gen_i), vocab]`` log-probs of the distributions that predicted
-    each generated token: one teacher-forced pass over ``prompt + gen[:-1]``."""
-    from weightsteer.core.scoring import last_logprobs
-
-    k = max(len(g) for g in gen)
-    seqs = [p + g[:-1] for p, g in zip(prompts, gen, strict=True)]
-    out: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
-    for idx, logp in last_logprobs(model, tokenizer, seqs, len(seqs), k):  # [b, k, vocab]
-        for row, i in enumerate(idx.tolist()):
-            n = len(gen[i])
-            out[i] = logp[row, k - n :]  # right-aligned: the last n positions
-    return out
-
-
-class BaseLogprobs:
-    """The unsteered model's teacher-forced log-probs (``_logprobs``) of ``(prompt,
-    continuation)`` token pairs, kept on the CPU up to ``max_bytes`` (least recently used
-    dropped first; 0 keeps nothing). Valid while the model's weights are unchanged at
-    strength 0, which every intervention guarantees (``methods``' contract). A kept entry
-    was computed in another batch: equal to a fresh one up to float rounding."""
-
-    def __init__(self, max_bytes: int = 2**30):
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.hits = self.misses = 0
-        self._kept: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-
-    def get(self, model, tokenizer, prompts, gen) -> list[torch.Tensor]:
-        keys = [(tuple(p), tuple(g)) for p, g in zip(prompts, gen, strict=True)]
-        out: list[torch.Tensor | None] = [self._kept.get(k) for k in keys]
-        todo = [i for i, lp in enumerate(out) if lp is None]
-        self.hits += len(keys) - len(todo)
-        self.misses += len(todo)
-        for i, k in enumerate(keys):
-            if out[i] is not None:
-                self._kept.move_to_end(k)
-        if todo:
-            fresh = _logprobs(model, tokenizer, [prompts[i] for i in todo], [gen[i] for i in todo])
-            for i, lp in zip(todo, fresh, strict=True):
-                out[i] = lp
-                self._keep(keys[i], lp)
-        return out  # type: ignore[return-value]
-
-    def _keep(self, key: tuple, lp: torch.Tensor) -> None:
-        size = lp.numel() * lp.element_size()
-        if key in self._kept or size > self.max_bytes:
-            return
-        self._kept[key] = lp.to("cpu", copy=True)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, old = self._kept.popitem(last=False)
-            self.bytes -= old.numel() * old.element_size()
-
-
-def kl_statistic(kls: torch.Tensor, quantile: float = 0.95) -> float:
-    return float(torch.quantile(kls.double(), quantile)) if kls.numel() else float("nan")
 
 
 @dataclass
@@ -217,68 +102,107 @@ def calibrate_strength(
     what is missing is measured. They count in ``evaluations``, not in ``max_evals``."""
     if sign not in (1, -1):
         raise ValueError("sign must be +1 or -1")
-    evals: list[tuple[float, float]] = [(s, kl) for s, kl in known if s * sign > 0]
-    budget = max_evals + len(evals)  # fresh measurements allowed
-    log_target = math.log(target)
+    evals = [(s, kl) for s, kl in known if s * sign > 0]
+    search = _Search(measure, sign, target, tolerance, evals, max_evals + len(evals))
+    found = _bracket(search, start, min_strength, max_strength)
+    if isinstance(found, Calibration):
+        return found
+    return _narrow(search, *found, resolution)
 
-    def f(mag: float) -> float:
-        kl = float(measure(sign * mag))
+
+Point = tuple[float, float]  # (|s|, KL)
+
+
+@dataclass
+class _Search:
+    """One sign's search: the measurements so far (``(s, KL)``, known ones first) and
+    how many it may hold (``budget``: the known ones plus ``max_evals`` fresh)."""
+
+    measure: Callable[[float], float]
+    sign: int
+    target: float
+    tolerance: float
+    evals: list[tuple[float, float]]
+    budget: int
+
+    def f(self, mag: float) -> float:
+        kl = float(self.measure(self.sign * mag))
         if math.isnan(kl):
-            raise UserError(f"the KL at strength {sign * mag:+g} is NaN; the model diverges")
-        evals.append((sign * mag, kl))
+            raise UserError(f"the KL at strength {self.sign * mag:+g} is NaN; the model diverges")
+        self.evals.append((self.sign * mag, kl))
         return kl
 
-    def done(status: str, mag: float, kl: float) -> Calibration:
-        return Calibration(sign, sign * mag, kl, target, status, evaluations=evals)
+    def done(self, status: str, mag: float, kl: float) -> Calibration:
+        return Calibration(
+            self.sign, self.sign * mag, kl, self.target, status, evaluations=self.evals
+        )
 
-    def gap(kl: float) -> float:
-        return abs(math.log(max(kl, 1e-30)) - log_target)
+    def gap(self, kl: float) -> float:
+        return abs(math.log(max(kl, 1e-30)) - math.log(self.target))
 
-    def close(kl: float) -> bool:
-        return gap(kl) <= math.log1p(tolerance)
+    def close(self, kl: float) -> bool:
+        return self.gap(kl) <= math.log1p(self.tolerance)
 
-    def closest() -> tuple[float, float]:
-        s, kl = min(evals, key=lambda e: gap(e[1]))
+    def closest(self) -> Point:
+        s, kl = min(self.evals, key=lambda e: self.gap(e[1]))
         return abs(s), kl
 
-    # 1. bracket: lo below the target, hi above (the nearest known ones, if any)
+    @property
+    def spent(self) -> bool:
+        return len(self.evals) >= self.budget
+
+
+def _bracket(
+    search: _Search, start: float, min_strength: float, max_strength: float
+) -> Calibration | tuple[Point, Point]:
+    """``lo`` below the target and ``hi`` above it, by doubling or halving ``|s|`` from
+    ``start`` (or from the nearest known measurements); an answer found on the way, or
+    the end of the range or the budget, ends the search instead."""
+    target = search.target
     lo = hi = None
-    if evals:
-        mag, kl = closest()
-        if close(kl):
-            return done(OK, mag, kl)
-        above = [(abs(s), k) for s, k in evals if k >= target]
+    if search.evals:
+        mag, kl = search.closest()
+        if search.close(kl):
+            return search.done(OK, mag, kl)
+        above = [(abs(s), k) for s, k in search.evals if k >= target]
         hi = min(above) if above else None
-        below = [(abs(s), k) for s, k in evals if k < target and (hi is None or abs(s) < hi[0])]
+        below = [
+            (abs(s), k) for s, k in search.evals if k < target and (hi is None or abs(s) < hi[0])
+        ]
         lo = max(below) if below else None
         # continue the doubling or halving from the known end
         mag, kl = lo or hi
     else:
         mag = start
-        kl = f(mag)
-        if close(kl):
-            return done(OK, mag, kl)
+        kl = search.f(mag)
+        if search.close(kl):
+            return search.done(OK, mag, kl)
     while lo is None or hi is None:
         if kl < target:
             lo = (mag, kl)
             mag *= 2
-            if mag > max_strength or len(evals) >= budget:
-                return done(TOO_WEAK, *lo)
+            if mag > max_strength or search.spent:
+                return search.done(TOO_WEAK, *lo)
         else:
             hi = (mag, kl)
             mag /= 2
-            if mag < min_strength or len(evals) >= budget:
-                return done(TOO_STRONG, *hi)
+            if mag < min_strength or search.spent:
+                return search.done(TOO_STRONG, *hi)
         if lo is None or hi is None:
-            kl = f(mag)
-            if close(kl):
-                return done(OK, mag, kl)
-    # 2. secant on (log |s|, log KL); bisection when the step leaves the bracket, or when
-    # the same end moved twice running (a one-sided secant crawls)
+            kl = search.f(mag)
+            if search.close(kl):
+                return search.done(OK, mag, kl)
+    return lo, hi
+
+
+def _narrow(search: _Search, lo: Point, hi: Point, resolution: float) -> Calibration:
+    """Secant steps on (log |s|, log KL) inside the bracket; bisection when the step
+    leaves it, or when the same end moved twice running (a one-sided secant crawls)."""
+    log_target = math.log(search.target)
     last_side, bisect = None, False
-    while len(evals) < budget:
+    while not search.spent:
         if hi[0] / lo[0] < 1 + resolution:  # the closer end; a tie stays within budget
-            return done(JUMP, *(lo if gap(lo[1]) <= gap(hi[1]) else hi))
+            return search.done(JUMP, *(lo if search.gap(lo[1]) <= search.gap(hi[1]) else hi))
         x0, y0 = math.log(lo[0]), math.log(max(lo[1], 1e-30))
         x1, y1 = math.log(hi[0]), math.log(max(hi[1], 1e-30))
         x = x0 + (log_target - y0) * (x1 - x0) / (y1 - y0) if y1 > y0 else math.nan
@@ -286,16 +210,16 @@ def calibrate_strength(
         if bisect or not (x0 + margin < x < x1 - margin):
             x = (x0 + x1) / 2
         mag = math.exp(x)
-        kl = f(mag)
-        if close(kl):
-            return done(OK, mag, kl)
-        side = "lo" if kl < target else "hi"
+        kl = search.f(mag)
+        if search.close(kl):
+            return search.done(OK, mag, kl)
+        side = "lo" if kl < search.target else "hi"
         if side == "lo":
             lo = (mag, kl)
         else:
             hi = (mag, kl)
         bisect, last_side = side == last_side, side
-    return done(UNCONVERGED, *closest())
+    return search.done(UNCONVERGED, *search.closest())
 
 
 def calibrate_intervention(

@@ -197,6 +197,13 @@ def generate_pair_data(
             reported.add(c)
             on_chunk(len(reported), len(chunks), part)
 
+    return _pair_records(rows, pair, seed, keep, truncated)
+
+
+def _pair_records(rows: list[dict], pair: PersonaPair, seed: int, keep, truncated: str) -> PairData:
+    """The pairs-file records of the generated rows, with what was dropped and why: an
+    empty answer, an answer cut off at the token limit (``truncated="drop"``), or the
+    filter's verdict."""
     counts = {"pairs": len(rows), "kept": 0, "empty": 0, "unterminated": 0, "filtered": 0}
     out: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     candidates: list[dict[str, dict[str, Any]]] = []

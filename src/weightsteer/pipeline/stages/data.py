@@ -49,24 +49,9 @@ def stage_data(ctx: Context) -> None:
         lambda judge: (model, tok) if judge == SELF else ctx.load(judge),
     )
     work = run.layout.work(f"data-{key}")
-    shown = False
-
     with progress_bar(ctx) as bar:
         task = bar.add_task("generating POS/NEG answers", total=len(items))
-
-        def on_chunk(done: int, total: int, rows: list[dict]) -> None:
-            nonlocal shown
-            bar.update(task, advance=len(rows))
-            if not shown:  # one decoded example at once: a template bug shows here
-                shown = True
-                row = rows[0]
-                ctx.console.print(f"  example question: {row['item']['user']!r}", highlight=False)
-                for side in SIDES:
-                    persona = pair.prompt(side, row["item"]["paraphrase"])
-                    ctx.console.print(
-                        f"    {side} [{persona}] -> {row[side]['text']!r}", highlight=False
-                    )
-
+        on_chunk = _chunk_reporter(ctx, pair, lambda n: bar.update(task, advance=n))
         result = generate_pair_data(
             model,
             tok,
@@ -105,3 +90,23 @@ def stage_data(ctx: Context) -> None:
         f"{cut}, {c['filtered']} filtered)",
         highlight=False,
     )
+
+
+def _chunk_reporter(ctx: Context, pair, advance):
+    """``on_chunk`` of the generation: moves the bar, and prints one decoded example at
+    once (a chat-template bug shows here when numbers hide it)."""
+    shown = False
+
+    def on_chunk(done: int, total: int, rows: list[dict]) -> None:
+        nonlocal shown
+        advance(len(rows))
+        if shown:
+            return
+        shown = True
+        row = rows[0]
+        ctx.console.print(f"  example question: {row['item']['user']!r}", highlight=False)
+        for side in SIDES:
+            persona = pair.prompt(side, row["item"]["paraphrase"])
+            ctx.console.print(f"    {side} [{persona}] -> {row[side]['text']!r}", highlight=False)
+
+    return on_chunk
