@@ -6,12 +6,13 @@ import json
 
 import pytest
 
+from weightsteer.adapters import FAMILIES as FAMILY_REGISTRY
 from weightsteer.adapters import AdapterSpec
 from weightsteer.cli import main
 from weightsteer.core.models import render_chat
 from weightsteer.toy.tiny import yes_no_questions
 
-FAMILIES = ("lora", "dora", "pissa", "delora", "oft", "ia3")
+FAMILIES = tuple(FAMILY_REGISTRY)  # every registered family: a new one is tested the day it lands
 # Learning rates that move a random tiny model within 30 steps (a new family: 1e-2).
 TEST_LR = {"lora": 5e-3, "dora": 5e-3, "pissa": 5e-3, "delora": 2e-2, "oft": 2e-2, "ia3": 5e-2}
 

@@ -36,6 +36,33 @@ def built(name, vec, settings=None, **kw):
     return {v.name: v for v in ANALYSES.get(name)(vec, AnalysisContext(**kw), own)}
 
 
+@pytest.mark.parametrize("analysis", list(ANALYSES))
+def test_every_analysis_keeps_the_variant_contract(tiny_dir, vectors, analysis):
+    """Every registered analysis: its variants are parts of the vector (its tensors, their
+    shapes, finite), and every kept part has its dropped part: keep + drop = the vector."""
+    vec = vectors["lora"]
+    base = load_model(tiny_dir, dtype="float32")
+    variants = built(analysis, vec, base=base, others=dict(vectors), draws=1)
+    assert variants
+    for name, v in variants.items():
+        assert set(v.vector) <= set(vec), name
+        for t in v.vector:
+            d = v.vector.dense(t)
+            assert d.shape == vec.shape(t) and torch.isfinite(d).all(), (name, t)
+    keeps = [v for v in variants.values() if v.info.get("kind") == "keep"]
+    for keep in keeps:
+        split = keep.info.get("split")
+        drops = [
+            v
+            for v in variants.values()
+            if v.info.get("kind") == "drop" and v.info.get("split") == split
+        ]
+        assert len(drops) == 1, (analysis, keep.name)
+        for t in vec:
+            total = dense(keep.vector, t, vec) + dense(drops[0].vector, t, vec)
+            assert torch.allclose(total, vec.dense(t), atol=1e-5), (keep.name, t)
+
+
 @pytest.mark.parametrize("analysis", ["layers", "modules", "cells"])
 @pytest.mark.parametrize("family", ["lora", "dora", "ia3"])
 def test_keep_plus_drop_is_the_full_vector_for_every_split(vectors, analysis, family):

@@ -251,14 +251,14 @@ def test_old_option_spellings_still_work_and_say_the_new_one(tiny_dir, tmp_path,
 
 def test_threads_and_the_wait_policy_a_run_starts_with(monkeypatch, capsys, tmp_path):
     from helpers import cli
-    from weightsteer.cli.app import thread_settings
+    from weightsteer.core.threads import thread_settings
 
     assert thread_settings(None, {}, load=0.2, cpus=2) == {}  # alone: torch's defaults
     assert thread_settings(None, {}, load=1.5, cpus=2) == {"OMP_WAIT_POLICY": "PASSIVE"}
     assert thread_settings(None, {"OMP_WAIT_POLICY": "ACTIVE"}, load=9, cpus=2) == {}
     assert thread_settings(1, {}, load=0.0, cpus=16) == {"OMP_NUM_THREADS": "1"}
     # the load is what runs now, less this process: not the average a pip install left
-    from weightsteer.cli.app import busy_elsewhere
+    from weightsteer.core.threads import busy_elsewhere
 
     now = tmp_path / "loadavg"
     now.write_text("1.90 1.20 0.80 1/95 4242\n")  # a past average of 1.9, ourselves alone

@@ -134,10 +134,15 @@ def test_wrong_model_is_refused_before_any_change(tiny, kind):
 
 
 def test_finetune_allowed_when_asked(tiny):
+    """A vector made on other weights of the same shapes steers when the user says the
+    model is a fine-tune of its base: the weights move at alpha 1 and come back exactly."""
     model = tiny[0]
     vec, _ = _mismatched(model, "finetune")
+    snap = snapshot(model)
     with steer(model, vec, 1.0, allow_finetune=True):
-        pass
+        moved = [n for n, p in model.named_parameters() if not torch.equal(p, snap[n])]
+        assert moved and set(moved) <= set(vec)
+    assert_bit_identical(model, snap)
 
 
 def test_fingerprint_ignores_dtype_but_sees_a_finetune(tiny):
