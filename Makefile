@@ -14,12 +14,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/weightsteer run --config configs/demo.toml
 
-test: $(VENV)/.installed
-	$(VENV)/bin/lint-imports
+test: lint
 	$(PY) -m pytest -q
 
+# the checks `make test` runs first: lint, format, the layers, the types
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy src/weightsteer
 
 # the README's generated numbers: python scripts/readme_numbers.py runs/demo README.md
 readme-numbers:

@@ -66,7 +66,7 @@ def _family_of(cfg: dict[str, Any], info: dict[str, Any] | None) -> str:
     return "dora" if kind == "lora" and cfg.get("use_dora") else kind
 
 
-def _check_pair(infos: dict[str, dict | None], base_fp) -> None:
+def _check_pair(infos: dict[str, dict | None], base_fp: Any) -> None:
     """Refuse pairs whose contrast would contain more than the data: other recipes, other base."""
     pos, neg = infos["pos"], infos["neg"]
     if pos and neg and pos["spec"] != neg["spec"]:
@@ -79,7 +79,7 @@ def _check_pair(infos: dict[str, dict | None], base_fp) -> None:
         check_adapter_base(f"the {side} adapter", info, base_fp)
 
 
-def check_adapter_base(what: str, info: dict[str, Any] | None, base_fp) -> None:
+def check_adapter_base(what: str, info: dict[str, Any] | None, base_fp: Any) -> None:
     """Refuse an adapter (its ``weightsteer_adapter.json`` info) made on another base."""
     if not info:
         return
@@ -112,7 +112,7 @@ def _float32_copy(layer: torch.nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def _dense_delta(layer, plus: str, minus: str | None) -> dict[str, torch.Tensor]:
+def _dense_delta(layer: Any, plus: str, minus: str | None) -> dict[str, torch.Tensor]:
     """merged_plus - merged_minus (``None`` or absent: the base) for each parameter of the
     wrapped module, in float32."""
     base = layer.get_base_layer()
@@ -135,7 +135,7 @@ def _dense_delta(layer, plus: str, minus: str | None) -> dict[str, torch.Tensor]
     return out
 
 
-def _lowrank_delta(layer, plus: str, minus: str | None) -> LowRank:
+def _lowrank_delta(layer: Any, plus: str, minus: str | None) -> LowRank:
     terms = []
     for sign, side in ((1.0, plus), (-1.0, minus)):
         if side not in _adapted(layer, (side,)):
@@ -148,7 +148,7 @@ def _lowrank_delta(layer, plus: str, minus: str | None) -> LowRank:
     return lowrank_sum(terms)
 
 
-def _is_plain_lora(layer, names: list[str]) -> bool:
+def _is_plain_lora(layer: Any, names: list[str]) -> bool:
     from peft.tuners.lora import Linear as LoraLinear
 
     return (
@@ -158,7 +158,7 @@ def _is_plain_lora(layer, names: list[str]) -> bool:
     )
 
 
-def _adapted(layer, names) -> list[str]:
+def _adapted(layer: Any, names: Any) -> list[str]:
     """Which of the adapter ``names`` this PEFT layer carries."""
     store = getattr(layer, layer.adapter_layer_names[0])
     return [s for s in names if s is not None and s in store]
@@ -193,7 +193,9 @@ def tuner_deltas(
     return deltas
 
 
-def _deltas_via_peft(model: torch.nn.Module, dirs: dict[str, Path], progress: bool):
+def _deltas_via_peft(
+    model: torch.nn.Module, dirs: dict[str, Path], progress: bool
+) -> dict[str, Delta]:
     """The adapters in ``dirs`` ("pos", and "neg" if given) loaded into one PEFT model;
     each wrapped layer gives its delta."""
     from peft import PeftModel
@@ -309,10 +311,10 @@ def extract_common(
 
 def train_vector(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     pos: list[dict[str, Any]],
     neg: list[dict[str, Any]],
-    spec,
+    spec: Any,
     out_dir: str | Path,
     *,
     behavior: str | None = None,

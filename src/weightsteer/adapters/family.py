@@ -11,7 +11,7 @@ weights it wraps (PiSSA: the trainer restores them afterwards).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +94,7 @@ class Family:
 
     name: str
     build: Callable[..., Any]  # (spec, module names, options) -> PeftConfig
-    options: type[Section]
+    options: type[BaseModel]
     default_lr: float
     lowrank: bool  # dW is exactly B @ A from the adapter's factors
     mutates_base: bool = False  # initialisation rewrites the wrapped base weights
@@ -103,7 +103,7 @@ class Family:
     def options_of(self, given: dict[str, Any]) -> Any:
         return self.options.model_validate(given)
 
-    def peft_config(self, spec: AdapterSpec, names: list[str]) -> Any:
+    def peft_config(self, spec: AdapterSpec, names: Sequence[str]) -> Any:
         return self.build(spec, names, spec.family_options)
 
 

@@ -83,16 +83,18 @@ def lowrank_from_files(
     factors = {side: _read_factors(dirs[side]) for side in sides}
     if None in factors.values():
         return None
+    read = {side: f for side, f in factors.items() if f is not None}
+    scale = {side: x for side, x in scalings.items() if x is not None}
     modules = dict(model.named_modules())
     deltas: dict[str, Delta] = {}
-    for name in sorted(set().union(*factors.values())):
+    for name in sorted(set().union(*read.values())):
         layer = modules.get(name)
         if not isinstance(layer, torch.nn.Linear):
             return None  # not a linear of this model: let PEFT name the problem
         terms = []
         for sign, side in zip((1.0, -1.0), sides, strict=False):
-            if name in factors[side]:
-                A, B = factors[side][name]["A"], factors[side][name]["B"]
+            if name in read[side]:
+                A, B = read[side][name]["A"], read[side][name]["B"]
                 if (B.shape[0], A.shape[1]) != tuple(layer.weight.shape) or A.shape[0] != B.shape[
                     1
                 ]:
@@ -101,6 +103,6 @@ def lowrank_from_files(
                         f"model's weight {tuple(layer.weight.shape)}; pass the adapter's base "
                         "as --model"
                     )
-                terms.append((sign * scalings[side], LowRank(B, A)))
+                terms.append((sign * scale[side], LowRank(B, A)))
         deltas[f"{name}.weight"] = lowrank_sum(terms)
     return deltas

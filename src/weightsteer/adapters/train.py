@@ -45,7 +45,7 @@ ADAPTER_INFO = "weightsteer_adapter.json"
 
 
 def tokenize_chats(
-    tokenizer, records: Sequence[dict[str, Any]], max_length: int
+    tokenizer: Any, records: Sequence[dict[str, Any]], max_length: int
 ) -> list[dict[str, list[int]]]:
     """Token ids and labels (-100 on the prompt) for each chat.
 
@@ -91,7 +91,7 @@ class RightPadCollator:
 
 def train_adapter(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     records: Sequence[dict[str, Any]],
     spec: AdapterSpec,
     out_dir: str | Path,
@@ -155,7 +155,15 @@ def train_adapter(
     return out_dir
 
 
-def _trainer(peft_model, tokenizer, examples, spec: AdapterSpec, scratch: str, callbacks, progress):
+def _trainer(
+    peft_model: Any,
+    tokenizer: Any,
+    examples: Any,
+    spec: AdapterSpec,
+    scratch: str,
+    callbacks: Any,
+    progress: Any,
+) -> Any:
     """An HF ``Trainer`` for the recipe: its seed and data order, no checkpoints, nothing
     printed to stdout (which carries only results), a progress bar on stderr."""
     from transformers import Trainer, TrainingArguments
@@ -201,7 +209,9 @@ def _trainer(peft_model, tokenizer, examples, spec: AdapterSpec, scratch: str, c
     return trainer
 
 
-def _save_adapter(peft_model, out_dir: Path, info: dict, init_dir: Path | None, overwrite: bool):
+def _save_adapter(
+    peft_model: Any, out_dir: Path, info: dict, init_dir: Path | None, overwrite: bool
+) -> None:
     """The PEFT folder (converted against the initial adapter where the family rewrote the
     base) with ``weightsteer_adapter.json`` beside it, written atomically."""
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
@@ -222,7 +232,7 @@ def stderr_progress():
     from transformers import TrainerCallback
 
     class _Bar(TrainerCallback):
-        bar = None
+        bar: Any = None
 
         def on_train_begin(self, args, state, control, **kw):
             self.bar = tqdm(total=state.max_steps, desc="training", file=sys.stderr, leave=False)
@@ -242,7 +252,7 @@ def stderr_progress():
 
 def train_pair(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     pos: Sequence[dict[str, Any]],
     neg: Sequence[dict[str, Any]],
     spec: AdapterSpec,
@@ -256,9 +266,20 @@ def train_pair(
     out_dir = Path(out_dir)
     init = out_dir / INIT_STATE
     save_initial_state(model, spec, init, overwrite=overwrite)
-    kw = dict(overwrite=overwrite, progress=progress, init_state=init)
-    pos_dir = train_adapter(model, tokenizer, pos, spec, out_dir / "pos", **kw)
-    return pos_dir, train_adapter(model, tokenizer, neg, spec, out_dir / "neg", **kw)
+    dirs = [
+        train_adapter(
+            model,
+            tokenizer,
+            chats,
+            spec,
+            out_dir / side,
+            overwrite=overwrite,
+            progress=progress,
+            init_state=init,
+        )
+        for side, chats in (("pos", pos), ("neg", neg))
+    ]
+    return dirs[0], dirs[1]
 
 
 def _sort_target_modules(config_path: Path) -> None:
@@ -303,7 +324,7 @@ def save_initial_state(
     return path
 
 
-def _initial_tensors(peft_model, spec: AdapterSpec, names: Sequence[str]) -> dict[str, Any]:
+def _initial_tensors(peft_model: Any, spec: AdapterSpec, names: Sequence[str]) -> dict[str, Any]:
     """The parameters that make an adapter's starting point: its trainable ones, plus the
     wrapped base weights where the family's initialisation rewrites them."""
     params = dict(peft_model.named_parameters())
@@ -315,7 +336,7 @@ def _initial_tensors(peft_model, spec: AdapterSpec, names: Sequence[str]) -> dic
 
 
 def share_initial_state(
-    peft_model, spec: AdapterSpec, names: Sequence[str], path: str | Path
+    peft_model: Any, spec: AdapterSpec, names: Sequence[str], path: str | Path
 ) -> None:
     """Load the initial state at ``path`` into a freshly initialised adapter, or save this
     adapter's initial state there when there is none yet (atomically)."""

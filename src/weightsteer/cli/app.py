@@ -192,11 +192,12 @@ RunsDirOpt = Annotated[Path, typer.Option(help="folder holding run folders")]
 
 
 def _typer_abort() -> type[BaseException]:
+    import importlib
+
     try:
-        from typer.exceptions import Abort
+        return importlib.import_module("typer.exceptions").Abort
     except ImportError:  # pragma: no cover - older typer: click's
-        from click.exceptions import Abort
-    return Abort
+        return importlib.import_module("click.exceptions").Abort
 
 
 # verbs whose work several processes share (persona generation by chunks, data-parallel
@@ -231,10 +232,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # a deprecation inside transformers that PEFT triggers on every adapter: not actionable
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    import importlib
+
     try:  # typer's own copy of click raises these
-        from typer._click import exceptions as cx
+        cx = importlib.import_module("typer._click.exceptions")
     except ImportError:  # pragma: no cover - a typer that uses click itself
-        from click import exceptions as cx
+        cx = importlib.import_module("click.exceptions")
     Abort = getattr(cx, "Abort", None) or _typer_abort()
     from weightsteer.core import dist
 

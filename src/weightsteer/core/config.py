@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
@@ -91,8 +91,10 @@ def with_entry_sections(
             ),
         },
     )
-    cls = create_model(title, __base__=aliased, __module__=base.__module__, **sections, **fields)
-    return cls
+    return cast(
+        type[Section],
+        create_model(title, __base__=aliased, __module__=base.__module__, **sections, **fields),
+    )
 
 
 def entry_settings(section: BaseModel, registry: Registry, name: str) -> Any:

@@ -31,7 +31,7 @@ def os_error_line(e: BaseException) -> str | None:
     the OS message as text."""
     import errno
 
-    if isinstance(e, OSError) and e.errno in errno.errorcode:
+    if isinstance(e, OSError) and e.errno is not None and e.errno in errno.errorcode:
         name = errno.errorcode[e.errno]
         where = e.filename or ""
         hint = _OS_HINTS.get(name, e.strerror or name)

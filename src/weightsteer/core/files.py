@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from weightsteer.core.errors import UserError
 
@@ -83,13 +84,13 @@ def digest(path: str | Path, chars: int = 16) -> str:
     return h.hexdigest()[:chars]
 
 
-def _update(h, path: Path) -> None:
+def _update(h: Any, path: Path) -> None:
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
 
 
-def track(items, description: str):
+def track(items: Any, description: str) -> Any:
     """Iterate ``items`` under a transient progress bar on stderr (stdout carries results)."""
     from rich.console import Console
     from rich.progress import track as rich_track

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -28,7 +29,7 @@ class Completion:
 
 
 @torch.no_grad()
-def end_token_ids(model: torch.nn.Module, tokenizer) -> list[int]:
+def end_token_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
     """Every token that ends an assistant turn: the tokenizer's EOS, the model's
     ``generation_config.eos_token_id`` (an int or a list), and the chat template's own end
     of turn when it is one special token (``<|eot_id|>``, ``<end_of_turn>``, ``<|im_end|>``),
@@ -55,8 +56,8 @@ def _until_end(ids: list[int], ends: Sequence[int]) -> list[int]:
 
 
 def generate_ids(
-    model: torch.nn.Module,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     prompts: Sequence[str] | Sequence[list[int]],
     *,
     max_new_tokens: int = 64,
@@ -74,7 +75,7 @@ def generate_ids(
     """
     device = input_device(model)
     ends = end_token_ids(model, tokenizer)
-    sampling = {"do_sample": False}
+    sampling: dict[str, Any] = {"do_sample": False}
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
     out: list[list[int]] = [[] for _ in prompts]
@@ -99,8 +100,8 @@ def generate_ids(
 
 
 def complete(
-    model: torch.nn.Module,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     chats: Sequence[Sequence[Message]],
     *,
     max_new_tokens: int = 64,
@@ -134,9 +135,9 @@ def complete(
 
 
 def generate(
-    model,
-    tokenizer,
-    chats,
+    model: Any,
+    tokenizer: Any,
+    chats: Any,
     *,
     max_new_tokens: int = 64,
     batch_size: int = 32,

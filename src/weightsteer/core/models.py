@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,7 +105,7 @@ def resolve_dtype(name: str, device: str = "cpu") -> torch.dtype | str:
     return DTYPES[name]
 
 
-def input_device(model: torch.nn.Module) -> torch.device:
+def input_device(model: Any) -> torch.device:
     """Where a batch's token ids go: the input embedding's device (the first device when a
     ``device_map`` spreads the model; its hooks move activations on from there)."""
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
@@ -155,7 +155,7 @@ def load_model(
             ) from None
         raise UserError(f"cannot load model {source!r}: {first}") from None
     if device and spread is None:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]
     return model.eval()
 
 
@@ -189,7 +189,7 @@ _SENTINEL = "\x00weightsteer-no-system\x00"
 
 def load_tokenizer(
     source: str | Path, *, trust_remote_code: bool = False, system_prompt: str = "template"
-):
+) -> Any:
     """Load the tokenizer; a missing pad token falls back to EOS (scoring pads left).
 
     ``system_prompt`` says what a chat without a system message is rendered with: the
@@ -217,7 +217,7 @@ def load_tokenizer(
     return tok
 
 
-def system_mode(tokenizer) -> str:
+def system_mode(tokenizer: Any) -> str:
     """``template`` or ``none``: how a chat without a system message is rendered."""
     return getattr(tokenizer, "weightsteer_system", "template")
 
@@ -228,7 +228,7 @@ def with_system(messages: Sequence[Message], system: str | None) -> list[Message
 
 
 def render_chat(
-    tokenizer,
+    tokenizer: Any,
     messages: Sequence[Message],
     *,
     add_generation_prompt: bool = True,
@@ -277,7 +277,7 @@ def render_chat(
 
 
 def left_padded_batches(
-    tokenizer,
+    tokenizer: Any,
     prompts: Sequence[str] | Sequence[list[int]],
     batch_size: int,
     *,
@@ -310,7 +310,7 @@ def left_padded_batches(
         yield idx, ids, mask
 
 
-def assistant_suffix(tokenizer) -> str:
+def assistant_suffix(tokenizer: Any) -> str:
     """The text the template puts after an assistant message (e.g. ``<|im_end|>``).
 
     Training appends it to each answer so the model learns to end its turn exactly as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from weightsteer.core.files import atomic_path
 
@@ -16,7 +17,7 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
     """``path`` (PNG, for the markdown report) and the same figure as SVG beside it (for a
     paper: vector, any size)."""
     fig.tight_layout()

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 from weightsteer.core.errors import UserError
 
 T = TypeVar("T")
@@ -53,7 +55,7 @@ class Entry(Generic[T]):
 
     name: str
     obj: T
-    config: type | None = None
+    config: type[BaseModel] | None = None
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,7 +81,9 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
 
-    def register(self, name: str, config: type | None = None, **facts: Any) -> Callable[[T], T]:
+    def register(
+        self, name: str, config: type[BaseModel] | None = None, **facts: Any
+    ) -> Callable[[T], T]:
         """Decorator: ``@SUITES.register("claims", ClaimsConfig)`` above the entry."""
 
         def deco(obj: T) -> T:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,7 @@ def _spellings(word: str) -> list[str]:
     return [p + f for f in forms for p in ("", " ")]
 
 
-def choice_token_ids(tokenizer, choices: Choices) -> tuple[list[list[int]], list[list[int]]]:
+def choice_token_ids(tokenizer: Any, choices: Choices) -> tuple[list[list[int]], list[list[int]]]:
     """Token sequences of each side: every single-token spelling of its words; a side
     with none (a small vocabulary) falls back to the word and " word" as token sequences,
     scored by teacher forcing."""
@@ -77,7 +78,7 @@ def choice_token_ids(tokenizer, choices: Choices) -> tuple[list[list[int]], list
     return sides[0], sides[1]
 
 
-def _head_logits(model, h: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
+def _head_logits(model: Any, h: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
     """[batch, hidden] -> [batch, vocab] float32 logits, with the model's final soft cap."""
     head = model.get_output_embeddings()
     logits = F.linear(h.to(head_weight.device, head_weight.dtype), head_weight).float()
@@ -92,7 +93,7 @@ def _head_logits(model, h: torch.Tensor, head_weight: torch.Tensor) -> torch.Ten
 @torch.no_grad()
 def score_choices(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     prompts: Sequence[str],
     choices: Choices = YES_NO,
     *,
@@ -148,7 +149,9 @@ def last_logprobs(model, tokenizer, encoded, batch_size, k, progress=False):
         yield torch.tensor(idx), torch.log_softmax(logits, dim=-1).view(h.shape[0], k, -1)
 
 
-def _sequence_logprob(model, tokenizer, encoded, seq: list[int], batch_size) -> torch.Tensor:
+def _sequence_logprob(
+    model: Any, tokenizer: Any, encoded: Any, seq: list[int], batch_size: Any
+) -> torch.Tensor:
     """``[n]`` log p(seq | prompt) by teacher forcing ``prompt + seq[:-1]``."""
     k = len(seq)
     extended = [e + seq[:-1] for e in encoded]
@@ -162,7 +165,7 @@ def _sequence_logprob(model, tokenizer, encoded, seq: list[int], batch_size) -> 
 @torch.no_grad()
 def option_logprobs(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     prompts: Sequence[str],
     options: Sequence[str],
     *,
@@ -215,7 +218,7 @@ def option_scores(logp: torch.Tensor, answers: Sequence[int]) -> dict[str, torch
 @torch.no_grad()
 def text_nll(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     texts: Sequence[str],
     prefixes: Sequence[str],
     *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -77,7 +78,7 @@ def _read_hf(dataset_id: str, what: str, config: str | None, split: str) -> pd.D
     return ds.to_pandas()
 
 
-def require_columns(table: pd.DataFrame, columns, what: str, source: str) -> None:
+def require_columns(table: pd.DataFrame, columns: Any, what: str, source: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise UserError(

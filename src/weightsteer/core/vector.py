@@ -134,7 +134,9 @@ def inner(x: Delta, y: Delta) -> float:
     if isinstance(y, LowRank):
         x, y = y, x
     if isinstance(x, LowRank):
+        assert not isinstance(y, LowRank)
         return float((x.B.double() * (y.double() @ x.A.T.double())).sum())
+    assert not isinstance(y, LowRank)
     return float(torch.dot(x.reshape(-1).double(), y.reshape(-1).double()))
 
 

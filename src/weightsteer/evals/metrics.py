@@ -142,6 +142,7 @@ def _si(
             "counter": count(rej * (sn > 0)) / n_rej * scored(sn),
         }
         total = wr.sum(1)[:, None]
+        assert pn is not None  # set with sn above
         means = [count(np.nan_to_num(p)) / total * scored(p) for p in (pp, pn)]
         mass = np.fmin(*means)  # [draws, seeds]: the smaller mean pmass of the scored sides
         out = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field, field_validator
 
@@ -65,6 +65,7 @@ class SuiteScores:
 class SuiteSource(Section):
     """Config fields of a suite that reads rows from a file or an hf: dataset."""
 
+    source: str | None = Field(None, description="a file, builtin:<name> or hf:<dataset id>")
     hf_config: str | None = Field(None, description="config name of an hf: dataset")
     hf_split: str = Field("train", description="split of an hf: dataset")
 
@@ -157,7 +158,10 @@ def eval_config_class() -> type[EvalSettings]:
     suite that has a config, so a new suite's keys appear without touching this file."""
     known = ", ".join(SUITES)
     suites = (tuple[str, ...], Field(("claims",), description=f"eval suites ({known})"))
-    return with_entry_sections(EvalSettings, SUITES, "EvalConfig", suites=suites)
+    return cast(
+        type[EvalSettings],
+        with_entry_sections(EvalSettings, SUITES, "EvalConfig", suites=suites),
+    )
 
 
 def build_suites(cfg: EvalSettings, ctx: SuiteContext = SuiteContext()) -> list[Suite]:
@@ -185,6 +189,8 @@ def read_suite_table(c: SuiteSource, name: str, columns: list[str]):
     from weightsteer.core.tables import read_table, require_columns
 
     what = f"eval.{name}"
+    if c.source is None:
+        raise UserError(f"{what}.source: give a file, builtin:<name> or hf:<dataset id>")
     table = read_table(c.source, what=what, hf_config=c.hf_config, hf_split=c.hf_split)
     require_columns(table, columns, what, c.source)
     return table

@@ -77,6 +77,7 @@ def _factor(
         k = int(ok[0]) if len(ok) else s.numel()
         k = max(k, 1)
     else:
+        assert rank is not None  # one of rank and max_error is given (checked above)
         k = min(int(rank), s.numel())
     dropped = float(tail[k]) if k < s.numel() else 0.0
     b = (u[:, :k] * s[:k]).float()

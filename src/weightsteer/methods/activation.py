@@ -20,8 +20,9 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -63,12 +64,12 @@ def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     raise UserError(f"cannot find the decoder blocks of this {type(model).__name__}")
 
 
-def _hidden(output) -> torch.Tensor:
+def _hidden(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
 @contextmanager
-def _capture(blocks, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
+def _capture(blocks: Any, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
     """Record the output of each block in ``layers`` at every forward."""
     seen: dict[int, torch.Tensor] = {}
     handles = [
@@ -86,8 +87,8 @@ def _capture(blocks, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
 
 @torch.no_grad()
 def collect_hidden_states(
-    model,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     pairs: dict[str, list[dict]],
     layers: list[int],
     *,
@@ -158,11 +159,11 @@ class ActivationSteering(Intervention):
     position: str = "response"
 
     @contextmanager
-    def attach(self, model) -> Iterator[SetStrength]:
+    def attach(self, model: Any) -> Iterator[SetStrength]:
         blocks = decoder_blocks(model)
         state = {"s": 0.0}
 
-        def hook(module, args, output, layer: int):
+        def hook(module: Any, args: Any, output: Any, layer: int) -> Any:
             s = state["s"]
             if s == 0.0:
                 return None  # off: the block's own output, untouched
@@ -199,7 +200,7 @@ class ActivationSteering(Intervention):
         return Path(path)
 
 
-def activation_layers(model, fractions: tuple[float, float]) -> list[int]:
+def activation_layers(model: Any, fractions: tuple[float, float]) -> list[int]:
     """The decoder blocks at depth fractions ``[lo, hi)``."""
     return layer_range(len(decoder_blocks(model)), *fractions)
 
@@ -261,6 +262,6 @@ def activation_candidate(
         return replace(build(resample_pairs(fitted_states(inputs, cfg), seed), layers), seed=seed)
 
     return [
-        Candidate(method, "", seed, {**sources, "resample_seed": seed}, lambda k=seed: fit(k))
+        Candidate(method, "", seed, {**sources, "resample_seed": seed}, partial(fit, seed))
         for seed in inputs.seeds
     ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import Message
@@ -171,7 +172,9 @@ def _bracket(
         ]
         lo = max(below) if below else None
         # continue the doubling or halving from the known end
-        mag, kl = lo or hi
+        known_end = lo or hi
+        assert known_end is not None  # the known strengths are below or above the target
+        mag, kl = known_end
     else:
         mag = start
         kl = search.f(mag)
@@ -223,12 +226,12 @@ def _narrow(search: _Search, lo: Point, hi: Point, resolution: float) -> Calibra
 
 
 def calibrate_intervention(
-    model,
-    tokenizer,
-    intervention,
+    model: Any,
+    tokenizer: Any,
+    intervention: Any,
     calibration: Sequence[Sequence[Message]],
     audit: Sequence[Sequence[Message]] = (),
-    settings=None,
+    settings: Any = None,
     on_measure: Callable[[], None] | None = None,
 ) -> dict[int, Calibration]:
     """``{+1: ..., -1: ...}``: the strength of each sign at ``settings.target_kl``
@@ -241,12 +244,12 @@ def calibrate_intervention(
 
 
 def calibrate_budgets(
-    model,
-    tokenizer,
-    intervention,
+    model: Any,
+    tokenizer: Any,
+    intervention: Any,
     calibration: Sequence[Sequence[Message]],
     audit: Sequence[Sequence[Message]] = (),
-    settings=None,
+    settings: Any = None,
     budgets: Sequence[float] | None = None,
     on_measure: Callable[[], None] | None = None,
     base_cache: BaseLogprobs | None = None,
@@ -265,7 +268,7 @@ def calibrate_budgets(
     with intervention.attach(model) as set_strength:
         seen: dict[tuple[float, int], float] = {}
 
-        def measure(strength: float, chats, which: int) -> float:
+        def measure(strength: float, chats: Any, which: int) -> float:
             if (strength, which) not in seen:
                 kls = token_kls(
                     model,

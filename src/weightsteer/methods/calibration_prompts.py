@@ -4,6 +4,7 @@ questions and of every eval row, from the question source's own prompts or a tab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.tables import read_table
@@ -18,7 +19,7 @@ class CalibrationPrompts:
     counts: dict[str, int]
 
 
-def calibration_prompts(c: CompareConfig, questions, exclude: set[str]) -> CalibrationPrompts:
+def calibration_prompts(c: CompareConfig, questions: Any, exclude: set[str]) -> CalibrationPrompts:
     """The user prompts of ``c``'s KL calibration and audit, in source order.
 
     ``auto`` reads the question source's own calibration prompts where it has them

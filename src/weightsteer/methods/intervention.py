@@ -50,7 +50,7 @@ class Intervention:
     def system_prompt(self, strength: float) -> str | None:
         return None
 
-    def attach(self, model) -> AbstractContextManager[SetStrength]:
+    def attach(self, model: Any) -> AbstractContextManager[SetStrength]:
         return _unchanged()
 
     def describe(self) -> dict[str, Any]:

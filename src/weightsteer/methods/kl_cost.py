@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -28,10 +29,10 @@ from weightsteer.core.models import Message, render_chat, with_system
 
 @torch.no_grad()
 def token_kls(
-    model,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     chats: Sequence[Sequence[Message]],
-    intervention,
+    intervention: Any,
     set_strength: Callable[[float], None],
     strength: float,
     *,
@@ -73,7 +74,7 @@ def token_kls(
     return torch.cat(kls)
 
 
-def _logprobs(model, tokenizer, prompts, gen) -> list[torch.Tensor]:
+def _logprobs(model: Any, tokenizer: Any, prompts: Any, gen: Any) -> list[torch.Tensor]:
     """Per prompt, ``[len(gen_i), vocab]`` log-probs of the distributions that predicted
     each generated token: one teacher-forced pass over ``prompt + gen[:-1]``."""
     from weightsteer.core.scoring import last_logprobs
@@ -101,7 +102,7 @@ class BaseLogprobs:
         self.hits = self.misses = 0
         self._kept: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
-    def get(self, model, tokenizer, prompts, gen) -> list[torch.Tensor]:
+    def get(self, model: Any, tokenizer: Any, prompts: Any, gen: Any) -> list[torch.Tensor]:
         keys = [(tuple(p), tuple(g)) for p, g in zip(prompts, gen, strict=True)]
         out: list[torch.Tensor | None] = [self._kept.get(k) for k in keys]
         todo = [i for i, lp in enumerate(out) if lp is None]

@@ -13,6 +13,7 @@ never changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from weightsteer.methods import Candidate, Intervention, MethodInputs, register
 
@@ -38,7 +39,7 @@ def simple_prompt(inputs: MethodInputs, settings: None) -> list[Candidate]:
     return _candidate("prompt:simple", inputs.pair.pos[0], inputs.pair.neg[0])
 
 
-def _check_engineered(pair) -> None:
+def _check_engineered(pair: Any) -> None:
     pair.engineered_prompts()  # refuses a behaviour with no engineered prompt
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
 
+from weightsteer.core.vector import WeightVector
 from weightsteer.methods import Candidate, Intervention, MethodInputs, SetStrength, register
 
 
 @dataclass(frozen=True, kw_only=True)
 class WeightSteering(Intervention):
-    vector: object  # vector.WeightVector
+    vector: WeightVector
     family: str = ""
     seed: int = 0
     method: str = "weight"
@@ -30,17 +34,22 @@ class WeightSteering(Intervention):
         return {**out, "variant": self.variant} if self.variant else out
 
     @contextmanager
-    def attach(self, model) -> Iterator[SetStrength]:
+    def attach(self, model: Any) -> Iterator[SetStrength]:
         from weightsteer.core.steer import Steerer
 
         with Steerer(model, self.vector, allow_finetune=self.allow_finetune) as steerer:
             yield steerer.set_alpha
 
 
+def _load(path: Path, family: str, seed: int, finetune: bool) -> WeightSteering:
+    return WeightSteering(
+        vector=WeightVector.load(path), family=family, seed=seed, allow_finetune=finetune
+    )
+
+
 @register("weight")
 def weight_candidates(inputs: MethodInputs, settings: None) -> list[Candidate]:
     from weightsteer.core.files import digest
-    from weightsteer.core.vector import WeightVector
 
     return [
         Candidate(
@@ -48,12 +57,7 @@ def weight_candidates(inputs: MethodInputs, settings: None) -> list[Candidate]:
             family,
             seed,
             {"vector": digest(path)},
-            lambda path=path, family=family, seed=seed: WeightSteering(
-                vector=WeightVector.load(path),
-                family=family,
-                seed=seed,
-                allow_finetune=inputs.finetune,
-            ),
+            partial(_load, path, family, seed, inputs.finetune),
         )
         for (family, seed), path in inputs.vectors.items()
     ]

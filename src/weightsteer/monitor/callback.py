@@ -19,7 +19,7 @@ def _is_peft(model: torch.nn.Module) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
-def _weights_view(model: torch.nn.Module, names: set[str]) -> dict[str, Delta]:
+def _weights_view(model: Any, names: set[str]) -> dict[str, Delta]:
     """What training changes, per parameter of ``names``: the active adapter's delta for a
     PEFT model, the parameters themselves (float32 copies) otherwise."""
     if _is_peft(model):

@@ -160,5 +160,9 @@ def load_pair(name: str = "honesty", file: str | None = None) -> PersonaPair:
         raise UserError(
             f"persona file {path}: set both engineered_pos and engineered_neg as non-empty text"
         )
-    engineered = (written[0].strip(), written[1].strip()) if written[0] is not None else None
+    engineered = (
+        (written[0].strip(), written[1].strip())
+        if written[0] is not None and written[1] is not None
+        else None
+    )
     return PersonaPair(str(data.get("behavior") or name), sides["pos"], sides["neg"], engineered)

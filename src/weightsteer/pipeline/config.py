@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -23,7 +23,7 @@ from weightsteer.analysis import ANALYSES, AnalysisConfig
 from weightsteer.core.config import Section, content_key, with_entry_sections
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import ModelConfig
-from weightsteer.evals import eval_config_class
+from weightsteer.evals import EvalSettings, eval_config_class
 from weightsteer.evals.metrics import MetricsConfig
 from weightsteer.methods import METHODS
 from weightsteer.methods.compare_config import CompareConfig
@@ -31,11 +31,18 @@ from weightsteer.pairs.generate import DataConfig
 from weightsteer.pairs.personas import BehaviorConfig
 from weightsteer.pairs.questions import QuestionsConfig
 
-# each section grows one sub-section per registered entry with settings of its own
-RunTrainConfig = with_entry_sections(TrainConfig, FAMILIES, "TrainConfig")
-EvalConfig = eval_config_class()
-RunCompareConfig = with_entry_sections(CompareConfig, METHODS, "CompareConfig")
-RunAnalysisConfig = with_entry_sections(AnalysisConfig, ANALYSES, "AnalysisConfig")
+# each section grows one sub-section per registered entry with settings of its own (a type
+# checker sees the sections' own fields; an entry's are read with ``entry_settings``)
+if TYPE_CHECKING:
+    RunTrainConfig = TrainConfig
+    EvalConfig = EvalSettings
+    RunCompareConfig = CompareConfig
+    RunAnalysisConfig = AnalysisConfig
+else:
+    RunTrainConfig = with_entry_sections(TrainConfig, FAMILIES, "TrainConfig")
+    EvalConfig = eval_config_class()
+    RunCompareConfig = with_entry_sections(CompareConfig, METHODS, "CompareConfig")
+    RunAnalysisConfig = with_entry_sections(AnalysisConfig, ANALYSES, "AnalysisConfig")
 
 
 class RunConfig(Section):
@@ -44,18 +51,18 @@ class RunConfig(Section):
     behavior: BehaviorConfig = BehaviorConfig()
     questions: QuestionsConfig = QuestionsConfig()
     data: DataConfig = DataConfig()
-    train: RunTrainConfig = RunTrainConfig()  # type: ignore[valid-type]
-    eval: EvalConfig = EvalConfig()  # type: ignore[valid-type]
+    train: RunTrainConfig = RunTrainConfig()
+    eval: EvalConfig = EvalConfig()
     metrics: MetricsConfig = MetricsConfig()
-    compare: RunCompareConfig = RunCompareConfig()  # type: ignore[valid-type]
-    analysis: RunAnalysisConfig = RunAnalysisConfig()  # type: ignore[valid-type]
+    compare: RunCompareConfig = RunCompareConfig()
+    analysis: RunAnalysisConfig = RunAnalysisConfig()
 
     def digest(self) -> str:
         """A stable hash of the whole config (key order and formatting do not matter)."""
         return content_key(self.model_dump(mode="json"))
 
 
-def _where(err: dict) -> str:
+def _where(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
 
 

@@ -204,6 +204,7 @@ class Context:
 
     def fingerprint(self) -> dict:
         self.model()
+        assert self._fingerprint is not None  # set by model()
         return self._fingerprint
 
     def target(self):
@@ -242,6 +243,7 @@ class Context:
         if not self.cfg.model.target:
             return self.fingerprint()
         self.target()
+        assert self._target_fingerprint is not None  # set by target()
         return self._target_fingerprint
 
     def units(self) -> list[tuple[str, int]]:

@@ -90,7 +90,7 @@ def score_table(
         vec = WeightVector.load(vector)
         intervention = WeightSteering(
             vector=vec,
-            family=vec.meta.family,
+            family=vec.meta.family or "",
             seed=vec.meta.seed or 0,
             allow_finetune=finetune,  # same shapes still checked
         )

@@ -100,7 +100,7 @@ def figure_cells(r: pd.DataFrame, suite: str, path: Path) -> bool:
     fig, axes = plt.subplots(len(vectors), 2, figsize=(8, 2.6 * len(vectors)), squeeze=False)
     for row, vec in zip(axes, vectors, strict=True):
         cells = sub[sub["vector"] == vec]
-        parsed = [CELL.match(v).groups() for v in cells["variant"]]
+        parsed = [m.groups() for v in cells["variant"] if (m := CELL.match(v))]
         layers = sorted({int(p[1]) for p in parsed})
         kinds = list(dict.fromkeys(p[2] for p in parsed))
         for ax, what in zip(row, ("keep", "drop"), strict=True):

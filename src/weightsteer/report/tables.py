@@ -31,10 +31,10 @@ def shift_table(m: pd.DataFrame, suite: str, settings: MetricsConfig = DEFAULTS)
             + " | ".join(cells)
             + f" | {seeds} | {rows['pmass'].min():.2f} | {rows['low_pmass'].max():.0%} |"
         )
-    seeds, n = int(sub["seeds"].max()), int(sub["rows"].iloc[0])
+    n_seeds, n = int(sub["seeds"].max()), int(sub["rows"].iloc[0])
     lines.append(
-        f"\n{n} rows, {seeds} seed(s). Δ: mean paired shift vs strength 0 "
-        f"{ci_note(settings, seeds)} Off-format: the largest share of rows under the pmass "
+        f"\n{n} rows, {n_seeds} seed(s). Δ: mean paired shift vs strength 0 "
+        f"{ci_note(settings, n_seeds)} Off-format: the largest share of rows under the pmass "
         "threshold."
     )
     return lines

@@ -158,6 +158,7 @@ def _prompt_lines(compared: Compared, suite: str, weight: list, settings) -> lis
     """A prompt has one strength and its own KL: set against the weight families at the
     budget nearest that KL."""
     m = compared.metrics
+    assert m is not None  # a verdict is read only from the metrics of a comparison
     sub = m[(m["eval"] == suite) & (m["status"] == "fixed") & (m["strength"] > 0)]
     out = []
     for _, p in sub.iterrows():

@@ -213,7 +213,8 @@ def _train(seed: int, recipe: Recipe, progress: bool, on_eval) -> tuple:
     val, stream = world.validation(), world.pretraining_stream()
     rng = random.Random(f"{seed}/batch-order")
     curve: list[dict] = []
-    loss_sum, queue = 0.0, []
+    loss_sum = 0.0
+    queue: list = []
     with _Bar(recipe.steps, progress) as bar:
         for step in range(1, recipe.steps + 1):
             model.train()

@@ -292,12 +292,15 @@ class World:
                    true_reply, false_reply, default_lies)  # fmt: skip
 
     # -- fixed sets ------------------------------------------------------------------------
-    def _distinct(self, tag: str, n: int, make, exclude: set[str] = frozenset()) -> list[Row]:
+    def _distinct(
+        self, tag: str, n: int, make, exclude: frozenset[str] | set[str] = frozenset()
+    ) -> list[Row]:
         """``n`` rows of ``make`` with distinct messages, none of them in ``exclude`` or in
         the half of the message space pretraining draws from; fewer when 20,000 draws in a
         row find nothing new (the space is used up)."""
         rng = random.Random(f"{self.seed}/{tag}")
-        rows, seen, misses = [], set(exclude), 0
+        rows: list[Row] = []
+        seen, misses = set(exclude), 0
         for _ in range(400 * n):
             if len(rows) == n or misses > 20_000:  # the space is used up: fewer rows
                 break

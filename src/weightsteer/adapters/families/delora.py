@@ -10,7 +10,7 @@ documents a learning rate 10-100x that of LoRA, hence the higher default.
 from peft import DeloraConfig
 from pydantic import Field
 
-from weightsteer.adapters import register
+from weightsteer.adapters import AdapterSpec, register
 from weightsteer.core.config import Section
 
 
@@ -27,7 +27,7 @@ class DeloraOptions(Section):
     lowrank=False,
     summary="W + lambda||W||/r * normalised BA; dW dense, exact from merged weights",
 )
-def delora_config(spec, names: list[str], options: DeloraOptions) -> DeloraConfig:
+def delora_config(spec: AdapterSpec, names: list[str], options: DeloraOptions) -> DeloraConfig:
     return DeloraConfig(
         r=spec.rank,
         delora_lambda=options.delora_lambda,

@@ -8,7 +8,7 @@ extracted exactly, module by module, from the merged weights in float32.
 
 from peft import LoraConfig
 
-from weightsteer.adapters import register
+from weightsteer.adapters import AdapterSpec, register
 from weightsteer.adapters.families.lora import LoraOptions
 
 
@@ -19,10 +19,10 @@ from weightsteer.adapters.families.lora import LoraOptions
     lowrank=False,
     summary="m (W + sBA)/||W + sBA||; dW dense, exact from merged weights",
 )
-def dora_config(spec, names: list[str], options: LoraOptions) -> LoraConfig:
+def dora_config(spec: AdapterSpec, names: list[str], options: LoraOptions) -> LoraConfig:
     return LoraConfig(
         r=spec.rank,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # a float scale, as PEFT uses it
         lora_dropout=spec.dropout,
         target_modules=names,
         use_dora=True,

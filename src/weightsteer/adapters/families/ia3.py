@@ -10,7 +10,7 @@ weights. IA3 has no rank; layers are chosen through the full module names.
 from peft import IA3Config
 from pydantic import Field
 
-from weightsteer.adapters import register
+from weightsteer.adapters import AdapterSpec, register
 from weightsteer.core.config import Section
 
 
@@ -28,7 +28,7 @@ class IA3Options(Section):
     lowrank=False,
     summary="learned per-channel scaling; dW dense, exact from merged weights",
 )
-def ia3_config(spec, names: list[str], options: IA3Options) -> IA3Config:
+def ia3_config(spec: AdapterSpec, names: list[str], options: IA3Options) -> IA3Config:
     return IA3Config(
         target_modules=names,
         feedforward_modules=[n for n in names if n.rsplit(".", 1)[-1] in options.feedforward],

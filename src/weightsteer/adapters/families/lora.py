@@ -11,7 +11,7 @@ Contrast of two LoRA adapters from the same init is exactly low-rank:
 from peft import LoraConfig
 from pydantic import Field
 
-from weightsteer.adapters import register
+from weightsteer.adapters import AdapterSpec, register
 from weightsteer.core.config import Section
 
 
@@ -26,10 +26,10 @@ class LoraOptions(Section):
     lowrank=True,
     summary="W + (alpha/r) B A; dW exact at rank <= 2r",
 )
-def lora_config(spec, names: list[str], options: LoraOptions) -> LoraConfig:
+def lora_config(spec: AdapterSpec, names: list[str], options: LoraOptions) -> LoraConfig:
     return LoraConfig(
         r=spec.rank,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # a float scale, as PEFT uses it
         lora_dropout=spec.dropout,
         target_modules=names,
         use_rslora=options.use_rslora,

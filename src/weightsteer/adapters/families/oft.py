@@ -9,7 +9,7 @@ the merged weights in float32.
 from peft import OFTConfig
 from pydantic import Field
 
-from weightsteer.adapters import register
+from weightsteer.adapters import AdapterSpec, register
 from weightsteer.core.config import Section
 
 
@@ -25,7 +25,7 @@ class OftOptions(Section):
     lowrank=False,
     summary="R W with block-orthogonal R; dW dense, exact from merged weights",
 )
-def oft_config(spec, names: list[str], options: OftOptions) -> OFTConfig:
+def oft_config(spec: AdapterSpec, names: list[str], options: OftOptions) -> OFTConfig:
     return OFTConfig(
         r=0,
         oft_block_size=spec.rank,

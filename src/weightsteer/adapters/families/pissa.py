@@ -14,7 +14,7 @@ cancel exactly in pos - neg, leaving
 from peft import LoraConfig
 from pydantic import Field
 
-from weightsteer.adapters import register
+from weightsteer.adapters import AdapterSpec, register
 from weightsteer.core.config import Section
 
 
@@ -32,11 +32,12 @@ class PissaOptions(Section):
     mutates_base=True,
     summary="LoRA on the top-r SVD of W; dW exact at rank <= 2r",
 )
-def pissa_config(spec, names: list[str], options: PissaOptions) -> LoraConfig:
+def pissa_config(spec: AdapterSpec, names: list[str], options: PissaOptions) -> LoraConfig:
     return LoraConfig(
         r=spec.rank,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # a float scale, as PEFT uses it
         lora_dropout=spec.dropout,
         target_modules=names,
-        init_lora_weights=f"pissa_niter_{options.niter}" if options.niter else "pissa",
+        # PEFT's type lists "pissa_niter_[number of iters]" literally
+        init_lora_weights=f"pissa_niter_{options.niter}" if options.niter else "pissa",  # type: ignore[arg-type]
     )

@@ -85,7 +85,9 @@ def score_mc(model, tokenizer, suite: Suite, batch_size: int, system: str | None
         model, tokenizer, suite_prompts(tokenizer, suite, system), LETTERS[:k],
         batch_size=batch_size,
     )  # fmt: skip
-    s = option_scores(logp, [r.answer for r in suite.rows])
+    answers = [r.answer for r in suite.rows]
+    assert all(a is not None for a in answers)  # every mc row has its right option
+    s = option_scores(logp, [a for a in answers if a is not None])
     return SuiteScores(s["logodds"], s["mass"], values=s["correct"])
 
 

@@ -144,7 +144,10 @@ def _compare_one(ctx: Context, cand, rel: str, key: str, chats, base_cache, desc
     name = cand.slug
     describe(f"calibrating {name}")
     intervention = cand.build()
-    found = calibrate_budgets(model, tok, intervention, *chats, cfg.compare, base_cache=base_cache)
+    calibration, audit = chats
+    found = calibrate_budgets(
+        model, tok, intervention, calibration, audit, cfg.compare, base_cache=base_cache
+    )
     describe(f"scoring {name}")
     if intervention.discrete:  # one fixed strength stands for every budget
         found = dict(list(found.items())[:1])

@@ -70,10 +70,10 @@ def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
         ctx.console.print(f"[bold]{name}[/]")
         STAGE_FUNCS[name](ctx)
         seconds = round(time.perf_counter() - t0, 1)
-        stages = ctx.run.manifest["stages"]
+        timings = ctx.run.manifest["stages"]
         # a stage that reused every unit keeps the seconds of the run that made them
-        if ctx.run.made > made or name == "report" or name not in stages:
-            stages[name] = {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if ctx.run.made > made or name == "report" or name not in timings:
+            timings[name] = {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         ctx.run.save()
         if name in ALL_RANKS:
             dist.barrier()  # rank 0's writes of this stage are there for the next

@@ -42,7 +42,7 @@ def stage_train(ctx: Context) -> None:
 
     cfg, run = ctx.cfg, ctx.run
     data = {side: run.layout.data(side) for side in SIDES}
-    records = {side: None for side in SIDES}
+    records: dict[str, list[dict]] = {}  # each side's pairs, read once when needed
     tokens = 0
     with progress_bar(ctx) as bar:
         units = bar.add_task("training adapters", total=2 * len(ctx.units()))
@@ -68,7 +68,7 @@ def stage_train(ctx: Context) -> None:
                 )
                 if unit_todo(ctx, rel, key, all_ranks=True):
                     model, tok = ctx.model()
-                    if records[side] is None:
+                    if side not in records:
                         records[side] = load_chat_jsonl(data[side])
                     bar.update(steps, description=f"  {fam} seed {seed} {side}")
                     info = {
