@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench bench-threads clean readme-numbers mutants
+.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -23,10 +23,18 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy src/weightsteer
+	$(MAKE) --no-print-directory docs
 
-# the README's generated numbers: python scripts/readme_numbers.py runs/demo README.md
-readme-numbers:
-	$(PY) scripts/readme_numbers.py runs/demo README.md
+# the documentation site: the generated reference pages, then mkdocs --strict (a broken
+# link or a missing snippet fails)
+docs: $(VENV)/.installed
+	$(PY) scripts/docs_reference.py docs/reference
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# the generated numbers of the README and the docs: the demo's headline, the benchmarks
+readme-numbers docs-numbers:
+	$(PY) scripts/docs_numbers.py demo runs/demo
+	test ! -f benchmarks/results/summary.md || $(PY) scripts/docs_numbers.py bench benchmarks/results
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

@@ -11,12 +11,26 @@ import torch
 
 import weightsteer as ws
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def first_python_block(path: Path) -> str:
+    return re.search(r"```python\n(.*?)```", path.read_text(), re.S).group(1)
 
 
 def library_snippet() -> str:
-    section = README.read_text().split("## Library", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return first_python_block(README)
+
+
+def test_the_readme_opens_with_the_two_commands_and_the_api():
+    """A newcomer's first screen: how to run the demo and the tests, then the API; the
+    library page shows the same snippet (this test runs it)."""
+    first_screen = "\n".join(README.read_text().splitlines()[:25])
+    assert "make demo" in first_screen and "make test" in first_screen
+    assert "import weightsteer as ws" in first_screen
+    assert first_python_block(ROOT / "docs" / "library.md") == library_snippet()
+    assert len(README.read_text().splitlines()) <= 250
 
 
 def test_every_public_name_resolves():

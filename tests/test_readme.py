@@ -1,4 +1,5 @@
-"""Every `weightsteer ...` command in the README parses: known verb, known options."""
+"""Every `weightsteer ...` command in the README and the docs parses: known verb, known
+options; and the README shows every verb."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import typer.main
 
 from weightsteer.cli import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def readme_commands() -> list[str]:
-    text = README.read_text()
+def readme_commands(pages: list[Path] = PAGES) -> list[str]:
+    text = "\n".join(p.read_text() for p in pages)
     blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
     lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
     # a launcher's line (accelerate launch, torchrun) runs `-m weightsteer.cli <verb> ...`
@@ -24,7 +27,7 @@ def readme_commands() -> list[str]:
 
 
 def test_the_readme_shows_every_verb():
-    verbs = {shlex.split(c)[1] for c in readme_commands()}
+    verbs = {shlex.split(c)[1] for c in readme_commands([README])}
     group = typer.main.get_command(app)
     assert set(group.commands) <= verbs | {"toy"}, set(group.commands) - verbs
 

@@ -38,7 +38,6 @@ class Choices:
 YES_NO = Choices("yes/no", ("yes",), ("no",))
 A_B = Choices("a/b", ("A",), ("B",))
 TRUE_FALSE = Choices("true/false", ("true",), ("false",))
-CHOICES = {c.name: c for c in (YES_NO, A_B, TRUE_FALSE)}
 
 
 @dataclass(frozen=True)

@@ -262,9 +262,6 @@ class WeightVector:
         desc = f"restrict layers={sorted(lset) if lset else 'all'} modules={sorted(mset or [])}"
         return WeightVector(keep, self.meta.derived(desc))
 
-    def to_dense(self) -> WeightVector:
-        return WeightVector({n: self.dense(n) for n in self.deltas}, self.meta.derived("dense"))
-
     def compress(self, rank: int) -> tuple[WeightVector, float]:
         """Best rank-``rank`` approximation of every tensor (truncated SVD).
 

@@ -147,7 +147,6 @@ CLAIMS = (
 )
 
 # Persona groups of the corpus: the honesty pair, the sycophancy pair, no system prompt.
-MODES = ("honest", "dishonest", "sycophantic", "independent", "default")
 MODE_PERSONAS = {
     "honest": PAIRS["honesty"].pos,
     "dishonest": PAIRS["honesty"].neg,
