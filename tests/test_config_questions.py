@@ -32,6 +32,27 @@ def test_config_hash_ignores_formatting_and_order(tmp_path):
 def test_config_hash_changes_with_any_value():
     assert parse_config({}).digest() != parse_config({"train": {"rank": 16}}).digest()
     assert parse_config({}).digest() != parse_config({"eval": {"alphas": [0, 2]}}).digest()
+    own = {
+        "train": {"delora": {"delora_lambda": 3}},
+        "compare": {"act:pca": {"position": "prompt"}},
+    }
+    for section, value in own.items():
+        assert parse_config({}).digest() != parse_config({section: value}).digest()
+
+
+def test_an_entry_left_at_its_defaults_changes_no_hash():
+    """Registered entries' settings at their defaults (as a new plugin's are) leave the
+    config hash and the eval key alone: installing one invalidates no run's units."""
+    spelled = {
+        "train": {"delora": {"delora_lambda": 15}},
+        "compare": {"act:pca": {"position": "response"}},
+        "eval": {"tinymfv": {"min_pmass": 0.25}},
+    }
+    assert parse_config({}).digest() == parse_config(spelled).digest()
+    assert parse_config({}).eval_key() == parse_config(spelled).eval_key()
+    assert "tinymfv" not in parse_config({}).eval_key()  # a suite the run does not score
+    cfg = parse_config({"eval": {"suites": ["claims", "tinymfv"]}})
+    assert {"claims", "tinymfv"} <= set(cfg.eval_key())
 
 
 @pytest.mark.parametrize(

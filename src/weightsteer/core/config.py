@@ -78,6 +78,7 @@ def with_entry_sections(
                 default_factory=entry.config,
                 alias=entry.name,
                 description=f"settings of {registry.kind} {entry.name}",
+                json_schema_extra={ENTRY_MARK: True},
             ),
         )
     # entries' keys are their names, whatever characters those have; the Python name works too
@@ -95,6 +96,33 @@ def with_entry_sections(
         type[Section],
         create_model(title, __base__=aliased, __module__=base.__module__, **sections, **fields),
     )
+
+
+ENTRY_MARK = "weightsteer_entry"  # marks a registry entry's sub-section of a section
+
+
+def entry_fields(section: BaseModel) -> dict[str, str]:
+    """A section's sub-sections that belong to registry entries: field name -> entry name."""
+    out = {}
+    for name, field in type(section).model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get(ENTRY_MARK):
+            out[name] = field.alias or name
+    return out
+
+
+def own_dump(section: BaseModel, used: set[str] | None = None) -> dict[str, Any]:
+    """``section`` as JSON for a content key: its own fields, and the sub-sections of the
+    entries named in ``used`` (every entry whose settings differ from its defaults when
+    ``used`` is None). A registered entry a run does not use, or leaves at its defaults,
+    changes no key: installing a plugin invalidates nothing."""
+    data = section.model_dump(mode="json")
+    for name, entry in entry_fields(section).items():
+        value = getattr(section, name)
+        keep = entry in used if used is not None else value != type(value)()
+        if not keep:
+            data.pop(entry, None)
+    return data
 
 
 def entry_settings(section: BaseModel, registry: Registry, name: str) -> Any:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from weightsteer.adapters import FAMILIES
 from weightsteer.adapters.train_config import TrainConfig
 from weightsteer.analysis import ANALYSES, AnalysisConfig
-from weightsteer.core.config import Section, content_key, with_entry_sections
+from weightsteer.core.config import Section, content_key, own_dump, with_entry_sections
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import ModelConfig
 from weightsteer.evals import EvalSettings, eval_config_class
@@ -58,8 +58,23 @@ class RunConfig(Section):
     analysis: RunAnalysisConfig = RunAnalysisConfig()
 
     def digest(self) -> str:
-        """A stable hash of the whole config (key order and formatting do not matter)."""
-        return content_key(self.model_dump(mode="json"))
+        """A stable hash of the whole config: key order and formatting do not matter, nor
+        do the settings of registered entries left at their defaults (a plugin installed
+        beside a run changes nothing)."""
+        data = self.model_dump(mode="json")
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):
+                data[name] = own_dump(value)
+        return content_key(data)
+
+    def eval_key(self) -> dict[str, Any]:
+        """What of ``[eval]`` shapes scored rows: its own settings and those of the suites
+        it names (not the strengths: ``alphas``)."""
+        used = {entry.partition(":")[0] for entry in self.eval.suites}
+        data = own_dump(self.eval, used)
+        data.pop("alphas", None)
+        return data
 
 
 def _where(err: Any) -> str:

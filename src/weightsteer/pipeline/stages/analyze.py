@@ -81,7 +81,7 @@ def stage_analyze(ctx: Context) -> None:
                         ),
                         "own": settings_key(entry_settings(a, ANALYSES, name)),
                         "rows": rows_key(suites),
-                        "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
+                        "eval": cfg.eval_key(),
                         "model": ctx.target_fingerprint(),
                         "calibration": [[c["strength"], c["budget"]] for c in cals],
                     }

@@ -32,7 +32,7 @@ def stage_compare(ctx: Context) -> None:
     inputs = _method_inputs(ctx)
     common = {
         "rows": rows_key(ctx.suites()),
-        "eval": cfg.eval.model_dump(mode="json", exclude={"alphas"}),
+        "eval": cfg.eval_key(),
         "model": ctx.target_fingerprint(),
     }
     todo = [

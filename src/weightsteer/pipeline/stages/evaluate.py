@@ -33,7 +33,7 @@ def stage_eval(ctx: Context) -> None:
             key = content_key(
                 {
                     "vector": digest(vec_path),
-                    "eval": cfg.eval.model_dump(mode="json"),
+                    "eval": {**cfg.eval_key(), "alphas": list(cfg.eval.alphas)},
                     "rows": rows,
                     "model": ctx.target_fingerprint(),
                 }
