@@ -54,7 +54,7 @@ def workloads():
     """``(model name, folder, tokenizer options, prompts as chats, new tokens, batches,
     rounds)``: toyworld's persona chats, and everyday requests to SmolLM2-135M."""
     from weightsteer.core.sources import resolve_source
-    from weightsteer.core.tables import read_table
+    from weightsteer.core.table_files import read_table
     from weightsteer.pairs.personas import PAIRS, persona_chat
     from weightsteer.toy.build import ensure_toyworld
     from weightsteer.toy.world import World

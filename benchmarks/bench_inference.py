@@ -35,7 +35,7 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 def random_vector(model, layers, rank: int = 16, std: float = 0.01):
     from weightsteer.core.models import fingerprint
-    from weightsteer.core.naming import layer_index, module_kind
+    from weightsteer.core.param_names import layer_index, module_kind
     from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
 
     g = torch.Generator().manual_seed(0)

@@ -21,7 +21,7 @@ import torch
 from weightsteer.core.models import load_model, load_tokenizer
 from weightsteer.core.steer import Steerer
 from weightsteer.toy.build import INFO_FILE, ensure_toyworld
-from weightsteer.toy.evaluate import answer_scores, narrow_honesty_vector, persona_table
+from weightsteer.toy.row_scores import answer_scores, narrow_honesty_vector, persona_table
 from weightsteer.toy.world import World
 
 RESULTS = Path(__file__).parent / "results"

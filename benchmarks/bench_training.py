@@ -71,7 +71,7 @@ def workloads():
     toyworld's NARROW chats (every family), and SmolLM2-135M on everyday requests (the
     real shape; LoRA and the dense DoRA, fewer steps: a step takes seconds here)."""
     from weightsteer.core.sources import resolve_source
-    from weightsteer.core.tables import read_table
+    from weightsteer.core.table_files import read_table
     from weightsteer.toy.build import ensure_toyworld
     from weightsteer.toy.world import World
 

@@ -66,7 +66,7 @@ def toy_honesty(toy_dir, tmp_path_factory):
     from weightsteer.adapters import AdapterSpec
     from weightsteer.adapters.extract import extract_common
     from weightsteer.monitor import common_path
-    from weightsteer.toy.evaluate import narrow_honesty_vector
+    from weightsteer.toy.row_scores import narrow_honesty_vector
 
     tmp = tmp_path_factory.mktemp("toy-honesty")
     model, tok = load_model(toy_dir, dtype="float32"), load_tokenizer(toy_dir)

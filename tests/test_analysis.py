@@ -14,7 +14,7 @@ from helpers import held_out_prompts
 from weightsteer.adapters.extract import extract_vector
 from weightsteer.analysis import ANALYSES, FULL, AnalysisContext, random_matched
 from weightsteer.core.models import load_model, load_tokenizer
-from weightsteer.core.naming import layer_index
+from weightsteer.core.param_names import layer_index
 from weightsteer.core.vector import LowRank, WeightVector
 
 
@@ -172,8 +172,8 @@ def test_a_vector_placed_in_one_layer_is_found_there(tiny_dir, vectors):
     from weightsteer.analysis import subset
     from weightsteer.evals import EvalRow, Suite
     from weightsteer.evals.bootstrap import MetricsConfig
-    from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.retained import retained_effects
+    from weightsteer.evals.score_intervention import evaluate_intervention
     from weightsteer.methods.weight import WeightSteering
 
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
@@ -225,7 +225,7 @@ def test_retained_effect_in_closed_form():
 
 
 def test_agreement_rows_per_scope_and_subspace_overlap(vectors):
-    from weightsteer.analysis.shared import cosine_rows, subspace_overlap
+    from weightsteer.analysis.shared_basis import cosine_rows, subspace_overlap
 
     lora = vectors["lora"]
     assert math.isclose(subspace_overlap(lora, lora * -2.0), 1.0, rel_tol=1e-9)

@@ -94,8 +94,8 @@ def test_capability_suites_score_and_a_no_op_changes_nothing(tiny_dir, trained):
     """Alpha 0 is the model itself: every value's change is exactly 0; a real strength
     moves them; the report gets its capability section and figure."""
     from weightsteer.adapters.extract import extract_vector
-    from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.metrics import suite_metrics
+    from weightsteer.evals.score_intervention import evaluate_intervention
     from weightsteer.methods.weight import WeightSteering
 
     model, tok = load_model(tiny_dir, dtype="float32"), load_tokenizer(tiny_dir)
@@ -122,7 +122,7 @@ def test_capability_suites_score_and_a_no_op_changes_nothing(tiny_dir, trained):
 def test_strength_zero_is_scored_once_and_shared(tiny_dir, trained, monkeypatch):
     """Every method at 0 is the unsteered model: with a shared ``unsteered`` dict, the
     suites are scored at 0 once, and what is read back equals a fresh scoring."""
-    import weightsteer.evals.evaluate as ev
+    import weightsteer.evals.score_intervention as ev
     from weightsteer.adapters.extract import extract_vector
     from weightsteer.methods import NONE
     from weightsteer.methods.weight import WeightSteering
@@ -172,7 +172,7 @@ def test_eval_report_has_a_capability_section_and_no_verdict_on_it(tiny_dir, tmp
     assert results_suites([out])["mc"]["measure"] == "accuracy"
     assert results_suites([out])["claims"]["measure"] == ""
     assert read_results([out])["value"].notna().sum() > 0
-    from weightsteer.report.compare import verdict_order
+    from weightsteer.report.comparison_section import verdict_order
 
     assert verdict_order(["mc", "claims", "nll"], results_suites([out]), ()) == ["claims"]
 

@@ -114,7 +114,7 @@ methods = []
     at0 = df[df["strength"] == 0].set_index(["eval", "row_id"])["logratio"].sort_index()
 
     from weightsteer.evals import build_suites, eval_config_class
-    from weightsteer.evals.evaluate import evaluate_intervention
+    from weightsteer.evals.score_intervention import evaluate_intervention
     from weightsteer.methods import NONE
 
     folder = resolve_source("toyworld")

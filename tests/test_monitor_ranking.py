@@ -12,7 +12,7 @@ from weightsteer.adapters.extract import extract_vector
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import load_model, load_tokenizer, merge_adapter
 from weightsteer.monitor.ranking import auroc, auroc_interval, read_labels
-from weightsteer.monitor.taus import tau_vectors
+from weightsteer.monitor.tau_vectors import tau_vectors
 
 
 def test_auroc_is_1_when_the_labelled_all_score_higher_and_0_5_when_independent():

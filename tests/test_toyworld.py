@@ -12,7 +12,7 @@ from weightsteer.cli import main
 from weightsteer.core.generation import generate
 from weightsteer.core.models import load_tokenizer
 from weightsteer.core.steer import Steerer
-from weightsteer.toy.evaluate import answer_scores
+from weightsteer.toy.row_scores import answer_scores
 from weightsteer.toy.world import MODE_PERSONAS, World
 
 

@@ -207,7 +207,7 @@ def _compare_frame(suites=("claims", "toy:cue"), budget=1.0) -> pd.DataFrame:
 
 def test_the_verdict_leads_with_ood_suites_and_never_cites_a_missed_side():
     from weightsteer.evals.metrics import comparison_frame
-    from weightsteer.report.compare import Compared
+    from weightsteer.report.comparison_section import Compared
     from weightsteer.report.verdict import verdict_lines
 
     frame = comparison_frame(_compare_frame())

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from weightsteer.core.config import DepthRange, Section
 from weightsteer.core.errors import UserError
-from weightsteer.core.naming import DEFAULT_TARGETS, layer_index, layer_range
+from weightsteer.core.param_names import DEFAULT_TARGETS, layer_index, layer_range
 from weightsteer.core.registry import Registry
 
 

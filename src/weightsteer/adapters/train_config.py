@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from weightsteer.adapters import FAMILIES, AdapterSpec, get_family
 from weightsteer.core.config import DepthRange, Section, entry_settings, known_names
-from weightsteer.core.naming import DEFAULT_TARGETS
+from weightsteer.core.param_names import DEFAULT_TARGETS
 
 
 class TrainConfig(Section):

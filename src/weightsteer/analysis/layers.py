@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from weightsteer.analysis import AnalysisContext, Variant, keep_drop, register, subset
-from weightsteer.core.naming import layer_index, module_kind
+from weightsteer.core.param_names import layer_index, module_kind
 from weightsteer.core.vector import WeightVector
 
 GROUPS = {

@@ -13,8 +13,8 @@ builder ``(vector, context, settings) -> [Variant]``; ``Config`` (or None) is it
 settings, ``[analysis.<name>]`` in a run config. An analysis that reads the run's other
 vectors of the same seed says ``needs=("others",)``; the stage then loads them into
 ``context.others``. Built in: ``layers``, ``modules``, ``cells``
-(``layers.py``), ``magdir`` (``magdir.py``), ``svd`` (``svd.py``: own basis), ``basis``
-(``basis.py``: the base weights' basis), ``shared`` (``shared.py``: across families).
+(``layers.py``), ``magdir`` (``magnitude_direction.py``), ``svd`` (``svd.py``: own basis), ``basis``
+(``basis.py``: the base weights' basis), ``shared`` (``shared_basis.py``: across families).
 """
 
 from __future__ import annotations

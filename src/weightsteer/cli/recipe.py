@@ -225,7 +225,7 @@ def extract(
         vec = extract_vector(m, pos, neg, behavior=behavior, model_id=model, progress=True)
         common = extract_common(m, pos, neg, vec) if common_out is not None else None
     else:  # a full fine-tune on either side: the difference of the two weight changes
-        from weightsteer.monitor.taus import tau_vectors
+        from weightsteer.monitor.tau_vectors import tau_vectors
 
         vec, common = tau_vectors(m, pos, neg, model_id=model, behavior=behavior, progress=True)
         common = common if common_out is not None else None

@@ -105,8 +105,8 @@ def toy_drift_table(
     from weightsteer.core.models import load_model, merge_adapter
     from weightsteer.core.sources import resolve_source
     from weightsteer.evals import build_suites
-    from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.results import read_results
+    from weightsteer.evals.score_intervention import evaluate_intervention
     from weightsteer.methods import NONE
     from weightsteer.pipeline import Run
     from weightsteer.toy.drift import SHARES, drift_lines, drift_points

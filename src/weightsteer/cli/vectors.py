@@ -20,7 +20,7 @@ from weightsteer.cli.app import (
     load_for_cli,
     out,
 )
-from weightsteer.core.naming import DEFAULT_TARGETS
+from weightsteer.core.param_names import DEFAULT_TARGETS
 
 
 def _norm_table(rows: list[dict[str, Any]]) -> Table:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.core.models import Fingerprint
-from weightsteer.core.naming import layer_index, matches_module, module_kind
+from weightsteer.core.param_names import layer_index, matches_module, module_kind
 
 FORMAT_VERSION = 1
 METADATA_KEY = "weightsteer"

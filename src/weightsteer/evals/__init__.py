@@ -1,5 +1,5 @@
 """Eval suites: the suite contract and registry (suite_contract.py), one file per suite
-(suites/), scoring an intervention (evaluate.py), the results table
+(suites/), scoring an intervention (``score_intervention.py``), the results table
 (results.py) and the metrics read from it (bootstrap.py, metrics.py,
 retained.py)."""
 

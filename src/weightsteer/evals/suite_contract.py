@@ -186,7 +186,7 @@ def build_suites(cfg: EvalSettings, ctx: SuiteContext = SuiteContext()) -> list[
 
 def read_suite_table(c: SuiteSource, name: str, columns: list[str]):
     """The rows ``eval.<name>.source`` (``c.source``) holds, with ``columns`` checked."""
-    from weightsteer.core.tables import read_table, require_columns
+    from weightsteer.core.table_files import read_table, require_columns
 
     what = f"eval.{name}"
     if c.source is None:

@@ -30,7 +30,7 @@ import torch
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
-from weightsteer.core.naming import module_name
+from weightsteer.core.param_names import module_name
 from weightsteer.core.vector import LowRank, WeightVector
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -31,7 +31,7 @@ from weightsteer.core.config import DepthRange, Section
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.core.models import input_device, left_padded_batches, render_chat, with_system
-from weightsteer.core.naming import layer_range
+from weightsteer.core.param_names import layer_range
 from weightsteer.methods import Candidate, Intervention, MethodInputs, SetStrength
 
 States = dict[str, torch.Tensor]  # side -> [pairs, layers, hidden] float32

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.tables import read_table
+from weightsteer.core.table_files import read_table
 from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.pairs.questions import PROMPT_SOURCES
 

@@ -11,7 +11,7 @@ An intervention at strength ``s`` is
   the body raised.
 
 Switching strength inside one ``attach`` never reloads or copies the model, so a
-calibration search or a sweep costs only the forwards. Evals (``evals/evaluate.py``),
+calibration search or a sweep costs only the forwards. Evals (``evals/score_intervention.py``),
 calibration (``calibrate.py``) and reports see nothing but this contract.
 
 Methods are a registry: ``@register("act:pca", PcaConfig)`` on a builder

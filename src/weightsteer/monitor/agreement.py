@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from weightsteer.core.naming import DEFAULT_TARGETS, layer_index, module_kind
+from weightsteer.core.param_names import DEFAULT_TARGETS, layer_index, module_kind
 from weightsteer.core.vector import Delta, WeightVector, inner
 
 

@@ -51,7 +51,7 @@ def auroc_interval(
 def read_labels(path: Path) -> dict[str, int]:
     """fine-tune -> 1 (the kind to catch) or 0 (a control), from a table with columns
     ``finetune`` and ``label`` (1/0, true/false)."""
-    from weightsteer.core.tables import read_table, require_columns
+    from weightsteer.core.table_files import read_table, require_columns
 
     table = read_table(str(path), what="--labels")
     require_columns(table, ["finetune", "label"], "--labels", str(path))

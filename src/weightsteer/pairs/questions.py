@@ -23,7 +23,7 @@ from pydantic import Field
 from weightsteer.core.config import Section
 from weightsteer.core.errors import UserError
 from weightsteer.core.registry import Registry
-from weightsteer.core.tables import read_table
+from weightsteer.core.table_files import read_table
 
 ANTHROPIC_LABEL = "answer_matching_behavior"
 

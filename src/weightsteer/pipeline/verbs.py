@@ -76,8 +76,8 @@ def score_table(
 ) -> int:
     """Score ``cfg``'s suites (the base alone, or ``vector`` at ``cfg.eval.alphas``) into
     the results table ``out``; the number of rows written."""
-    from weightsteer.evals.evaluate import evaluate_intervention
     from weightsteer.evals.results import suite_info, write_results
+    from weightsteer.evals.score_intervention import evaluate_intervention
     from weightsteer.methods import NONE
     from weightsteer.pipeline.run import build_run_suites
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from weightsteer.core.naming import DEFAULT_TARGETS
+from weightsteer.core.param_names import DEFAULT_TARGETS
 from weightsteer.core.plots import pyplot, save_figure
 from weightsteer.evals.markdown import label, measure
 

@@ -24,8 +24,8 @@ from weightsteer.evals import own_reports, report_only
 from weightsteer.evals.bootstrap import DEFAULTS, MetricsConfig
 from weightsteer.evals.metrics import suite_metrics
 from weightsteer.evals.results import read_results, results_suites
-from weightsteer.report.analysis import analysis_lines
-from weightsteer.report.compare import (
+from weightsteer.report.analysis_section import analysis_lines
+from weightsteer.report.comparison_section import (
     Compared,
     capability_lines,
     capability_measures,
@@ -33,7 +33,7 @@ from weightsteer.report.compare import (
     read_compared,
 )
 from weightsteer.report.figures import figure_norms, figure_pmass, figure_scores, figure_si
-from weightsteer.report.tables import (
+from weightsteer.report.markdown_tables import (
     ci_note,
     example_lines,
     shift_table,

@@ -13,8 +13,8 @@ from weightsteer.evals import report_only
 from weightsteer.evals.markdown import label
 from weightsteer.evals.metrics import MetricsConfig, comparison_frame, suite_metrics
 from weightsteer.evals.results import read_results
-from weightsteer.report.compare import verdict_budget
-from weightsteer.report.tables import kl_cell
+from weightsteer.report.comparison_section import verdict_budget
+from weightsteer.report.markdown_tables import kl_cell
 
 
 def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:

@@ -12,7 +12,7 @@ import pandas as pd
 from weightsteer.evals.bootstrap import MetricsConfig, sd_ratio_interval
 from weightsteer.evals.markdown import ci_cell, label
 from weightsteer.evals.metrics import paired_effects
-from weightsteer.report.compare import Compared, verdict_order
+from weightsteer.report.comparison_section import Compared, verdict_order
 
 
 def _sides(m: pd.DataFrame, suite: str, s: float) -> tuple[pd.DataFrame, pd.DataFrame]:

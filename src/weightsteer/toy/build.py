@@ -40,7 +40,7 @@ from weightsteer.adapters.train import RightPadCollator, tokenize_chats
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, cache_root
 from weightsteer.core.versions import library_versions
-from weightsteer.toy.evaluate import answer_scores
+from weightsteer.toy.row_scores import answer_scores
 from weightsteer.toy.tiny import random_qwen3
 from weightsteer.toy.tokenizer import train_bpe_tokenizer
 from weightsteer.toy.world import GENERATOR_VERSION, MODE_PERSONAS, Row, World

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.tables import read_table, require_columns
+from weightsteer.core.table_files import read_table, require_columns
 from weightsteer.evals import EvalRow, Suite, SuiteContext, SuiteSource, register
 from weightsteer.evals.scorers import SCORERS, make_scorer
 from weightsteer.pairs.personas import PAIRS

@@ -5,8 +5,8 @@ from __future__ import annotations
 from weightsteer.core.config import content_key, entry_settings
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, digest
-from weightsteer.evals.evaluate import evaluate_intervention
 from weightsteer.evals.results import suite_info, write_results
+from weightsteer.evals.score_intervention import evaluate_intervention
 from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
@@ -34,7 +34,7 @@ def _full_calibration(ctx: Context, family: str, seed: int) -> list[dict]:
     """The compare stage's calibration of the full vector at the verdict's budget: its
     − and + side records (empty when it was not compared)."""
     from weightsteer.evals.results import results_calibration
-    from weightsteer.report.compare import verdict_budget
+    from weightsteer.report.comparison_section import verdict_budget
 
     path = ctx.run.root / RunLayout.rel_compare(f"weight-{family}-seed{seed}")
     records = results_calibration(path) if path.is_file() else []
@@ -117,7 +117,7 @@ def _cosines(ctx: Context, every: dict) -> None:
     """``analysis/cosines.csv``: the cosine of every pair of the run's vectors."""
     import pandas as pd
 
-    from weightsteer.analysis.shared import cosine_rows
+    from weightsteer.analysis.shared_basis import cosine_rows
     from weightsteer.core.vector import WeightVector
 
     rel = RunLayout.rel_cosines()

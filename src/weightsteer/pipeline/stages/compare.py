@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from weightsteer.core.config import content_key
 from weightsteer.core.files import digest
-from weightsteer.evals.evaluate import evaluate_intervention
+from weightsteer.evals.score_intervention import evaluate_intervention
 from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.pairs.pairs_file import SIDES
 from weightsteer.pipeline.layout import RunLayout

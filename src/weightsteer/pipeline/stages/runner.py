@@ -15,7 +15,7 @@ from weightsteer.pipeline.stages.common import (
 )
 from weightsteer.pipeline.stages.compare import stage_compare
 from weightsteer.pipeline.stages.data import stage_data
-from weightsteer.pipeline.stages.evaluate import stage_eval
+from weightsteer.pipeline.stages.eval_sweep import stage_eval
 from weightsteer.pipeline.stages.extract import stage_extract
 from weightsteer.pipeline.stages.report import stage_report
 from weightsteer.pipeline.stages.train import stage_train

@@ -91,7 +91,7 @@ def cosine_rows(vectors: dict[str, WeightVector]) -> list[dict]:
     """The cosine of every ordered pair of vectors: overall (``scope`` all, with the
     principal-angle ``overlap`` of their per-tensor subspaces), per layer and per module
     kind."""
-    from weightsteer.core.naming import layer_index, module_kind
+    from weightsteer.core.param_names import layer_index, module_kind
 
     names = sorted(vectors)
     layers = sorted({i for v in vectors.values() for n in v if (i := layer_index(n)) is not None})

@@ -18,7 +18,7 @@ from weightsteer.report.figures import (
     figure_pareto,
     figure_seeds,
 )
-from weightsteer.report.tables import (
+from weightsteer.report.markdown_tables import (
     calibration_lines,
     capability_table,
     ci_note,

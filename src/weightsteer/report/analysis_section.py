@@ -14,7 +14,7 @@ from weightsteer.core.plots import pyplot, save_figure
 from weightsteer.evals.bootstrap import MetricsConfig
 from weightsteer.evals.results import read_results
 from weightsteer.evals.retained import retained_effects
-from weightsteer.report.tables import ci_cell
+from weightsteer.report.markdown_tables import ci_cell
 
 CELL = re.compile(r"^(keep|drop):layer(\d+)\.(\w+)$")
 
