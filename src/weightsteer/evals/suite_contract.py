@@ -65,7 +65,6 @@ class SuiteScores:
 class SuiteSource(Section):
     """Config fields of a suite that reads rows from a file or an hf: dataset."""
 
-    source: str | None = Field(None, description="a file, builtin:<name> or hf:<dataset id>")
     hf_config: str | None = Field(None, description="config name of an hf: dataset")
     hf_split: str = Field("train", description="split of an hf: dataset")
 
@@ -189,10 +188,11 @@ def read_suite_table(c: SuiteSource, name: str, columns: list[str]):
     from weightsteer.core.table_files import read_table, require_columns
 
     what = f"eval.{name}"
-    if c.source is None:
+    source = getattr(c, "source", None)  # each suite declares its own, with its default
+    if source is None:
         raise UserError(f"{what}.source: give a file, builtin:<name> or hf:<dataset id>")
-    table = read_table(c.source, what=what, hf_config=c.hf_config, hf_split=c.hf_split)
-    require_columns(table, columns, what, c.source)
+    table = read_table(source, what=what, hf_config=c.hf_config, hf_split=c.hf_split)
+    require_columns(table, columns, what, source)
     return table
 
 
