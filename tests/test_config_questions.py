@@ -66,6 +66,16 @@ def test_an_entry_left_at_its_defaults_changes_no_hash():
         ({"data": {"samples": 4}}, "samples > 1 needs temperature > 0"),
         ({"eval": {"alphas": [1, 2]}}, "eval.alphas: include 0"),
         ({"data": {"top_p": 1.5}}, "data.top_p"),
+        ({"train": {"delora": {"delora_lambda": 0}}}, "train.delora.delora_lambda: Input"),
+        ({"train": {"lora": {"use_dora": True}}}, "train.lora.use_dora: unknown key"),
+        (
+            {"train": {"families": ["pissa"], "overrides": {"pissa": {"options": {"nitr": 2}}}}},
+            "overrides.pissa.options: pissa option nitr: unknown option",
+        ),
+        ({"compare": {"act:pca": {"position": "middle"}}}, 'compare."act:pca".position'),
+        ({"compare": {"activation": {"position": "prompt"}}}, "compare.activation: unknown"),
+        ({"analysis": {"rank": 8}}, "analysis.rank: unknown key"),
+        ({"analysis": {"shared": {"rank": 0}}}, "analysis.shared.rank: Input"),
     ],
 )
 def test_bad_config_values_name_their_key(data, message):

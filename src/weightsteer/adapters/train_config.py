@@ -63,4 +63,5 @@ class TrainConfig(Section):
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             msg = "unknown adapter setting" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = msg.removeprefix("Value error, ")
             raise ValueError(f"overrides.{family}.{where}: {msg}") from None

@@ -77,8 +77,14 @@ class RunConfig(Section):
         return data
 
 
+def toml_key(part: str) -> str:
+    """A key as TOML spells it: bare when it can be, quoted otherwise (``"act:pca"``)."""
+    return part if part.replace("_", "").replace("-", "").isalnum() else json.dumps(part)
+
+
 def _where(err: Any) -> str:
-    return ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    return ".".join(toml_key(p) for p in parts)
 
 
 def parse_config(data: dict[str, Any], origin: str = "config") -> RunConfig:
@@ -111,9 +117,7 @@ def describe(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple
     entry's sub-section is keyed by the entry's name (quoted where TOML needs it)."""
     rows = []
     for name, field in model.model_fields.items():
-        key = field.alias or name
-        if not key.replace("_", "").replace("-", "").isalnum():
-            key = json.dumps(key)
+        key = toml_key(field.alias or name)
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows += describe(ann, f"{prefix}{key}.")
