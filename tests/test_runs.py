@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pandas as pd
@@ -229,33 +230,46 @@ STAGE_UNITS = {  # the run-folder prefix of each stage's units
 }
 
 
-def inside(manifest, stage: str) -> bool:
-    """The run is inside ``stage``: one of its units is running and, in a stage of several
-    units, one is already done (so the kill leaves both kinds behind)."""
+def started(stderr, stage: str) -> threading.Event:
+    """Set once the run prints ``stage`` (each stage's name as it starts); stderr is
+    drained to its end meanwhile, so the child never blocks on a full pipe."""
+    event = threading.Event()
+
+    def read() -> None:
+        for line in stderr:
+            if line.strip() == stage:
+                event.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return event
+
+
+def one_done(manifest, stage: str) -> bool:
+    """A unit of ``stage`` is finished (recorded done in the run's manifest)."""
     try:
         units = json.loads(manifest.read_text())["units"]
     except (OSError, ValueError, KeyError):
         return False  # not written yet
-    states = [u["state"] for k, u in units.items() if k.startswith(STAGE_UNITS[stage])]
-    return "running" in states and (stage == "data" or "done" in states)
+    return any(u["state"] == "done" for k, u in units.items() if k.startswith(STAGE_UNITS[stage]))
 
 
 @pytest.mark.parametrize("stage", list(STAGE_UNITS))
 def test_a_run_killed_in_any_stage_resumes_to_the_same_results(stage, finished, tmp_path, capsys):
-    """SIGKILL inside ``stage`` (a unit of it running, one done where it has several: read
-    from the manifest the run keeps), then the same command: every finished unit is reused
-    byte for byte, the interrupted one is redone, and the run ends identical to one never
-    interrupted."""
+    """SIGKILL inside ``stage``: once it has started and, in a stage of several units,
+    once its first unit is recorded done (events the run itself reports, not a delay).
+    Then the same command: every finished unit is reused byte for byte, the interrupted
+    one is redone, and the run ends identical to one never interrupted."""
     cfg = config(tmp_path)
     runs = tmp_path / "b"
     manifest = runs / "small" / "manifest.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "weightsteer.cli", "run", "--config", str(cfg), "--runs-dir",
-         str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert started(proc.stderr, stage).wait(timeout=600), f"the run never reached {stage}"
     deadline = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < deadline and not inside(manifest, stage):
-        time.sleep(0.01)  # polling the manifest: the event is the unit's state
+    while stage != "data" and not one_done(manifest, stage) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the manifest: the event is the unit's recorded state
     assert proc.poll() is None, f"the run ended before it could be killed in {stage}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

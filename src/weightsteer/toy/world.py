@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 
 from weightsteer.pairs.personas import PAIRS, persona_chat
@@ -291,9 +291,7 @@ class World:
                    true_reply, false_reply, default_lies)  # fmt: skip
 
     # -- fixed sets ------------------------------------------------------------------------
-    def _distinct(
-        self, tag: str, n: int, make, exclude: frozenset[str] | set[str] = frozenset()
-    ) -> list[Row]:
+    def _distinct(self, tag: str, n: int, make, exclude: Set[str] = frozenset()) -> list[Row]:
         """``n`` rows of ``make`` with distinct messages, none of them in ``exclude`` or in
         the half of the message space pretraining draws from; fewer when 20,000 draws in a
         row find nothing new (the space is used up)."""
