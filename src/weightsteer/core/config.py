@@ -2,7 +2,9 @@
 
 Each section lives next to the code that uses it (``ModelConfig`` with model loading,
 ``TrainConfig`` with training, a suite's config in the suite's file); the pipeline
-assembles them into one ``RunConfig``.
+assembles them into one ``RunConfig``. A section that lists registered entries (families,
+methods, suites, analyses) grows one sub-section per entry with settings of its own
+(``with_entry_sections``), keyed by the entry's name.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def _check_depths(v: tuple[float, float]) -> tuple[float, float]:
 DepthRange = Annotated[tuple[float, float], AfterValidator(_check_depths)]
 
 
+ENTRY_MARK = "weightsteer_entry"  # marks a registry entry's sub-section of a section
+
+
 def entry_key(name: str) -> str:
     """The Python field name of a registry entry's sub-section (``act:pca`` -> ``act_pca``);
     the TOML key stays the entry's name (``[compare."act:pca"]``)."""
@@ -96,9 +101,6 @@ def with_entry_sections(
         type[Section],
         create_model(title, __base__=aliased, __module__=base.__module__, **sections, **fields),
     )
-
-
-ENTRY_MARK = "weightsteer_entry"  # marks a registry entry's sub-section of a section
 
 
 def entry_fields(section: BaseModel) -> dict[str, str]:
