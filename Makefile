@@ -33,7 +33,7 @@ docs: $(VENV)/.installed
 
 # the generated numbers of the README and the docs: the demo's headline, the benchmarks
 readme-numbers docs-numbers:
-	$(PY) scripts/docs_numbers.py demo runs/demo
+	test ! -f runs/demo/headline.md || $(PY) scripts/docs_numbers.py demo runs/demo
 	test ! -f benchmarks/results/summary.md || $(PY) scripts/docs_numbers.py bench benchmarks/results
 
 bench: $(VENV)/.installed
