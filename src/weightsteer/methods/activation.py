@@ -148,15 +148,25 @@ def collect_hidden_states(
 
 
 @dataclass(frozen=True, kw_only=True)
-class ActivationSteering(Intervention):
-    """``h_l <- h_l + s * v_l`` (``ablate``: ``h_l - (h_l . u_l) u_l + s * v_l``) on the
-    output of each block ``l`` of ``vectors``, at every position. ``v_l`` [hidden]."""
+class HookSteering(Intervention):
+    """An activation method: ``steer(h, s, layer)`` rewrites the output ``h`` of each hooked
+    block ``[batch, seq, hidden]`` (float32) at strength ``s``, at every position. Strength
+    0 leaves the block's output untouched (the hook returns nothing), so it is the unsteered
+    model bit for bit; the hooks live only inside ``attach``."""
 
     method: str
-    seed: int = 0  # which bootstrap resample of the pairs it was fitted on
-    vectors: dict[int, torch.Tensor]  # layer -> [hidden] float32
-    ablate: dict[int, torch.Tensor] | None = None  # layer -> unit [hidden] float32
+    seed: int = 0  # which training seed (bootstrap resample of the pairs) it was fitted on
     position: str = "response"
+
+    def layers(self) -> list[int]:
+        raise NotImplementedError
+
+    def steer(self, h: torch.Tensor, s: float, layer: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fitted(self) -> dict[str, torch.Tensor]:
+        """What ``save`` writes: the fitted tensors by name."""
+        raise NotImplementedError
 
     @contextmanager
     def attach(self, model: Any) -> Iterator[SetStrength]:
@@ -168,18 +178,14 @@ class ActivationSteering(Intervention):
             if s == 0.0:
                 return None  # off: the block's own output, untouched
             h = _hidden(output)  # [batch, seq, hidden]
-            x = h.float()
-            if self.ablate is not None:
-                u = self.ablate[layer].to(x.device)
-                x = x - (x @ u)[..., None] * u
-            x = (x + s * self.vectors[layer].to(x.device)).to(h.dtype)
+            x = self.steer(h.float(), s, layer).to(h.dtype)
             return (x, *output[1:]) if isinstance(output, tuple) else x
 
         handles = [
             blocks[layer].register_forward_hook(
                 lambda mod, args, out, layer=layer: hook(mod, args, out, layer)
             )
-            for layer in self.vectors
+            for layer in self.layers()
         ]
         try:
             yield lambda s: state.__setitem__("s", float(s))
@@ -188,16 +194,38 @@ class ActivationSteering(Intervention):
                 h.remove()
 
     def save(self, path: str | Path) -> Path:
-        """The fitted directions as safetensors, with what made them in the header."""
+        """The fitted tensors as safetensors, with what made them in the header."""
         from safetensors.torch import save_file
 
-        tensors = {f"layers.{k}.vector": v.contiguous() for k, v in self.vectors.items()}
-        for k, u in (self.ablate or {}).items():
-            tensors[f"layers.{k}.unit"] = u.contiguous()
-        meta = {"method": self.method, "position": self.position, "layers": list(self.vectors)}
+        tensors = {k: v.contiguous() for k, v in self.fitted().items()}
+        meta = {"method": self.method, "position": self.position, "layers": self.layers()}
         with atomic_path(path, overwrite=True) as tmp:
             save_file(tensors, str(tmp), metadata={"weightsteer": json.dumps(meta)})
         return Path(path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivationSteering(HookSteering):
+    """``h_l <- h_l + s * v_l`` (``ablate``: ``h_l - (h_l . u_l) u_l + s * v_l``) on the
+    output of each block ``l`` of ``vectors``, at every position. ``v_l`` [hidden]."""
+
+    vectors: dict[int, torch.Tensor]  # layer -> [hidden] float32
+    ablate: dict[int, torch.Tensor] | None = None  # layer -> unit [hidden] float32
+
+    def layers(self) -> list[int]:
+        return list(self.vectors)
+
+    def steer(self, h: torch.Tensor, s: float, layer: int) -> torch.Tensor:
+        if self.ablate is not None:
+            u = self.ablate[layer].to(h.device)
+            h = h - (h @ u)[..., None] * u
+        return h + s * self.vectors[layer].to(h.device)
+
+    def fitted(self) -> dict[str, torch.Tensor]:
+        tensors = {f"layers.{k}.vector": v for k, v in self.vectors.items()}
+        for k, u in (self.ablate or {}).items():
+            tensors[f"layers.{k}.unit"] = u
+        return tensors
 
 
 def activation_layers(model: Any, fractions: tuple[float, float]) -> list[int]:
@@ -241,7 +269,7 @@ def activation_candidate(
     method: str,
     inputs: MethodInputs,
     cfg: ActivationConfig,
-    build: Callable[[States, list[int]], ActivationSteering],
+    build: Callable[[States, list[int]], HookSteering],
 ) -> list[Candidate]:
     """The candidates of an activation method, keyed by the pairs and its settings: one
     fit on every pair with one training seed, else one per seed, each on that seed's
@@ -258,7 +286,7 @@ def activation_candidate(
             Candidate(method, "", 0, sources, lambda: build(fitted_states(inputs, cfg), layers))
         ]
 
-    def fit(seed: int) -> ActivationSteering:
+    def fit(seed: int) -> HookSteering:
         return replace(build(resample_pairs(fitted_states(inputs, cfg), seed), layers), seed=seed)
 
     return [

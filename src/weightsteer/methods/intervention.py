@@ -111,7 +111,7 @@ class Candidate:
         parts = [self.method.replace(":", "-")]
         if self.family:
             parts.append(f"{self.family}-seed{self.seed}")
-        elif "resample_seed" in self.sources:
+        elif "resample_seed" in self.sources or "direction_seed" in self.sources:
             parts.append(f"seed{self.seed}")
         return "-".join(parts)
 

@@ -1,0 +1,146 @@
+"""The activation-steering roster on closed forms: each fitted method recovers a planted
+direction, and each keeps its own identity (spherical keeps norms, the cosine gate is
+shut below its threshold, linear transport lands NEG on POS at s = 1, ablation removes
+exactly the component along its direction, the random null is norm-matched and seeded).
+Strength 0 and the exact restore of every method are checked on a model in
+``test_registries.py``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from weightsteer.core.errors import UserError
+from weightsteer.methods import cosine_gated, linear_act, random_direction, spherical
+from weightsteer.methods.activation import ActivationConfig
+from weightsteer.methods.mean_diff import mean_difference
+from weightsteer.pipeline import parse_config
+
+PAIRS, LAYERS, HIDDEN = 256, [1, 2], 32
+
+
+def planted(seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """States with POS = NEG + u + noise in every layer: ``({side: [pairs, layers,
+    hidden]}, u [hidden])``."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.randn(HIDDEN, generator=gen)
+    u = 3 * u / u.norm()
+    neg = torch.randn(PAIRS, len(LAYERS), HIDDEN, generator=gen)
+    pos = neg + u + 0.5 * torch.randn(PAIRS, len(LAYERS), HIDDEN, generator=gen)
+    return {"pos": pos, "neg": neg}, u
+
+
+def cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+FITS = {
+    "act:cosine_gated": lambda h: cosine_gated.fit(h, LAYERS, cosine_gated.CosineGatedConfig()),
+    "act:spherical": lambda h: spherical.fit(h, LAYERS, ActivationConfig()),
+    "act:linear_act": lambda h: linear_act.fit(h, LAYERS, linear_act.LinearActConfig()),
+}
+
+
+def direction(intervention, layer: int) -> torch.Tensor:
+    """The direction a fitted method steers along at ``layer``."""
+    tensors = intervention.fitted()
+    if f"layers.{layer}.moments" in tensors:  # linear transport: its shift of the means
+        m_pos, _, m_neg, _ = tensors[f"layers.{layer}.moments"]
+        return m_pos - m_neg
+    key = (
+        f"layers.{layer}.vector" if f"layers.{layer}.vector" in tensors else f"layers.{layer}.unit"
+    )
+    return tensors[key]
+
+
+@pytest.mark.parametrize("method", list(FITS))
+def test_each_fitted_method_recovers_a_planted_direction(method):
+    states, u = planted()
+    fitted = FITS[method](states)
+    for layer in LAYERS:
+        assert cos(direction(fitted, layer), u) > 0.95, (method, layer)
+
+
+def test_spherical_keeps_every_norm_and_turns_onto_its_direction_at_one():
+    states, _ = planted()
+    fitted = spherical.fit(states, LAYERS, ActivationConfig())
+    h = torch.randn(4, 7, HIDDEN, generator=torch.Generator().manual_seed(1))
+    for s in (-1.5, -1.0, -0.3, 0.2, 0.7, 1.0, 2.0):
+        out = fitted.steer(h, s, LAYERS[0])
+        assert torch.allclose(out.norm(dim=-1), h.norm(dim=-1), rtol=1e-5), s
+    unit = fitted.units[LAYERS[0]]
+    onto = fitted.steer(h, 1.0, LAYERS[0])
+    assert torch.allclose(onto / onto.norm(dim=-1, keepdim=True), unit.expand_as(onto), atol=1e-4)
+    away = fitted.steer(h, -1.0, LAYERS[0])
+    assert torch.allclose(away / away.norm(dim=-1, keepdim=True), -unit.expand_as(away), atol=1e-4)
+    # part of the way: the angle to the direction shrinks in proportion
+    x = h[0, 0]
+    before = torch.arccos(torch.clamp(x @ unit / x.norm(), -1, 1))
+    half = fitted.steer(h, 0.5, LAYERS[0])[0, 0]
+    after = torch.arccos(torch.clamp(half @ unit / half.norm(), -1, 1))
+    assert float(after) == pytest.approx(float(before) / 2, rel=1e-4)
+
+
+def test_the_cosine_gate_is_shut_below_its_threshold():
+    states, _ = planted()
+    cfg = cosine_gated.CosineGatedConfig(threshold=0.3)
+    fitted = cosine_gated.fit(states, LAYERS, cfg)
+    v = fitted.vectors[LAYERS[0]]
+    unit = v / v.norm()
+    other = torch.randn(HIDDEN, generator=torch.Generator().manual_seed(2))
+    other = other - (other @ unit) * unit  # orthogonal to v
+    weak = other + 0.1 * other.norm() * unit  # |cos| about 0.1 < 0.3
+    strong = other + 2.0 * other.norm() * unit  # |cos| about 0.9 > 0.3
+    h = torch.stack([weak, strong])[None]  # [1, 2, hidden]
+    out = fitted.steer(h, 1.5, LAYERS[0])
+    assert torch.equal(out[0, 0], h[0, 0])  # below the threshold: exactly untouched
+    g = float(cosine_gated.gate(strong, unit, 0.3))
+    assert torch.allclose(out[0, 1], strong + 1.5 * g * v, atol=1e-5) and g > 0
+
+
+def test_linear_transport_lands_neg_on_pos_at_one_and_back_at_minus_one():
+    states, _ = planted()
+    fitted = linear_act.fit(states, LAYERS, linear_act.LinearActConfig())
+    for j, layer in enumerate(LAYERS):
+        pos, neg = states["pos"][:, j], states["neg"][:, j]  # [pairs, hidden]
+        moved = fitted.steer(neg, 1.0, layer)
+        assert torch.allclose(moved.mean(0), pos.mean(0), atol=1e-5)
+        assert torch.allclose(moved.std(0, unbiased=False), pos.std(0, unbiased=False), atol=1e-5)
+        back = fitted.steer(pos, -1.0, layer)
+        assert torch.allclose(back.mean(0), neg.mean(0), atol=1e-5)
+        assert torch.allclose(back.std(0, unbiased=False), neg.std(0, unbiased=False), atol=1e-5)
+        half = fitted.steer(neg, 0.5, layer)
+        assert torch.allclose(half.mean(0), (pos.mean(0) + neg.mean(0)) / 2, atol=1e-5)
+
+
+def test_ablation_at_its_zero_point_removes_exactly_the_component_along_its_direction():
+    from weightsteer.methods.activation import ActivationSteering
+
+    states, _ = planted()
+    v = mean_difference(states["pos"], states["neg"])[0]
+    unit = v / v.norm()
+    fitted = ActivationSteering(method="act:directional_ablation", vectors={1: v}, ablate={1: unit})
+    h = torch.randn(3, 5, HIDDEN, generator=torch.Generator().manual_seed(3))
+    s = 1e-3
+    ablated = fitted.steer(h, s, 1) - s * v
+    assert torch.allclose(ablated @ unit, torch.zeros(3, 5), atol=1e-5)
+    assert torch.allclose(ablated, h - (h @ unit)[..., None] * unit, atol=1e-6)
+
+
+def test_the_random_null_is_norm_matched_and_fixed_by_its_seed():
+    states, u = planted()
+    cfg = ActivationConfig()
+    a, again, b = (random_direction.fit(states, LAYERS, cfg, seed) for seed in (0, 0, 1))
+    norms = mean_difference(states["pos"], states["neg"]).norm(dim=-1)
+    for j, layer in enumerate(LAYERS):
+        assert float(a.vectors[layer].norm()) == pytest.approx(float(norms[j]), rel=1e-5)
+        assert torch.equal(a.vectors[layer], again.vectors[layer])
+        assert abs(cos(a.vectors[layer], b.vectors[layer])) < 0.9
+        assert abs(cos(a.vectors[layer], u)) < 0.9  # not the behaviour's direction
+    assert a.seed == 0 and b.seed == 1
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0, 1.5])
+def test_a_threshold_outside_its_range_is_refused_at_parse(threshold):
+    with pytest.raises(UserError, match=r'compare\."act:cosine_gated"\.threshold'):
+        parse_config({"compare": {"act:cosine_gated": {"threshold": threshold}}})
