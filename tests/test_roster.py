@@ -144,3 +144,27 @@ def test_the_random_null_is_norm_matched_and_fixed_by_its_seed():
 def test_a_threshold_outside_its_range_is_refused_at_parse(threshold):
     with pytest.raises(UserError, match=r'compare\."act:cosine_gated"\.threshold'):
         parse_config({"compare": {"act:cosine_gated": {"threshold": threshold}}})
+
+
+def test_topk_clusters_recovers_two_planted_directions_and_steers_each_state_by_its_own():
+    from weightsteer.methods import topk_clusters
+
+    gen = torch.Generator().manual_seed(4)
+    u1, u2 = 3 * torch.eye(HIDDEN)[0], 3 * torch.eye(HIDDEN)[1]
+    neg = torch.randn(PAIRS, len(LAYERS), HIDDEN, generator=gen)
+    shift = torch.stack([u1 if i % 2 else u2 for i in range(PAIRS)])[:, None, :]
+    pos = neg + shift + 0.3 * torch.randn(PAIRS, len(LAYERS), HIDDEN, generator=gen)
+    fitted = topk_clusters.fit({"pos": pos, "neg": neg}, LAYERS, topk_clusters.TopkConfig(k=2))
+    for layer in LAYERS:
+        c = fitted.centroids[layer]
+        best = sorted(max(cos(ci, u) for ci in c) for u in (u1, u2))
+        assert best[0] > 0.95, best
+    h = torch.stack([u1, u2])[None]  # [1, 2, hidden]: one state along each
+    out = fitted.steer(h, 1.0, LAYERS[0]) - h
+    assert cos(out[0, 0], u1) > 0.95 and cos(out[0, 1], u2) > 0.95
+    one = topk_clusters.fit({"pos": pos, "neg": neg}, LAYERS, topk_clusters.TopkConfig(k=1))
+    v = mean_difference(pos, neg)
+    for j, layer in enumerate(LAYERS):  # k = 1 is the mean difference
+        assert torch.allclose(one.centroids[layer][0], v[j], atol=1e-5)
+    with pytest.raises(UserError, match="more than the 256 training pairs"):
+        topk_clusters.fit({"pos": pos, "neg": neg}, LAYERS, topk_clusters.TopkConfig(k=PAIRS + 1))
