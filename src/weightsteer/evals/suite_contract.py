@@ -130,6 +130,12 @@ def report_only(evals: list[str]) -> set[str]:
     return {e for r in own_reports(evals) if not r.report.generic for e in r.evals}
 
 
+def generic_rows(df: Any) -> Any:
+    """The rows of a results table that the tables every suite gets may read (those of
+    ``report_only`` suites left out)."""
+    return df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
+
+
 class EvalSettings(Section):
     suites: tuple[str, ...] = Field(("claims",), description="eval suites (registered names)")
     alphas: tuple[float, ...] = Field((-1.0, -0.5, 0.0, 0.5, 1.0), description="strength sweep")

@@ -265,6 +265,11 @@ def resample_pairs(states: States, seed: int) -> States:
     return {side: h[idx] if len(h) == n else h for side, h in states.items()}
 
 
+def fit_sources(inputs: MethodInputs, cfg: ActivationConfig, layers: list[int]) -> dict:
+    """What a fitted activation method is made from (part of its results' cache key)."""
+    return {"pairs": inputs.pairs_digest, "layers": layers, "settings": cfg.model_dump(mode="json")}
+
+
 def activation_candidate(
     method: str,
     inputs: MethodInputs,
@@ -276,11 +281,7 @@ def activation_candidate(
     bootstrap resample of the pairs (``resample_pairs``). ``build(states, layers)`` makes
     the intervention from the ``{side: [pairs, layers, hidden]}`` states of ``layers``."""
     layers = hooked_layers(inputs, cfg)
-    sources = {
-        "pairs": inputs.pairs_digest,
-        "layers": layers,
-        "settings": cfg.model_dump(mode="json"),
-    }
+    sources = fit_sources(inputs, cfg, layers)
     if len(inputs.seeds) < 2:
         return [
             Candidate(method, "", 0, sources, lambda: build(fitted_states(inputs, cfg), layers))

@@ -24,6 +24,7 @@ from weightsteer.methods.activation import (
     ActivationConfig,
     ActivationSteering,
     States,
+    fit_sources,
     fitted_states,
     hooked_layers,
 )
@@ -53,11 +54,7 @@ def fit(states: States, layers: list[int], cfg: ActivationConfig, seed: int) -> 
 @register("act:random", ActivationConfig)
 def random_candidates(inputs: MethodInputs, cfg: ActivationConfig) -> list[Candidate]:
     layers = hooked_layers(inputs, cfg)
-    sources = {
-        "pairs": inputs.pairs_digest,
-        "layers": layers,
-        "settings": cfg.model_dump(mode="json"),
-    }
+    sources = fit_sources(inputs, cfg, layers)
 
     def build(seed: int) -> ActivationSteering:
         return fit(fitted_states(inputs, cfg), layers, cfg, seed)

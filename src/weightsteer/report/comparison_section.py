@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from weightsteer.evals import own_reports, report_only
+from weightsteer.evals import generic_rows, own_reports
 from weightsteer.evals.bootstrap import MetricsConfig
 from weightsteer.evals.metrics import comparison_frame, seed_effects, suite_metrics
 from weightsteer.evals.results import read_results, results_calibration, results_suites
@@ -61,7 +61,7 @@ def read_compared(
     if not paths:
         return None
     df = comparison_frame(read_results(paths))
-    plain = df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
+    plain = generic_rows(df)
     m = suite_metrics(plain, settings) if not plain.empty else None
     budgets = sorted(float(b) for b in df["calibrated_kl"].dropna().unique())
     target = verdict_budget(budgets, target)
@@ -164,7 +164,7 @@ def compare_lines(
         ]
         if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png"):
             lines += ["![KL vs strength](figures/kl_vs_strength.png)", ""]
-        plain = df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
+        plain = generic_rows(df)
         if figure_seeds(seed_effects(plain, budget), budget, figs / "seeds.png"):
             lines += ["![effect per seed](figures/seeds.png)", ""]
         for suite in dict.fromkeys(m["eval"]):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
-from weightsteer.evals import own_reports, report_only
+from weightsteer.evals import generic_rows, own_reports
 from weightsteer.evals.bootstrap import DEFAULTS, MetricsConfig
 from weightsteer.evals.metrics import suite_metrics
 from weightsteer.evals.results import read_results, results_suites
@@ -71,7 +71,7 @@ def _vector_rows(paths: list[Path]) -> list[dict]:
 def plain_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame | None:
     """``suite_metrics`` of every suite whose rows the generic tables read (None when
     there is none; ``evals.SuiteReport.generic``)."""
-    plain = df[~df["eval"].isin(report_only(list(dict.fromkeys(df["eval"]))))]
+    plain = generic_rows(df)
     return suite_metrics(plain, settings) if not plain.empty else None
 
 
@@ -88,7 +88,7 @@ def suite_lines(
     suite is, ``results_suites``), capability suites last."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     evals = list(dict.fromkeys(df["eval"]))
-    plain = df[~df["eval"].isin(report_only(evals))]
+    plain = generic_rows(df)
     m = m if m is not None else plain_metrics(df, settings)
     lines = []
     if m is not None:
