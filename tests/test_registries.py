@@ -69,6 +69,8 @@ def test_every_method_is_the_unchanged_model_at_zero_and_restores_on_exit(inputs
         assert intervention.system_prompt(0.0) is None
         with intervention.attach(model) as set_strength:
             set_strength(1.0)
+            if intervention.system_prompt(1.0) is None:  # a model change: it moves the score
+                assert not torch.equal(score_choices(model, tok, prompt).logratio, base)
             set_strength(0.0)
             assert torch.equal(score_choices(model, tok, prompt).logratio, base), cand.slug
             set_strength(-1.0)

@@ -168,3 +168,138 @@ def test_topk_clusters_recovers_two_planted_directions_and_steers_each_state_by_
         assert torch.allclose(one.centroids[layer][0], v[j], atol=1e-5)
     with pytest.raises(UserError, match="more than the 256 training pairs"):
         topk_clusters.fit({"pos": pos, "neg": neg}, LAYERS, topk_clusters.TopkConfig(k=PAIRS + 1))
+
+
+def test_mean_centred_steers_each_sign_from_the_corpus_mean_to_its_own_side():
+    from weightsteer.methods import mean_centred
+
+    states, u = planted()
+    centre = states["neg"].mean(0) - 2 * u  # a corpus sitting away from both sides
+    fitted = mean_centred.fit(states, centre, LAYERS, mean_centred.MeanCentredConfig())
+    for j, layer in enumerate(LAYERS):
+        assert torch.allclose(fitted.pos[layer], states["pos"][:, j].mean(0) - centre[j])
+        assert torch.allclose(fitted.neg[layer], states["neg"][:, j].mean(0) - centre[j])
+        assert cos(fitted.pos[layer] - fitted.neg[layer], u) > 0.95  # the planted direction
+        h = torch.zeros(2, HIDDEN)
+        assert torch.allclose(fitted.steer(h, 0.5, layer), 0.5 * fitted.pos[layer].expand(2, -1))
+        assert torch.allclose(fitted.steer(h, -2.0, layer), 2 * fitted.neg[layer].expand(2, -1))
+    # centred on the pooled sides it is half the mean difference (what the docstring says)
+    pooled = torch.cat([states["pos"], states["neg"]]).mean(0)
+    half = mean_centred.fit(states, pooled, LAYERS, mean_centred.MeanCentredConfig())
+    v = mean_difference(states["pos"], states["neg"])
+    assert torch.allclose(half.pos[LAYERS[0]], v[0] / 2, atol=1e-5)
+
+
+def test_angular_recovers_the_plane_keeps_norms_and_turns_onto_its_axis():
+    from weightsteer.methods import angular
+
+    states, u = planted()
+    fitted = angular.fit(states, LAYERS, ActivationConfig())
+    b1, b2 = fitted.planes[LAYERS[0]]
+    assert cos(b1, u) > 0.95 and abs(float(b1 @ b2)) < 1e-5 and float(b2.norm()) == pytest.approx(1)
+    h = torch.randn(3, 5, HIDDEN, generator=torch.Generator().manual_seed(5))
+    for s in (-1.0, -0.4, 0.3, 1.0, 1.7):
+        out = fitted.steer(h, s, LAYERS[0])
+        assert torch.allclose(out.norm(dim=-1), h.norm(dim=-1), rtol=1e-5), s
+        off = lambda x: x - (x @ b1)[..., None] * b1 - (x @ b2)[..., None] * b2  # noqa: E731
+        assert torch.allclose(off(out), off(h), atol=1e-5), s  # out of plane: untouched
+    onto, away = fitted.steer(h, 1.0, LAYERS[0]), fitted.steer(h, -1.0, LAYERS[0])
+    assert torch.allclose(onto @ b2, torch.zeros(3, 5), atol=1e-5) and bool((onto @ b1 > 0).all())
+    assert torch.allclose(away @ b2, torch.zeros(3, 5), atol=1e-5) and bool((away @ b1 < 0).all())
+    half = fitted.steer(h, 0.5, LAYERS[0])
+    phi = torch.atan2(h @ b2, h @ b1)
+    assert torch.allclose(torch.atan2(half @ b2, half @ b1), phi / 2, atol=1e-4)
+
+
+def _sspace(rank=None, ablate=False):
+    """An S-space fit on planted outputs of one random square projection per layer."""
+    from weightsteer.methods import sspace
+
+    gen = torch.Generator().manual_seed(6)
+    states, u = planted()
+    sites = [(layer, "mlp.down_proj") for layer in LAYERS]
+    bases = {}
+    for site in sites:
+        lin = torch.nn.Linear(HIDDEN, HIDDEN)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(HIDDEN, HIDDEN, generator=gen))
+            lin.bias.copy_(torch.randn(HIDDEN, generator=gen))
+        bases[site] = sspace.matrix_basis(lin)
+    cfg = sspace.SSpaceConfig(rank=rank)
+    return sspace.fit(states, sites, bases, cfg, "act:sspace", ablate), states, u, sites
+
+
+def test_sspace_recovers_a_planted_direction_and_lands_neg_on_pos_with_the_gate_open():
+    fitted, states, u, sites = _sspace()
+    for j, site in enumerate(sites):
+        f = fitted.fits[site]
+        direction = (f["root"] * f["d"]) @ f["u"].T  # the output-space step at s = 1, gate 1
+        assert cos(direction, u) > 0.95
+        v = states["pos"][:, j].mean(0) - states["neg"][:, j].mean(0)
+        assert torch.allclose(direction, v, atol=1e-4)  # every mode kept: the mean difference
+        # a state along d in the whitened coordinates opens the gate fully
+        along = f["bias"] + (f["root"] * f["d"]) @ f["u"].T
+        out = fitted.steer(along[None], 1.0, site)[0]
+        assert torch.allclose(out - along, v, atol=1e-4)
+        # one with no component along d stays exactly where it is
+        z = torch.randn(len(f["d"]), generator=torch.Generator().manual_seed(7))
+        z = z - (z @ f["d"]) / (f["d"] @ f["d"]) * f["d"]
+        ortho = f["bias"] + (f["root"] * z) @ f["u"].T
+        assert torch.allclose(fitted.steer(ortho[None], 3.0, site)[0], ortho, atol=1e-4)
+    few, *_ = _sspace(rank=4)
+    assert all(len(f["d"]) == 4 for f in few.fits.values())
+    with pytest.raises(UserError, match="rank 99 is more than"):
+        _sspace(rank=99)
+
+
+def test_sspace_ablate_at_its_zero_point_removes_exactly_the_whitened_component():
+    fitted, _, _, sites = _sspace(ablate=True)
+    assert fitted.jumps_at_zero
+    f = fitted.fits[sites[0]]
+    h = torch.randn(3, 4, HIDDEN, generator=torch.Generator().manual_seed(8))
+    s = 1e-3
+    step = (f["root"] * f["d"]) @ f["u"].T
+    ablated = fitted.steer(h, s, sites[0]) - s * step
+    z = (ablated - f["bias"]) @ f["u"] / f["root"]
+    assert torch.allclose(z @ f["d"], torch.zeros(3, 4), atol=1e-3)
+    z0 = (h - f["bias"]) @ f["u"] / f["root"]
+    d_hat = f["d"] / f["d"].norm()
+    removed = ((z0 @ d_hat)[..., None] * d_hat * f["root"]) @ f["u"].T
+    assert torch.allclose(ablated, h - removed, atol=1e-4)
+
+
+def test_the_pooled_basis_is_the_svd_of_every_residual_matrix_side_by_side(tiny):
+    from weightsteer.methods.activation import decoder_blocks
+    from weightsteer.methods.sspace import WRITERS
+    from weightsteer.methods.sspace_pool import pooled_basis
+
+    model, _ = tiny
+    side = []
+    for name, mod in decoder_blocks(model).named_modules():
+        if isinstance(mod, torch.nn.Linear):
+            w = mod.weight.detach().double()
+            w = w / w.norm()
+            side.append(w if name.rsplit(".", 1)[-1] in WRITERS else w.T)
+    u, s, _ = torch.linalg.svd(torch.cat(side, dim=1), full_matrices=False)
+    basis = pooled_basis(model)
+    assert torch.allclose(basis.s.double(), s[: len(basis.s)], rtol=1e-4)
+    for i in range(3):  # the leading directions, up to sign
+        assert abs(float(basis.u[:, i].double() @ u[:, i])) == pytest.approx(1, abs=1e-4)
+
+
+def test_sspace_refuses_a_model_whose_blocks_have_no_output_projection():
+    from weightsteer.methods.sspace import output_projections
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mix = torch.nn.Linear(4, 4)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"hidden_size": 4, "num_hidden_layers": 2})()
+            self.layers = torch.nn.ModuleList([Block(), Block()])
+
+    with pytest.raises(UserError, match="no output projection"):
+        output_projections(Model())

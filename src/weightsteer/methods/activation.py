@@ -68,12 +68,18 @@ def _hidden(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
+def site_module(blocks: Any, layer: int, part: str = "") -> torch.nn.Module:
+    """Block ``layer``, or its submodule ``part`` (``"mlp.down_proj"``)."""
+    block = blocks[layer]
+    return block.get_submodule(part) if part else block
+
+
 @contextmanager
-def _capture(blocks: Any, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
-    """Record the output of each block in ``layers`` at every forward."""
+def _capture(blocks: Any, layers: list[int], part: str = "") -> Iterator[dict[int, torch.Tensor]]:
+    """Record the output of each block in ``layers`` (or its ``part``) at every forward."""
     seen: dict[int, torch.Tensor] = {}
     handles = [
-        blocks[layer].register_forward_hook(
+        site_module(blocks, layer, part).register_forward_hook(
             lambda mod, args, out, layer=layer: seen.__setitem__(layer, _hidden(out))
         )
         for layer in layers
@@ -85,7 +91,63 @@ def _capture(blocks: Any, layers: list[int]) -> Iterator[dict[int, torch.Tensor]
             h.remove()
 
 
+def encode_chat(
+    tokenizer: Any, chat: list[dict], system: str | None, position: str
+) -> tuple[list[int], int]:
+    """A chat ending in the assistant's answer -> ``(ids, n)``: its tokens (the prompt
+    rendered with ``system``, then the answer when ``position == "response"``) and the
+    answer's share ``n`` of them (0 at ``"prompt"``)."""
+    if position not in ("prompt", "response"):
+        raise UserError(f"activation position must be prompt or response, got {position!r}")
+    *head, answer = chat
+    prompt = tokenizer.encode(
+        render_chat(tokenizer, with_system(head, system)), add_special_tokens=False
+    )
+    ans = (
+        tokenizer.encode(answer["content"], add_special_tokens=False)
+        if position == "response"
+        else []
+    )
+    return prompt + ans, len(ans)
+
+
 @torch.no_grad()
+def chat_states(
+    model: Any,
+    tokenizer: Any,
+    encoded: list[tuple[list[int], int]],
+    layers: list[int],
+    *,
+    batch_size: int = 16,
+    progress: str | None = None,
+    part: str = "",
+) -> torch.Tensor:
+    """``[chats, len(layers), hidden]`` float32 block outputs (or their ``part``'s) of each
+    ``encode_chat`` result: averaged over its last ``n`` tokens (the answer), or the last
+    token when ``n == 0``."""
+    blocks = decoder_blocks(model)
+    device = input_device(model)
+    ids_only = [ids for ids, _ in encoded]
+    states = torch.empty(len(encoded), len(layers), model.config.hidden_size)
+    batches = left_padded_batches(tokenizer, ids_only, batch_size, progress=progress)
+    with _capture(blocks, layers, part) as seen:
+        for idx, ids, mask in batches:
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            model.base_model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                use_cache=False,
+            )
+            for row, i in enumerate(idx):
+                # right-aligned: the answer is the last n tokens, the prompt ends before
+                k = encoded[i][1]
+                span = slice(-k, None) if k else slice(-1, None)
+                for j, layer in enumerate(layers):
+                    states[i, j] = seen[layer][row, span].float().mean(0).cpu()
+    return states
+
+
 def collect_hidden_states(
     model: Any,
     tokenizer: Any,
@@ -95,55 +157,26 @@ def collect_hidden_states(
     position: str = "response",
     batch_size: int = 16,
     progress: bool = False,
+    part: str = "",
 ) -> dict[str, torch.Tensor]:
-    """``{side: [pairs, len(layers), hidden]}`` float32 block outputs of each training pair
-    (rendered with its persona system prompt), at ``position``."""
-    if position not in ("prompt", "response"):
-        raise UserError(f"activation position must be prompt or response, got {position!r}")
-    blocks = decoder_blocks(model)
-    device = input_device(model)
+    """``{side: [pairs, len(layers), hidden]}`` float32 block outputs (or their ``part``'s)
+    of each training pair (rendered with its persona system prompt), at ``position``."""
     out = {}
     for side, records in pairs.items():
         if not records:
             raise UserError(f"no {side} pairs to fit activation steering on")
-        encoded, n_answer = [], []
+        encoded = []
         for rec in records:
             if not rec.get("persona"):
                 raise UserError(
                     f"{side} pair {rec.get('id', '?')} has no persona; activation steering "
                     "needs the system prompt each answer was generated under"
                 )
-            *chat, answer = rec["messages"]
-            prompt = tokenizer.encode(
-                render_chat(tokenizer, with_system(chat, rec["persona"])),
-                add_special_tokens=False,
-            )
-            ans = (
-                tokenizer.encode(answer["content"], add_special_tokens=False)
-                if position == "response"
-                else []
-            )
-            encoded.append(prompt + ans)
-            n_answer.append(len(ans))
-        states = torch.empty(len(records), len(layers), model.config.hidden_size)
+            encoded.append(encode_chat(tokenizer, rec["messages"], rec["persona"], position))
         bar = f"fitting {side} activations" if progress else None
-        batches = left_padded_batches(tokenizer, encoded, batch_size, progress=bar)
-        with _capture(blocks, layers) as seen:
-            for idx, ids, mask in batches:
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                model.base_model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=positions.to(device),
-                    use_cache=False,
-                )
-                for row, i in enumerate(idx):
-                    # right-aligned: the answer is the last n tokens, the prompt ends before
-                    k = n_answer[i]
-                    span = slice(-k, None) if k else slice(-1, None)
-                    for j, layer in enumerate(layers):
-                        states[i, j] = seen[layer][row, span].float().mean(0).cpu()
-        out[side] = states
+        out[side] = chat_states(
+            model, tokenizer, encoded, layers, batch_size=batch_size, progress=bar, part=part
+        )
     return out
 
 
@@ -161,7 +194,12 @@ class HookSteering(Intervention):
     def layers(self) -> list[int]:
         raise NotImplementedError
 
-    def steer(self, h: torch.Tensor, s: float, layer: int) -> torch.Tensor:
+    def sites(self) -> dict[Any, tuple[int, str]]:
+        """``{key: (layer, part)}``: the modules hooked (a block, or its submodule ``part``),
+        by the key ``steer`` is called with; default: each block of ``layers()``."""
+        return {layer: (layer, "") for layer in self.layers()}
+
+    def steer(self, h: torch.Tensor, s: float, layer: Any) -> torch.Tensor:
         raise NotImplementedError
 
     def fitted(self) -> dict[str, torch.Tensor]:
@@ -173,19 +211,19 @@ class HookSteering(Intervention):
         blocks = decoder_blocks(model)
         state = {"s": 0.0}
 
-        def hook(module: Any, args: Any, output: Any, layer: int) -> Any:
+        def hook(module: Any, args: Any, output: Any, key: Any) -> Any:
             s = state["s"]
             if s == 0.0:
-                return None  # off: the block's own output, untouched
+                return None  # off: the module's own output, untouched
             h = _hidden(output)  # [batch, seq, hidden]
-            x = self.steer(h.float(), s, layer).to(h.dtype)
+            x = self.steer(h.float(), s, key).to(h.dtype)
             return (x, *output[1:]) if isinstance(output, tuple) else x
 
         handles = [
-            blocks[layer].register_forward_hook(
-                lambda mod, args, out, layer=layer: hook(mod, args, out, layer)
+            site_module(blocks, *site).register_forward_hook(
+                lambda mod, args, out, key=key: hook(mod, args, out, key)
             )
-            for layer in self.layers()
+            for key, site in self.sites().items()
         ]
         try:
             yield lambda s: state.__setitem__("s", float(s))
@@ -215,6 +253,10 @@ class ActivationSteering(HookSteering):
     def layers(self) -> list[int]:
         return list(self.vectors)
 
+    @property
+    def jumps_at_zero(self) -> bool:  # type: ignore[override]
+        return self.ablate is not None
+
     def steer(self, h: torch.Tensor, s: float, layer: int) -> torch.Tensor:
         if self.ablate is not None:
             u = self.ablate[layer].to(h.device)
@@ -238,11 +280,12 @@ def hooked_layers(inputs: MethodInputs, cfg: ActivationConfig) -> list[int]:
     return activation_layers(inputs.model, cfg.layers) if cfg.layers else list(inputs.layers)
 
 
-def fitted_states(inputs: MethodInputs, cfg: ActivationConfig) -> States:
-    """The training pairs' hidden states at the method's layers and position, fitted once
-    per (layers, position, batch size) and shared by every method that asks alike."""
+def fitted_states(inputs: MethodInputs, cfg: ActivationConfig, part: str = "") -> States:
+    """The training pairs' hidden states at the method's layers (their blocks' ``part``)
+    and position, fitted once per (layers, part, position, batch size) and shared by every
+    method that asks alike."""
     layers = hooked_layers(inputs, cfg)
-    key = ("hidden_states", tuple(layers), cfg.position, cfg.batch_size)
+    key = ("hidden_states", tuple(layers), part, cfg.position, cfg.batch_size)
     if key not in inputs.shared:
         inputs.shared[key] = collect_hidden_states(
             inputs.model,
@@ -252,6 +295,7 @@ def fitted_states(inputs: MethodInputs, cfg: ActivationConfig) -> States:
             position=cfg.position,
             batch_size=cfg.batch_size,
             progress=inputs.progress,
+            part=part,
         )
     return inputs.shared[key]
 
@@ -275,20 +319,24 @@ def activation_candidate(
     inputs: MethodInputs,
     cfg: ActivationConfig,
     build: Callable[[States, list[int]], HookSteering],
+    *,
+    sources: dict | None = None,
+    states: Callable[[], States] | None = None,
 ) -> list[Candidate]:
     """The candidates of an activation method, keyed by the pairs and its settings: one
     fit on every pair with one training seed, else one per seed, each on that seed's
     bootstrap resample of the pairs (``resample_pairs``). ``build(states, layers)`` makes
-    the intervention from the ``{side: [pairs, layers, hidden]}`` states of ``layers``."""
+    the intervention from the ``{side: [pairs, layers, hidden]}`` states of ``layers``.
+    ``sources``: what else the fit reads (a corpus's digest), added to the cache key.
+    ``states``: where the states come from (default: ``fitted_states`` at the blocks)."""
     layers = hooked_layers(inputs, cfg)
-    sources = fit_sources(inputs, cfg, layers)
+    sources = {**fit_sources(inputs, cfg, layers), **(sources or {})}
+    get = states or (lambda: fitted_states(inputs, cfg))
     if len(inputs.seeds) < 2:
-        return [
-            Candidate(method, "", 0, sources, lambda: build(fitted_states(inputs, cfg), layers))
-        ]
+        return [Candidate(method, "", 0, sources, lambda: build(get(), layers))]
 
     def fit(seed: int) -> HookSteering:
-        return replace(build(resample_pairs(fitted_states(inputs, cfg), seed), layers), seed=seed)
+        return replace(build(resample_pairs(get(), seed), layers), seed=seed)
 
     return [
         Candidate(method, "", seed, {**sources, "resample_seed": seed}, partial(fit, seed))

@@ -12,7 +12,10 @@ bracket by doubling or halving ``|s|`` from 1, then secant steps on ``log KL`` v
 ``log |s|``, falling back to bisection; bounded. A method that cannot reach the target
 (its KL stays below it however strong, or is above it however weak) is reported as
 such with the closest strength found, never as a silent guess. Prompting, whose only
-knob is on/off, is measured at +1 and -1 instead. The strength is switched inside one
+knob is on/off, is measured at +1 and -1 instead. A method that jumps at strength 0
+(``jumps_at_zero``: an ablation plus a scaled addition, whose ablation does not shrink
+with ``s``) is first measured at ``|s| = 2^-10``, the ablation alone: a budget below that
+floor is reported ``above floor`` without a search. The strength is switched inside one
 ``attach``: the model is never reloaded or copied.
 
 Two savings, neither changing what is measured: a later budget's search of the same sign
@@ -35,14 +38,16 @@ from weightsteer.core.models import Message
 from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.methods.kl_cost import BaseLogprobs, kl_statistic, token_kls
 
-OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED = (
+OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED, FLOOR = (
     "ok",
     "fixed",
     "too weak",
     "too strong",
     "jumps",
     "not converged",
+    "above floor",
 )
+FLOOR_STRENGTH = 2.0**-10  # where a method that jumps at 0 is measured alone
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Calibration:
     strength: float  # the strength used (the closest found when not ``ok``)
     kl: float  # the statistic at ``strength`` on the calibration prompts
     target: float
-    status: str  # ok / fixed / too weak / too strong / jumps / not converged
+    status: str  # ok / fixed / too weak / too strong / jumps / not converged / above floor
     audit_kl: float = float("nan")  # the same statistic on the audit prompts
     evaluations: list[tuple[float, float]] = field(default_factory=list)  # (s, kl) tried
 
@@ -72,6 +77,8 @@ class Calibration:
             "changes); no strength hits it",
             UNCONVERGED: f"{at}: did not converge to {self.target:g} in "
             f"{len(self.evaluations)} steps",
+            FLOOR: f"{at}: cannot reach {self.target:g}, the method's part that does not scale "
+            "(an ablation) costs more on its own",
         }[self.status]
 
     def to_json(self) -> dict:
@@ -288,11 +295,16 @@ def calibrate_budgets(
 
         for sign in (1, -1):
             for budget in budgets:
+                floor = sign * FLOOR_STRENGTH
                 if intervention.discrete:
                     kl = measure(float(sign), calibration, 0)
                     cal = Calibration(
                         sign, float(sign), kl, budget, FIXED, evaluations=[(sign, kl)]
                     )
+                elif intervention.jumps_at_zero and (
+                    kl := measure(floor, calibration, 0)
+                ) > budget * (1 + c.tolerance):
+                    cal = Calibration(sign, floor, kl, budget, FLOOR, evaluations=[(floor, kl)])
                 else:
                     cal = calibrate_strength(
                         lambda s: measure(s, calibration, 0),

@@ -8,8 +8,9 @@ direction ``u_l = v_l / |v_l|``::
 
 The model's own component along the behaviour direction is removed and replaced by
 ``s`` times the mean difference. Strength 0 is off (the unchanged model), so the
-intervention jumps at 0: a small ``|s|`` is the ablation alone, whose KL is the floor a
-calibration can reach; a target below it is reported as unreachable.
+intervention jumps at 0 (``jumps_at_zero``): a small ``|s|`` is the ablation alone, whose
+KL is the floor a calibration can reach; calibration measures it first and reports a
+budget below it as ``above floor``, without a search.
 """
 
 from __future__ import annotations

@@ -46,6 +46,10 @@ class Intervention:
     # True: only the sign of the strength means anything (a prompt is on or off);
     # calibration then measures the KL at +1 and -1 instead of searching.
     discrete: bool = False
+    # True: strength 0 is the unchanged model but any other strength includes a part that
+    # does not shrink with it (an ablation), so the KL has a floor above 0; calibration
+    # measures it first (``calibrate.py``).
+    jumps_at_zero: bool = False
 
     def system_prompt(self, strength: float) -> str | None:
         return None
