@@ -49,6 +49,31 @@ def test_the_template_default_system_prompt_is_used_or_left_out_as_configured(sm
         assert DEFAULT not in text and "Be terse." in text
 
 
+@pytest.mark.parametrize("mode", ["template", "none"])
+def test_a_dosed_prompt_swaps_the_rendered_head_exactly_and_scores_as_the_prompt(smol, mode):
+    from weightsteer.core.dose import Dose, dosing, prompted_ids
+    from weightsteer.core.errors import UserError
+    from weightsteer.core.models import with_system
+
+    model, folder = smol
+    tok = load_tokenizer(folder, system_prompt=mode)
+    dose = Dose("Pretend you're an honest person.", 1.0)
+    chats = [[{"role": "user", "content": q + " Answer Yes or No."}] for q in QUESTIONS]
+    enc = lambda chat, sys=None: tok.encode(render_chat(tok, with_system(chat, sys)),  # noqa: E731
+                                            add_special_tokens=False)  # fmt: skip
+    for chat in chats:
+        assert prompted_ids(tok, dose, enc(chat)) == enc(chat, dose.system)
+    prompted = score_choices(model, tok, [render_chat(tok, with_system(c, dose.system))
+                                          for c in chats]).logratio  # fmt: skip
+    with dosing(model) as set_dose:
+        set_dose(dose)
+        dosed = score_choices(model, tok, [render_chat(tok, c) for c in chats]).logratio
+        if mode == "template":  # a head to check: text that does not start with it is refused
+            with pytest.raises(UserError, match="does not start with the chat template's head"):
+                prompted_ids(tok, dose, tok.encode("plain text", add_special_tokens=False))
+    torch.testing.assert_close(dosed, prompted, atol=1e-4, rtol=0)
+
+
 def test_batched_scoring_equals_one_at_a_time(smol):
     model, folder = smol
     tok = load_tokenizer(folder)

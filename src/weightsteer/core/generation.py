@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from weightsteer.core.dose import DoseMixer, active_dose, prompted_ids
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import (
     Message,
@@ -75,6 +76,10 @@ def generate_ids(
     """
     device = input_device(model)
     ends = end_token_ids(model, tokenizer)
+    dose = active_dose(model)
+    if dose is not None:  # the mixer needs each row's tokens
+        prompts = [p if isinstance(p, list) else tokenizer.encode(p, add_special_tokens=False)
+                   for p in prompts]  # fmt: skip
     sampling: dict[str, Any] = {"do_sample": False}
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
@@ -85,6 +90,16 @@ def generate_ids(
         if temperature > 0:
             torch.manual_seed(seed * 1_000_003 + b)
         n = ids.shape[1]
+        extra: dict[str, Any] = {}
+        if dose is not None:
+            from transformers import LogitsProcessorList
+
+            rows = [prompted_ids(tokenizer, dose, list(prompts[i])) for i in idx]  # type: ignore[arg-type]
+            _, p_ids, p_mask = next(
+                left_padded_batches(tokenizer, rows, len(rows), keep_order=True)
+            )
+            mixer = DoseMixer(model, p_ids, p_mask, dose.weight)
+            extra["logits_processor"] = LogitsProcessorList([mixer])
         gen = model.generate(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
@@ -92,6 +107,7 @@ def generate_ids(
             eos_token_id=ends,
             pad_token_id=tokenizer.pad_token_id,
             **sampling,
+            **extra,
         )
         for row, i in enumerate(idx):
             new = gen[row, n:].tolist()  # [new tokens], padded after the end of turn

@@ -282,8 +282,10 @@ def left_padded_batches(
     batch_size: int,
     *,
     progress: str | None = None,
+    keep_order: bool = False,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-    """``(indices, ids, mask)`` batches of ``prompts``, similar lengths together, left-padded.
+    """``(indices, ids, mask)`` batches of ``prompts``, similar lengths together (in the
+    given order with ``keep_order``), left-padded.
 
     ``prompts`` are texts or already-encoded token ids. ``ids`` and ``mask`` are
     ``[batch, seq]``; the prompt ends at the last position of every row, where the next
@@ -292,7 +294,9 @@ def left_padded_batches(
     encoded = [
         p if isinstance(p, list) else tokenizer.encode(p, add_special_tokens=False) for p in prompts
     ]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    order = list(range(len(prompts)))
+    if not keep_order:
+        order.sort(key=lambda i: len(encoded[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if progress:
         from weightsteer.core.files import track

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from weightsteer.core.dose import active_dose, mix, prompted_ids
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import input_device, left_padded_batches
 
@@ -126,7 +127,21 @@ def score_choices(
 
 def last_logprobs(model, tokenizer, encoded, batch_size, k, progress=False):
     """Yield ``(indices, logp)``: log-softmax of the last ``k`` positions of each row,
-    ``[batch, k, vocab]`` float32 on the model's device, from the last hidden states only."""
+    ``[batch, k, vocab]`` float32 on the model's device, from the last hidden states only.
+    With a dose set on the model (``dose.py``), the geometric mix of the rows as given and
+    the rows with the dose's system prompt in."""
+    dose = active_dose(model)
+    for idx, logp in _last_logprobs(model, tokenizer, encoded, batch_size, k, progress):
+        if dose is not None:
+            rows = [prompted_ids(tokenizer, dose, encoded[i]) for i in idx.tolist()]
+            prompted = torch.empty_like(logp)
+            for sub, lp in _last_logprobs(model, tokenizer, rows, len(rows), k):
+                prompted[sub] = lp
+            logp = mix(logp, prompted, dose.weight)
+        yield idx, logp
+
+
+def _last_logprobs(model, tokenizer, encoded, batch_size, k, progress=False):
     device = input_device(model)
     backbone = model.base_model
     weight = model.get_output_embeddings().weight
