@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants
+.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants parity
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -14,8 +14,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/weightsteer run --config configs/demo.toml
 
-test: lint
+test: lint parity
 	$(PY) -m pytest -q
+
+# our activation steering against steering-vectors and repeng (scripts/parity.py): both pin
+# transformers < 5 and numpy < 2, so they go without their dependencies into .parity/
+PARITY_PKGS := steering-vectors==0.12.2 repeng==0.4.0 scikit-learn==1.9.1 scipy==1.17.1 \
+	joblib==1.6.0 threadpoolctl==3.8.0 narwhals==2.29.0 cloudpickle==3.1.3
+.parity/.installed: $(VENV)/.installed Makefile
+	rm -rf .parity
+	$(PY) -m pip install -q --no-deps --target .parity $(PARITY_PKGS)
+	touch $@
+
+parity: .parity/.installed
+	for m in tiny toyworld smollm2; do \
+		PYTHONPATH=.parity $(PY) scripts/parity.py --model $$m --out runs/parity/$$m.json \
+			|| exit 1; done
 
 # the checks `make test` runs first: lint, format, the layers, the types
 lint: $(VENV)/.installed
@@ -53,4 +67,4 @@ mutants: $(VENV)/.installed
 	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf runs/demo benchmarks/results mutants
+	rm -rf runs/demo benchmarks/results mutants .parity
