@@ -118,6 +118,25 @@ def run_with(text: str):
     ]
 
 
+def rwkv_folder(root):
+    """A local model whose blocks have no output projection (RWKV), config only."""
+    from transformers import AutoConfig
+
+    folder = root / "rwkv"
+    sizes = {"hidden_size": 16, "attention_hidden_size": 16, "intermediate_size": 32}
+    AutoConfig.for_model("rwkv", num_hidden_layers=2, vocab_size=50, **sizes).save_pretrained(
+        folder
+    )
+    return folder
+
+
+def sspace_on_rwkv(root, tiny):
+    text = f'name = "r"\n[model]\nid = "{rwkv_folder(root)}"\n[compare]\nmethods = ["act:sspace"]\n'
+    path = root / "c.toml"
+    path.write_text(text)
+    return ["run", "--config", path, "--runs-dir", root / "runs"]
+
+
 CASES = {
     "alpha NaN": (run_with("[eval]\nalphas = [-1, 0, nan]\n"), "finite"),
     "dtype int8": (run_with('dtype = "int8"\n'), "model.dtype"),
@@ -223,6 +242,18 @@ CASES = {
     "run CI level above 1": (run_with("[metrics]\nci = 1.5\n"), "metrics.ci"),
     "run unknown compare method": (run_with('[compare]\nmethods = ["act:magic"]\n'), "act:magic"),
     "run negative KL budget": (run_with("[compare]\nbudgets = [-1]\n"), "budget"),
+    "run topk with more clusters than training questions": (
+        run_with(
+            '[compare]\nmethods = ["act:topk_clusters"]\n[compare."act:topk_clusters"]\nk = 61\n'
+        ),
+        "questions.n_train",
+    ),
+    "run cosine gate threshold 1": (
+        run_with('[compare."act:cosine_gated"]\nthreshold = 1.0\n'),
+        "threshold",
+    ),
+    "run S-space rank 0": (run_with('[compare."act:sspace"]\nrank = 0\n'), "rank"),
+    "run S-space on a model with no output projection": (sspace_on_rwkv, "no output projection"),
     "run too many calibration prompts": (
         run_with("[compare]\nn_calibration = 100000\n"),
         "usable prompts",

@@ -18,8 +18,8 @@ Methods are a registry: ``@register("act:pca", PcaConfig)`` on a builder
 ``(inputs, settings) -> [Candidate]`` that turns the run's inputs (``MethodInputs``) and
 the method's own frozen settings (``[compare."act:pca"]`` in a run config; listed by
 ``weightsteer config-help``) into interventions. A method whose inputs can be checked
-before any model loads says so with ``check=fn`` (``fn(persona pair)``; raises
-``UserError``). Adding a method is one file in this package. A method's strength sign is
+before any model loads says so with ``check=fn`` (``fn(persona pair, run config)``;
+raises ``UserError``). Adding a method is one file in this package. A method's strength sign is
 fixed by its training pairs (POS minus NEG), never by eval rows.
 """
 
@@ -129,12 +129,13 @@ def check_method(name: str) -> None:
     METHODS.get(name)
 
 
-def check_methods(names: Sequence[str], pair: Any) -> None:
-    """What each method can check before a model loads (``check=`` at registration)."""
+def check_methods(names: Sequence[str], pair: Any, run: Any) -> None:
+    """What each method can check before a model loads (``check=`` at registration):
+    ``check(pair, run)`` with the persona pair and the run's config."""
     for name in names:
         check = METHODS.entry(name).facts.get("check")
         if check is not None:
-            check(pair)
+            check(pair, run)
 
 
 def candidates(names: Sequence[str], inputs: MethodInputs) -> list[Candidate]:

@@ -39,7 +39,7 @@ def simple_prompt(inputs: MethodInputs, settings: None) -> list[Candidate]:
     return _candidate("prompt:simple", inputs.pair.pos[0], inputs.pair.neg[0])
 
 
-def _check_engineered(pair: Any) -> None:
+def _check_engineered(pair: Any, run: Any) -> None:
     pair.engineered_prompts()  # refuses a behaviour with no engineered prompt
 
 

@@ -23,9 +23,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from weightsteer.core.config import Section
+from weightsteer.core.config import Section, entry_settings
 from weightsteer.core.dose import Dose, dosing
-from weightsteer.methods import Candidate, Intervention, MethodInputs, SetStrength, register
+from weightsteer.methods import (
+    METHODS,
+    Candidate,
+    Intervention,
+    MethodInputs,
+    SetStrength,
+    register,
+)
 
 
 class DosedConfig(Section):
@@ -51,7 +58,12 @@ class DosedPrompt(Intervention):
             yield set_strength
 
 
-@register("prompt:dosed", DosedConfig)
+def _check(pair: Any, run: Any) -> None:
+    if entry_settings(run.compare, METHODS, "prompt:dosed").prompt == "engineered":
+        pair.engineered_prompts()  # refuses a behaviour with no engineered prompt
+
+
+@register("prompt:dosed", DosedConfig, check=_check)
 def dosed_prompt(inputs: MethodInputs, cfg: DosedConfig) -> list[Candidate]:
     if cfg.prompt == "engineered":
         pos, neg = inputs.pair.engineered_prompts()

@@ -77,6 +77,30 @@ def output_projections(model: Any) -> list[str]:
     return parts
 
 
+def local_skeleton(source: str) -> Any:
+    """The model ``source`` names, built on the meta device from a config found without a
+    download or a build (a local folder, the hub cache); None when there is none."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from weightsteer.core.sources import is_registered
+
+    if is_registered(source):
+        return None  # made on first use; its blocks are checked when the method is fit
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def check_projections(pair: Any, run: Any) -> None:
+    """Before any model loads: refuse a model whose blocks have no output projection."""
+    model = local_skeleton(str(run.model.id))
+    if model is not None:
+        output_projections(model)
+
+
 @dataclass(frozen=True)
 class Basis:
     """One matrix's singular basis on the residual side: ``u`` [hidden, modes], ``s``
@@ -171,6 +195,6 @@ def sspace_candidates(
     return activation_candidate(method, inputs, cfg, build, sources={"parts": parts}, states=states)
 
 
-@register("act:sspace", SSpaceConfig)
+@register("act:sspace", SSpaceConfig, check=check_projections)
 def sspace(inputs: MethodInputs, cfg: SSpaceConfig) -> list[Candidate]:
     return sspace_candidates("act:sspace", inputs, cfg, ablate=False)

@@ -12,9 +12,9 @@ the floor of the KL a calibration can reach.
 from __future__ import annotations
 
 from weightsteer.methods import Candidate, MethodInputs, register
-from weightsteer.methods.sspace import SSpaceConfig, sspace_candidates
+from weightsteer.methods.sspace import SSpaceConfig, check_projections, sspace_candidates
 
 
-@register("act:sspace_ablate", SSpaceConfig)
+@register("act:sspace_ablate", SSpaceConfig, check=check_projections)
 def sspace_ablate(inputs: MethodInputs, cfg: SSpaceConfig) -> list[Candidate]:
     return sspace_candidates("act:sspace_ablate", inputs, cfg, ablate=True)

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from pydantic import Field
 
+from weightsteer.core.config import entry_settings
 from weightsteer.core.errors import UserError
-from weightsteer.methods import Candidate, MethodInputs, register
+from weightsteer.methods import METHODS, Candidate, MethodInputs, register
 from weightsteer.methods.activation import (
     ActivationConfig,
     HookSteering,
@@ -100,7 +102,16 @@ def fit(states: States, layers: list[int], cfg: TopkConfig, seed: int = 0) -> Cl
     )
 
 
-@register("act:topk_clusters", TopkConfig)
+def _check(pair: Any, run: Any) -> None:
+    k = entry_settings(run.compare, METHODS, "act:topk_clusters").k
+    if k > run.questions.n_train:
+        raise UserError(
+            f'compare."act:topk_clusters".k = {k} is more than questions.n_train = '
+            f"{run.questions.n_train}, the most training pairs there can be; lower k"
+        )
+
+
+@register("act:topk_clusters", TopkConfig, check=_check)
 def topk_candidates(inputs: MethodInputs, cfg: TopkConfig) -> list[Candidate]:
     return activation_candidate(
         "act:topk_clusters", inputs, cfg, lambda h, layers: fit(h, layers, cfg)

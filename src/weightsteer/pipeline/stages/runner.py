@@ -53,7 +53,7 @@ def preflight(cfg: RunConfig) -> list:
         check_device(cfg.model.device)
     dist.check_device_map(cfg.model.device_map)
     check_filter(cfg.data.filter)
-    check_methods(cfg.compare.methods, pair)
+    check_methods(cfg.compare.methods, pair, cfg)
     if cfg.compare.methods:
         calibration_prompts(cfg.compare, cfg.questions, set())
     return suites
