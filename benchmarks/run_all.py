@@ -27,6 +27,7 @@ BENCHES = (
     "bench_generation",
     "bench_training",
     "bench_calibration",
+    "bench_methods",
     "bench_memory",
 )
 

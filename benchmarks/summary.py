@@ -133,6 +133,27 @@ def main() -> None:
             None,
             key="speedup",
         ),
+        "methods": lambda cs: [
+            r
+            for c in cs
+            if c["method"] != "act:mean_diff"
+            for r in (
+                _row(
+                    "methods",
+                    f"{c['method']} fit vs act:mean_diff",
+                    f"{c['fit_ratio']:.2f}x",
+                    "–",
+                    None,
+                ),
+                _row(
+                    "methods",
+                    f"{c['method']} one strength vs act:mean_diff",
+                    f"{c['strength_ratio']:.2f}x",
+                    "–",
+                    None,
+                ),
+            )
+        ],
         "memory": lambda cs: ratios(
             "memory", cs, lambda c: f"SmolLM2 {c['stage']} peak RSS / one model", None
         ),

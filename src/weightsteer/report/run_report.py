@@ -33,6 +33,7 @@ from weightsteer.report.comparison_section import (
     read_compared,
 )
 from weightsteer.report.figures import figure_norms, figure_pmass, figure_scores, figure_si
+from weightsteer.report.leaderboard import leaderboard_lines
 from weightsteer.report.markdown_tables import (
     ci_note,
     example_lines,
@@ -158,6 +159,7 @@ def write_report(files: RunFiles) -> Path:
         + ci_note(settings, len(cfg.get("train", {}).get("seeds", [0]))),
         "",
         *(verdict_lines(compared, settings) if compared is not None else []),
+        *(leaderboard_lines(compared, settings, figs) if compared is not None else []),
         "## Vectors",
         "",
         "| vector | family | seed | ‖dW‖ | tensors | rank | MiB |",
