@@ -207,6 +207,32 @@ def test_later_budgets_start_from_the_calibration_kls_alone(monkeypatch):
     assert searched < sum(not a for _, a in calls)
 
 
+def test_a_method_that_jumps_at_zero_is_measured_at_its_floor_first(monkeypatch):
+    """An ablation's KL does not shrink below what the ablation alone costs: a budget under
+    that floor is reported without a search, one above it is searched as usual."""
+    import weightsteer.methods.calibrate as cal
+    from weightsteer.methods import Intervention
+
+    class Ablation(Intervention):
+        jumps_at_zero = True
+
+    def fake_kls(model, tok, chats, intervention, set_strength, strength, **kw):
+        return torch.full((4,), 0.8 + abs(strength), dtype=torch.float64)  # floor 0.8
+
+    monkeypatch.setattr(cal, "token_kls", fake_kls)
+    calib = [[{"role": "user", "content": "c"}]]
+    settings = CompareConfig(budgets=(0.5, 2.0), tolerance=0.1)
+    found = calibrate_budgets(None, None, Ablation(), calib, [], settings)
+    for sign in (1, -1):
+        low, high = found[0.5][sign], found[2.0][sign]
+        assert low.status == cal.FLOOR and low.strength == sign * cal.FLOOR_STRENGTH
+        assert low.kl == pytest.approx(0.8, abs=1e-3) and len(low.evaluations) == 1
+        assert "costs more on its own" in low.message()
+        assert high.status == OK and high.kl == pytest.approx(2.0, rel=0.1)
+    plain = calibrate_budgets(None, None, NONE, calib, [], settings)  # no floor: searched
+    assert all(c.status != cal.FLOOR for sides in plain.values() for c in sides.values())
+
+
 def test_kept_base_logprobs_are_the_fresh_ones(toy):
     from weightsteer.core.generation import generate_ids
 

@@ -241,6 +241,9 @@ def test_sspace_recovers_a_planted_direction_and_lands_neg_on_pos_with_the_gate_
         along = f["bias"] + (f["root"] * f["d"]) @ f["u"].T
         out = fitted.steer(along[None], 1.0, site)[0]
         assert torch.allclose(out - along, v, atol=1e-4)
+        against = f["bias"] - (f["root"] * f["d"]) @ f["u"].T  # anti-aligned: open as wide
+        out = fitted.steer(against[None], 1.0, site)[0]
+        assert torch.allclose(out - against, v, atol=1e-4)
         # one with no component along d stays exactly where it is
         z = torch.randn(len(f["d"]), generator=torch.Generator().manual_seed(7))
         z = z - (z @ f["d"]) / (f["d"] @ f["d"]) * f["d"]

@@ -46,7 +46,7 @@ suites = ["claims", "toyworld:cue"]
 rows_per_suite = 24
 alphas = [-1, 0, 1]
 [compare]
-methods = ["weight", "prompt:simple", "act:mean_diff"]
+methods = ["weight", "prompt:simple", "prompt:dosed", "act:mean_diff", "act:random"]
 n_calibration = 8
 n_audit = 4
 tokens = 12
@@ -95,7 +95,10 @@ def test_run_writes_every_artifact_and_a_report(finished):
         "compare/prompt-simple.parquet",
         "compare/act-mean_diff.parquet",
         "compare/activation/act-mean_diff.safetensors",
+        "compare/prompt-dosed.parquet",
+        "compare/act-random.parquet",
         "figures/compare.png",
+        "figures/leaderboard.png",
     ):
         assert (run_dir / rel).exists(), rel
     assert manifest["counts"]["data"]["kept"] == 24  # 12 questions x 2 paraphrases
@@ -124,7 +127,9 @@ def test_run_writes_every_artifact_and_a_report(finished):
     assert report.index("## Verdict") < report.index("## Vectors")
     assert "### `toy:cue` (out of distribution), at 1 nat" in report
     assert report.index("`toy:cue` (out of") < report.index("`claims` (in distribution)")
-    for fig in ("pareto", "kl_vs_strength", "compare", "score_vs_alpha"):
+    assert "## Leaderboard at 1 nat" in report and "act:random (null)" in report
+    assert "more than a random direction of the same cost" in report
+    for fig in ("pareto", "kl_vs_strength", "compare", "score_vs_alpha", "leaderboard"):
         assert (run_dir / "figures" / f"{fig}.png").exists() and (
             run_dir / "figures" / f"{fig}.svg"
         ).exists(), fig

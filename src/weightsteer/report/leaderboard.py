@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from weightsteer.core.plots import pyplot, save_figure
 from weightsteer.evals.bootstrap import MetricsConfig
 from weightsteer.evals.markdown import ci_cell, label, measure
 from weightsteer.evals.metrics import paired_effects
@@ -112,8 +113,7 @@ def leaderboard_table(board: pd.DataFrame, compared: Compared, suite: str) -> li
 
 def figure_leaderboard(boards: dict[str, pd.DataFrame], path: Path) -> bool:
     """Methods x suites: each method's effect, methods by their mean rank (best on top)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     boards = {s: b for s, b in boards.items() if not b.empty}
     if not boards:
         return False
@@ -130,9 +130,7 @@ def figure_leaderboard(boards: dict[str, pd.DataFrame], path: Path) -> bool:
     ax.set_xticks(range(grid.shape[1]), grid.columns, fontsize=7, rotation=45, ha="right")
     fig.colorbar(im, ax=ax, label="effect (Δ+ − Δ−) / 2", shrink=0.6)
     ax.set_title("effect at the budget, methods by mean rank", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
