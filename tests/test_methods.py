@@ -424,5 +424,7 @@ def test_engineered_prompts_ship_and_can_be_edited(tmp_path):
 
 
 def test_unknown_method_is_refused_with_the_known_ones():
-    with pytest.raises(UserError, match="choose one of act:cosine_gated, act:directional_ablation"):
+    with pytest.raises(
+        UserError, match="choose one of act:angular, act:cosine_gated, act:directional_ablation"
+    ):
         check_method("act:nope")

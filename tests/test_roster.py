@@ -198,6 +198,8 @@ def test_angular_recovers_the_plane_keeps_norms_and_turns_onto_its_axis():
     b1, b2 = fitted.planes[LAYERS[0]]
     assert cos(b1, u) > 0.95 and abs(float(b1 @ b2)) < 1e-5 and float(b2.norm()) == pytest.approx(1)
     h = torch.randn(3, 5, HIDDEN, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(fitted.steer(h, 1.7, LAYERS[0]), fitted.steer(h, 1.0, LAYERS[0]))
+    assert fitted.max_strength == 1.0  # calibration searches no further
     for s in (-1.0, -0.4, 0.3, 1.0, 1.7):
         out = fitted.steer(h, s, LAYERS[0])
         assert torch.allclose(out.norm(dim=-1), h.norm(dim=-1), rtol=1e-5), s

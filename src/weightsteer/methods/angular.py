@@ -12,9 +12,12 @@ The paper sets ``phi`` to a target angle; here the strength says how far toward 
     h     <- h - p + rho (cos phi' b1 + sin phi' b2)
 
 ``|s| = 1`` is the paper's form at the target angle (every state's in-plane part turned
-onto ``+-b1``), smaller ``|s|`` part of the way, larger past it. The out-of-plane part and
-the in-plane norm are untouched, so every norm is kept; strength 0 is the unsteered
-model (the paper's parameterisation, the angle itself, has no such point).
+onto ``+-b1``), smaller ``|s|`` part of the way; a larger ``|s|`` is the same as 1 (a
+state past its target would turn back toward the other side), so the method's KL has a
+ceiling and calibration searches no further than ``|s| = 1`` (``max_strength``). The
+out-of-plane part and the in-plane norm are untouched, so every norm is kept; strength 0
+is the unsteered model (the paper's parameterisation, the angle itself, has no such
+point).
 """
 
 from __future__ import annotations
@@ -47,14 +50,14 @@ def plane(pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 def rotate(h: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, s: float) -> torch.Tensor:
-    """``[..., hidden]`` states with their in-plane angle moved ``|s|`` of the way to 0
-    (``s > 0``) or pi (``s < 0``)."""
+    """``[..., hidden]`` states with their in-plane angle moved ``min(|s|, 1)`` of the way
+    to 0 (``s > 0``) or pi (``s < 0``)."""
     a, b = h @ b1, h @ b2  # [...]
     rho = torch.sqrt(a * a + b * b)
     phi = torch.atan2(b, a)
     target = 0.0 if s > 0 else math.pi
     gap = torch.remainder(target - phi + math.pi, 2 * math.pi) - math.pi  # into [-pi, pi)
-    turned = phi + abs(s) * gap
+    turned = phi + min(abs(s), 1.0) * gap
     p = a[..., None] * b1 + b[..., None] * b2
     new = rho[..., None] * (torch.cos(turned)[..., None] * b1 + torch.sin(turned)[..., None] * b2)
     return h - p + new
@@ -63,6 +66,7 @@ def rotate(h: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, s: float) -> tor
 @dataclass(frozen=True, kw_only=True)
 class AngularSteering(HookSteering):
     planes: dict[int, torch.Tensor]  # layer -> [2, hidden] float32: b1, b2
+    max_strength: float = 1.0  # at the target angle: further is the same
 
     def layers(self) -> list[int]:
         return list(self.planes)

@@ -312,6 +312,7 @@ def calibrate_budgets(
                         sign=sign,
                         tolerance=c.tolerance,
                         max_evals=c.max_evals,
+                        max_strength=intervention.max_strength,
                         known=[(s, kl) for (s, which), kl in seen.items() if which == 0],
                     )
                 if audit:

@@ -20,11 +20,15 @@ class CompareConfig(Section):
             "weight",
             "prompt:simple",
             "prompt:engineered",
+            "prompt:dosed",
             "act:mean_diff",
             "act:pca",
             "act:directional_ablation",
+            "act:spherical",
+            "act:random",
         ),
-        description="interventions compared at the same KL ([]: skip the compare stage)",
+        description="interventions compared at the same KL ([]: skip the compare stage; "
+        "configs/roster.toml lists every one)",
     )
     target_kl: float = Field(
         1.0, gt=0, description="the verdict's KL budget (nats); always one of the budgets"

@@ -50,6 +50,9 @@ class Intervention:
     # does not shrink with it (an ablation), so the KL has a floor above 0; calibration
     # measures it first (``calibrate.py``).
     jumps_at_zero: bool = False
+    # the strength beyond which nothing changes (a rotation all the way to its target):
+    # calibration searches no further
+    max_strength: float = 2.0**10
 
     def system_prompt(self, strength: float) -> str | None:
         return None
