@@ -134,18 +134,21 @@ def figure_leaderboard(boards: dict[str, pd.DataFrame], path: Path) -> bool:
     return True
 
 
-def leaderboard_lines(compared: Compared, settings: MetricsConfig, figs: Path) -> list[str]:
-    """The leaderboard section: the figure, the first verdict suite's table (OOD first),
-    the others folded."""
+def leaderboard_lines(
+    compared: Compared, settings: MetricsConfig, figs: Path | None, first_only: bool = False
+) -> list[str]:
+    """The leaderboard section: the figure (``figs``: where it goes; None: none), the first
+    verdict suite's table (OOD first), the others folded (``first_only``: left out)."""
     if compared.metrics is None:
         return []
     evals = list(dict.fromkeys(compared.metrics["eval"]))
     suites = verdict_order(evals, compared.suites, settings.headline)
+    suites = suites[:1] if first_only else suites
     boards = {s: ranked(compared, s, settings) for s in suites}
     if all(b.empty for b in boards.values()):
         return []
     lines = [f"## Leaderboard at {compared.budget:g} nat", ""]
-    if figure_leaderboard(boards, figs / "leaderboard.png"):
+    if figs is not None and figure_leaderboard(boards, figs / "leaderboard.png"):
         lines += ["![leaderboard](figures/leaderboard.png)", ""]
     for i, (suite, board) in enumerate(boards.items()):
         if board.empty:

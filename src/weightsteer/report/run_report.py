@@ -211,8 +211,9 @@ def headline_lines(
     settings: MetricsConfig = DEFAULTS,
 ) -> list[str]:
     """The numbers the README quotes, generated (``headline.md``): the first suite's
-    shift and SI tables, the verdict (OOD suites first), and what model build they came
-    from (``m``: the eval tables' ``plain_metrics``; ``compared``: ``read_compared``)."""
+    shift and SI tables, the verdict (OOD suites first), the first suite's leaderboard, and
+    what model build they came from (``m``: the eval tables' ``plain_metrics``;
+    ``compared``: ``read_compared``)."""
     cfg = manifest["config"]
     build = manifest.get("model_build") or {}
     made = f"model `{cfg['model']['id']}`"
@@ -233,7 +234,8 @@ def headline_lines(
     if compared is not None and compared.metrics is not None:
         # one level down in the README: the summary over suites, the first OOD suite in full
         lines += [("#" + line) if line.startswith("##") else line
-                  for line in verdict_lines(compared, settings, detail=1)]  # fmt: skip
+                  for line in verdict_lines(compared, settings, detail=1)
+                  + leaderboard_lines(compared, settings, None, first_only=True)]  # fmt: skip
     return lines
 
 
