@@ -308,3 +308,42 @@ def test_sspace_refuses_a_model_whose_blocks_have_no_output_projection():
 
     with pytest.raises(UserError, match="no output projection"):
         output_projections(Model())
+
+
+def _direction_of(intervention, layer: int, sign: int = 1) -> torch.Tensor:
+    """The direction a fitted method's registered builder steers along at ``layer``."""
+    t = intervention.fitted()
+    if f"layers.{layer}.plane" in t:  # angular: its first axis
+        return t[f"layers.{layer}.plane"][0]
+    if f"layers.{layer}.centroids" in t:  # clusters: their mean
+        return t[f"layers.{layer}.centroids"].mean(0)
+    if f"layers.{layer}.pos" in t:  # corpus-centred: one vector per side
+        return t[f"layers.{layer}.pos"] - t[f"layers.{layer}.neg"]
+    return direction(intervention, layer)
+
+
+BLOCK_METHODS = ["act:mean_diff", "act:pca", "act:directional_ablation", "act:cosine_gated",
+                 "act:spherical", "act:linear_act", "act:topk_clusters", "act:angular"]  # fmt: skip
+
+
+@pytest.mark.parametrize("method", BLOCK_METHODS)
+def test_every_registered_builder_recovers_a_planted_direction_on_every_seed(method):
+    """The registered builder, not a helper: planted states stand in for the pairs' hidden
+    states (the cache the builders share), one fit per training seed on its resample."""
+    from weightsteer.methods import MethodInputs, candidates
+    from weightsteer.methods.compare_config import CompareConfig
+    from weightsteer.pairs.personas import PAIRS
+
+    states, u = planted()
+    inputs = MethodInputs(None, None, PAIRS["honesty"], {}, {}, LAYERS, CompareConfig(),
+                          seeds=(0, 1))  # fmt: skip
+    cfg = inputs.settings_of(method)
+    inputs.shared["hidden_states", tuple(LAYERS), "", cfg.position, cfg.batch_size] = states
+    built = candidates([method], inputs)
+    assert [c.seed for c in built] == [0, 1]
+    fits = [c.build() for c in built]
+    for fitted in fits:
+        for layer in LAYERS:
+            assert cos(_direction_of(fitted, layer), u) > 0.95, (method, layer)
+    a, b = (_direction_of(f, LAYERS[0]) for f in fits)
+    assert not torch.equal(a, b)  # each seed its own resample of the pairs
