@@ -96,7 +96,7 @@ def test_run_writes_every_artifact_and_a_report(finished):
         "compare/act-mean_diff.parquet",
         "compare/activation/act-mean_diff.safetensors",
         "compare/prompt-dosed.parquet",
-        "compare/act-random.parquet",
+        "compare/act-random-seed0.parquet",
         "figures/compare.png",
         "figures/leaderboard.png",
     ):
@@ -147,9 +147,11 @@ def test_compare_scores_every_method_on_the_eval_rows_at_its_calibrated_strength
     zero = ev[(ev["family"] == "lora") & (ev["strength"] == 0)].sort_values(key)
     assert base["score"].tolist() == zero["score"].tolist()
     for (method, family), sub in df[df["method"] != "none"].groupby(["method", "family"]):
-        slug = method.replace(":", "-") + (f"-{family}-seed0" if family else "")
+        seeded = family or method == "act:random"  # the null is drawn per training seed
+        slug = method.replace(":", "-") + (f"-{family}" if family else "")
+        slug += "-seed0" if seeded else ""
         cals = results_calibration(run_dir / "compare" / f"{slug}.parquet")
-        prompt = method.startswith("prompt")
+        prompt = method in ("prompt:simple", "prompt:engineered")  # one fixed dose each
         # one search per budget and sign; a prompt measured once, at its own cost
         want = [(0.5, -1), (0.5, 1)] if prompt else [(0.5, -1), (0.5, 1), (1.0, -1), (1.0, 1)]
         assert [(c["budget"], c["sign"]) for c in cals] == want
@@ -168,7 +170,8 @@ def test_compare_scores_every_method_on_the_eval_rows_at_its_calibrated_strength
         assert (
             statuses == {"fixed"}
             if prompt
-            else statuses <= {"ok", "jumps", "not converged", "too weak", "too strong"}
+            else statuses
+            <= {"ok", "jumps", "not converged", "too weak", "too strong", "above floor"}
         )
         for c in cals:
             if c["status"] == "ok":
@@ -196,8 +199,8 @@ def test_rerun_reuses_everything(finished, capsys):
     # a stage that reused everything keeps the seconds of the run that did the work
     assert after["train"] == stages["train"] and after["compare"] == stages["compare"]
     # data, initial states + adapters, vectors + common modes, results, compare (base,
-    # 2 vectors, prompt, activation)
-    assert err.count("reuse") == 1 + 6 + 4 + 2 + 5
+    # 2 vectors, 2 prompts, 2 activation)
+    assert err.count("reuse") == 1 + 6 + 4 + 2 + 7
     assert before == {p: p.stat().st_mtime_ns for p in before}
 
 
@@ -214,7 +217,7 @@ def test_changed_eval_config_redoes_only_the_eval(finished, tmp_path, capsys):
     adapters = {p: p.stat().st_mtime_ns for p in (run_dir / "adapters").rglob("*.safetensors")}
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", run_dir.parent], capsys)
     assert code == 0
-    assert err.count("reuse") == 1 + 6 + 4 + 5  # the comparison does not use the alphas
+    assert err.count("reuse") == 1 + 6 + 4 + 7  # the comparison does not use the alphas
     assert adapters == {p: p.stat().st_mtime_ns for p in adapters}
     assert set(results(run_dir)["strength"]) == {-1.0, -0.5, 0.0, 1.0}
 
@@ -363,7 +366,7 @@ def test_user_data_is_kept_and_flows_downstream(finished, tmp_path, capsys):
         ),
         (("max_new_tokens = 24", 'filter = "judge:./no-judge"'), "./no-judge does not exist"),
         (('name = "small"', 'name = "small"\n[model]\nid = "./no-model"'), "does not exist"),
-        (('"act:mean_diff"]', '"act:nope"]'), "unknown method 'act:nope'"),
+        (('"act:random"]', '"act:nope"]'), "unknown method 'act:nope'"),
         (("n_audit = 4", 'n_audit = 4\nprompts = "my-prompts.jsonl"'), "does not exist"),
         (
             ("n_audit = 4", 'n_audit = 100\nprompts = "builtin:chat-prompts"'),
@@ -388,7 +391,7 @@ def test_compare_verb_reuses_the_run_and_prints_the_calibrated_table(finished, t
     code, out, err = cli(["compare", "--config", finished[1], "--runs-dir", run_dir.parent], capsys)
     assert code == 0
     lines = err.splitlines()
-    assert sum(line.startswith("  reuse") for line in lines) == 1 + 6 + 4 + 5
+    assert sum(line.startswith("  reuse") for line in lines) == 1 + 6 + 4 + 7
     assert "eval" not in lines  # the alpha sweep is not part of the comparison
     assert "claims at 1 nat" in err and "prompt:simple" in err and "act:mean_diff" in err
     assert out.strip().splitlines()[-1].endswith("report.md")
