@@ -39,11 +39,11 @@ def bootstrap_p(draws: np.ndarray) -> float:
     return float(min(1.0, 2 * min(below, above)))
 
 
-def holm(p: Sequence[float]) -> list[float]:
+def holm(values: Sequence[float]) -> list[float]:
     """Holm-adjusted p-values, in the order given: the i-th smallest of ``m`` is
     multiplied by ``m - i + 1``, then made non-decreasing in that order, capped at 1.
     NaN stays NaN and does not count in ``m``."""
-    p = np.asarray(p, dtype=float)
+    p = np.asarray(values, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
     order = ok[np.argsort(p[ok], kind="stable")]
@@ -54,7 +54,7 @@ def holm(p: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def bh(p: Sequence[float]) -> list[float]:
+def bh(values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), in the order given: the i-th
     smallest of ``m`` is multiplied by ``m / i``, then made non-increasing from the
     largest down, capped at 1. NaN stays NaN and does not count in ``m``."""
