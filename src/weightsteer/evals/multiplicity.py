@@ -58,7 +58,7 @@ def bh(values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), in the order given: the i-th
     smallest of ``m`` is multiplied by ``m / i``, then made non-increasing from the
     largest down, capped at 1. NaN stays NaN and does not count in ``m``."""
-    p = np.asarray(p, dtype=float)
+    p = np.asarray(values, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
     order = ok[np.argsort(p[ok], kind="stable")]
