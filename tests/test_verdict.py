@@ -205,29 +205,79 @@ def _compare_frame(suites=("claims", "toy:cue"), budget=1.0) -> pd.DataFrame:
     return pd.concat(out)
 
 
-def test_the_verdict_leads_with_ood_suites_and_never_cites_a_missed_side():
+def _verdict(frame: pd.DataFrame, info=None, settings=FAST) -> tuple[list[str], str]:
     from weightsteer.evals.metrics import comparison_frame
     from weightsteer.report.comparison_section import Compared
     from weightsteer.report.verdict import verdict_lines
 
-    frame = comparison_frame(_compare_frame())
-    m = suite_metrics(frame, FAST)
-    info = {"claims": {"iid": True}, "toy:cue": {"iid": False}}
-    lines = verdict_lines(Compared(frame, m, 1.0, [1.0], [], info), FAST)
-    text = "\n".join(lines)
+    frame = comparison_frame(frame)
+    info = info or {"claims": {"iid": True}, "toy:cue": {"iid": False}}
+    lines = verdict_lines(Compared(frame, suite_metrics(frame, settings), 1.0, [1.0], [], info),
+                          settings)  # fmt: skip
+    return lines, "\n".join(lines)
+
+
+def test_the_verdict_leads_with_ood_suites_judges_each_side_and_never_cites_a_missed_side():
+    lines, text = _verdict(_compare_frame())
     heads = [ln for ln in lines if ln.startswith("### ")]
     assert heads == ["### `toy:cue` (out of distribution), at 1 nat",
                      "### `claims` (in distribution), at 1 nat"]  # fmt: skip
-    table = [ln for ln in lines if ln.startswith("| lora")]
-    assert "+0.50 [+0.50, +0.50] ▲" in table[0]  # lora − act:mean_diff, paired on the rows
-    assert "act:pca" not in lines[lines.index(heads[0]) + 2]  # not a column: it missed
-    assert "Missed the budget, left out: act:pca: too weak (2 of 2 seeds)" in text
-    assert "CI above 0 (▲) in 1 of 1 pairs" in text
+    assert "| lora | +1.00 [+1.00, +1.00] | +1.00 [+1.00, +1.00] | +1.00 |" in text
+    assert "| act:pca | +0.60 [+0.60, +0.60] | missed | – |" in text  # its − side missed
+    plus = lines.index(next(ln for ln in lines if ln.startswith("+ side (toward POS)")))
+    minus = lines.index(next(ln for ln in lines if ln.startswith("− side (toward NEG)")))
+    # act:pca is judged on the side it reached (+) and absent from the side it missed (−)
+    assert "| act:pca | +0.40 [+0.40, +0.40] ▲ |" in lines[plus:minus]
+    assert not any(ln.startswith("| act:pca") for ln in lines[minus : minus + 8])
+    assert "Missed the budget, left out of that side: act:pca −: too weak (2 of 2 seeds)" in text
+    assert "Holm adjustment over these 2 pairs" in text
     assert "prompt:simple costs its own KL (1.8 / 0.9 nat)" in text
     assert "seeds not resampled, fewer than 5" in text
-    assert "| `toy:cue` | OOD | 1 of 1 | 1 | 1 / 0 / 0 | 1 |" in text  # the summary table
+    assert "| `toy:cue` | OOD | 48% | 1 of 1 | 2 | 1 / 2 / 0 / 0 | 1 / 1 / 0 / 0 |" in text
     assert text.index("| `toy:cue` | OOD") < text.index("| `claims` | IID")
-    assert "Right way on both sides (Δ CI > 0 at +, < 0 at −): 1 of 1 weight" in text
+
+
+def test_a_method_that_lowers_the_score_at_both_signs_can_never_win():
+    """IA3 on toy:note, constructed: −1 at +1 nat and −3 at −1 nat is a swing of +1, as
+    large as a baseline that moves ±0.5 each way... and it wins nothing on the + side."""
+    rng = np.random.default_rng(3)
+    base = list(rng.normal(size=60))
+    out = [rows(base, strength=0, method="none", family="", suite="toy:cue")]
+    for method, family, up, down in (("weight", "ia3", -1.0, -3.0),
+                                     ("act:mean_diff", "", 0.5, -0.5)):  # fmt: skip
+        for seed in (0, 1):
+            kw = dict(method=method, family=family, seed=seed, suite="toy:cue", budget=1.0,
+                      kl=1.0, status="ok")  # fmt: skip
+            noise = 0.05 * rng.standard_normal(60)
+            out.append(
+                rows([x + up + e for x, e in zip(base, noise, strict=True)], strength=0.7, **kw)
+            )
+            out.append(rows([x + down + e for x, e in zip(base, noise, strict=True)], strength=-0.4,
+                            **kw))  # fmt: skip
+    lines, text = _verdict(pd.concat(out), {"toy:cue": {"iid": False}})
+    plus = next(i for i, ln in enumerate(lines) if ln.startswith("+ side (toward POS)"))
+    row = next(ln for ln in lines[plus:] if ln.startswith("| act:mean_diff"))
+    assert "▲" not in row and "▼" in row  # the baseline goes further, the right way
+    assert (
+        "+ side: ▲ in 0 of 1 pairs, ▼ in 1; weight families the right way (gain CI > 0): none"
+        in text
+    )
+    assert "− side: ▲ in 1 of 1 pairs" in text  # its − side does move the right way
+    assert "| ia3 | -1.00" in text  # its + gain, shown as the wrong way it is
+
+
+def test_a_side_without_headroom_is_named_and_not_judged():
+    base = [2.0 + 0.01 * i for i in range(38)] + [-1.0, -1.5]  # 95% answer POS unsteered
+    out = [rows(base, strength=0, method="none", family="", suite="toy:cue")]
+    for method, family, swing in (("weight", "lora", 1.0), ("act:mean_diff", "", 0.5)):
+        kw = dict(method=method, family=family, suite="toy:cue", budget=1.0, kl=1.0, status="ok")
+        out.append(rows([x + swing for x in base], strength=0.7, **kw))
+        out.append(rows([x - swing for x in base], strength=-0.4, **kw))
+    lines, text = _verdict(pd.concat(out), {"toy:cue": {"iid": False}})
+    assert "+ side has no room" in text
+    assert "+ side (toward POS): no room, 95% of rows already give its answer unsteered" in text
+    assert not any(ln.startswith("+ side (toward POS), weight") for ln in lines)
+    assert "| `toy:cue` | OOD | 95% | 1 of 1 | 1 | no room (95%) | 1 / 1 / 0 / 0 |" in text
 
 
 def test_every_budget_gets_its_own_search_and_measurements_are_shared(monkeypatch):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,14 @@ class MetricsConfig(Section):
         "the training questions' distribution first)",
     )
     seed: int = Field(0, description="bootstrap seed")
+    headroom: float = Field(
+        0.9, gt=0.5, le=1, description="a side is not judged when the unsteered model already "
+        "gives its answer on this share of a suite's rows (no room to move)"
+    )  # fmt: skip
+    adjust: Literal["holm", "bh", "none"] = Field(
+        "holm", description="multiplicity adjustment over each verdict table's pairs: holm "
+        "(family-wise error), bh (false discovery rate) or none"
+    )  # fmt: skip
 
 
 UNIT = ["method", "family", "seed"]  # one scored intervention

@@ -1,17 +1,20 @@
-"""The verdict: does weight steering move the behaviour more than each baseline at the
-same KL budget, suite by suite, on identical rows (``paired_effects``); with the seed
-spread, the prompts' own cost and the sides that missed their budget said apart."""
+"""The verdict: does weight steering move the behaviour further than each baseline at the
+same KL budget, side by side (``sides.py``), on identical rows, adjusted for the number of
+pairs (``multiplicity.py``); with headroom, SI, the seed spread, the prompts' own cost and
+the sides that missed their budget said apart."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from weightsteer.evals.bootstrap import MetricsConfig, sd_ratio_interval
 from weightsteer.evals.markdown import ci_cell, label
 from weightsteer.evals.metrics import paired_effects
+from weightsteer.evals.multiplicity import adjust
+from weightsteer.evals.sides import headroom, side_effects
 from weightsteer.report.comparison_section import Compared, verdict_order
 
 
@@ -22,136 +25,202 @@ def _sides(m: pd.DataFrame, suite: str, s: float) -> tuple[pd.DataFrame, pd.Data
     return up, down
 
 
+SIDE = {1: "+", -1: "−"}
+
+
+@dataclass
+class SideTally:
+    """One side of one suite's verdict in numbers."""
+
+    share: float = float("nan")  # unsteered share of rows already on this side's answer
+    room: bool = True
+    pairs: int = 0
+    wins: int = 0  # adjusted p below 1 - ci, weight further, and weight the right way
+    losses: int = 0  # ... baseline further, and the baseline the right way
+    right: list[str] = field(default_factory=list)  # weight families the right way
+
+
 @dataclass
 class Tally:
     """One suite's verdict in numbers (the summary table at the top)."""
 
-    weight: int = 0  # weight families at the budget on both sides
+    weight: int = 0  # weight families at the budget on at least one side
     families: int = 0  # weight families compared
-    baselines: int = 0  # baselines at the budget on both sides
-    wins: int = 0  # pairs whose CI is above 0
-    losses: int = 0  # ... below 0
-    right: int = 0  # weight families moving the right way on both sides
-
-    @property
-    def pairs(self) -> int:
-        return self.weight * self.baselines
+    baselines: int = 0  # baselines at the budget on at least one side
+    sides: dict[int, SideTally] = field(default_factory=dict)
 
 
 def verdict(
     compared: Compared, suite: str, settings: MetricsConfig, tally: Tally | None = None
 ) -> list[str]:
-    """Does weight steering move ``suite`` more than each baseline at the same KL?
+    """Does weight steering move ``suite`` further than each baseline at the same KL, side
+    by side?
 
-    Every weight family against every baseline that hit the budget on both sides: the
-    paired difference of effects on identical rows with its CI, none chosen on these
-    rows. A prompt (fixed cost) is set against the weight families at the budget nearest
-    its own KL. Sides that missed their budget are named and left out. ``tally`` is
-    filled with the counts."""
+    Each side (+: toward POS, −: toward NEG) is judged on its own (``sides.py``): a
+    method's gain is its paired shift against the unsteered model, signed so that > 0 is
+    the right way. Every weight family is set against every baseline that hit the budget on
+    that side, as the paired difference of gains on the same rows; the family of pairs of
+    one side is adjusted for multiplicity (``metrics.adjust``), and a pair counts as won
+    only where the winner moves the right way. A side without headroom (``metrics.
+    headroom``) is named and not judged. ``tally`` is filled with the counts."""
     tally = tally if tally is not None else Tally()
     m, budget = compared.metrics, compared.budget
+    assert m is not None
     up, down = _sides(m, suite, budget)
-    keys = [k for k in up.index if k in down.index]
-    hit = [k for k in keys if up.loc[k, "at_budget"] and down.loc[k, "at_budget"]]
-    missed = [k for k in keys if k not in hit and up.loc[k, "status"] != "fixed"]
+    rows = {1: up, -1: down}
+    keys = [k for k in dict.fromkeys([*up.index, *down.index]) if _status(rows, k) != "fixed"]
+    at = {d: [k for k in keys if k in rows[d].index and rows[d].loc[k, "at_budget"]]
+          for d in (1, -1)}  # fmt: skip
+    hit = [k for k in keys if k in at[1] or k in at[-1]]
     weight = [k for k in hit if k[0] == "weight"]
     tuned = [k for k in hit if k[0] != "weight"]
     tally.weight, tally.baselines = len(weight), len(tuned)
     tally.families = len([k for k in keys if k[0] == "weight"])
     tag = "in distribution" if compared.suites.get(suite, {}).get("iid") else "out of distribution"
     lines = [f"### `{suite}` ({tag}), at {budget:g} nat", ""]
-    if not weight:
-        lines += [f"No weight family reached {budget:g} nat on both sides: no verdict.", ""]
-        return _missed_lines(lines, missed, up, down)
-    units = [(*k, budget) for k in weight + tuned]
-    eff, pairs = paired_effects(compared.frame, suite, units, settings)
-    eff = eff.set_index(["method", "family"])
-    by_pair = {
-        (a[:2], b[:2]): r
-        for a, b, r in zip(
-            pairs.get("a", []), pairs.get("b", []), pairs.to_dict("records"), strict=True
-        )
-    }
-    head = "| method | effect [CI] | seed sd [CI] |" + "".join(f" − {label(*t)} |" for t in tuned)
-    lines += [head, "|---" * (3 + len(tuned)) + "|"]
-    wins = losses = 0
-    for k in weight + tuned:
-        e = eff.loc[k]
-        cells = []
-        for t in tuned:
-            if k[0] != "weight":
-                cells.append("")
-                continue
-            r = by_pair[k, t]
-            above, below = r["diff_lo"] > 0, r["diff_hi"] < 0
-            wins, losses = wins + above, losses + below
-            cells.append(
-                ci_cell(r["diff"], r["diff_lo"], r["diff_hi"])
-                + (" ▲" if above else " ▼" if below else "")
-            )
-        sd = (
-            "–"
-            if math.isnan(e["seed_sd"])
-            else (f"{e['seed_sd']:.3f} [{e['seed_sd_lo']:.3f}, {e['seed_sd_hi']:.3f}]")
-        )
-        lines.append(
-            f"| {label(*k)} | {ci_cell(e['effect'], e['effect_lo'], e['effect_hi'])} | "
-            f"{sd} |" + "".join(f" {c} |" for c in cells)
-        )
-    n = len(weight) * len(tuned)
-    tally.wins, tally.losses = int(wins), int(losses)
-    tally.right = sum(_right_way(up, down, k) for k in weight)
+    room = headroom(compared.frame, suite)
+    for d in (1, -1):
+        tally.sides[d] = SideTally(room[d], room[d] < settings.headroom)
+    lines.append(
+        f"Unsteered, {room[1]:.0%} of rows give the POS answer: + side "
+        f"{'has room' if tally.sides[1].room else 'has no room'}, − side "
+        f"{'has room' if tally.sides[-1].room else 'has no room'} (a side has none when "
+        f"{settings.headroom:.0%} of rows already give its answer)."
+    )
     lines.append("")
-    if tuned:
-        lines.append(
-            f"- Weight − baseline at {budget:g} nat: CI above 0 (▲) in {wins} of {n} pairs, "
-            f"below 0 (▼) in {losses}, including 0 in {n - wins - losses}."
-        )
-    else:
-        lines.append(
-            f"- No baseline reached {budget:g} nat on both sides: nothing to set the "
-            "weight families against at equal cost."
-        )
-    lines.append(_direction_line(up, down, weight, tuned))
-    lines += _seed_lines(eff, weight, tuned, settings)
+    if not weight:
+        lines += [f"No weight family reached {budget:g} nat on either side: no verdict.", ""]
+        return _missed_lines(lines, keys, at, rows)
+    units = [(*k, budget) for k in hit]
+    gains, pairs = side_effects(compared.frame, suite, units, settings)
+    g = gains.set_index(["method", "family", "side"]) if len(gains) else gains
+    lines += _gain_table(g, weight + tuned, at, up)
+    for d in (1, -1):
+        lines += _side_lines(d, g, pairs, weight, tuned, at, tally.sides[d], settings, budget)
+    lines += _seed_lines(compared, suite, weight, tuned, at, settings)
     lines += _prompt_lines(compared, suite, weight, settings)
-    return _missed_lines(lines, missed, up, down)
+    return _missed_lines(lines, keys, at, rows)
 
 
-def _seed_lines(eff: pd.DataFrame, weight: list, tuned: list, settings: MetricsConfig) -> list[str]:
-    """Is weight steering less variable across seeds: each weight / baseline sd ratio
-    with its F interval, on one line."""
-    cells = []
-    for t in tuned:
+def _status(rows: dict, k) -> str:
+    return str(next((r.loc[k, "status"] for r in rows.values() if k in r.index), ""))
+
+
+def _gain(g: pd.DataFrame, k, d: int) -> pd.Series | None:
+    key = (*k, d)
+    return g.loc[key] if len(g) and key in g.index else None
+
+
+def _gain_table(g: pd.DataFrame, keys: list, at: dict, up: pd.DataFrame) -> list[str]:
+    """Each method's gain per side with its CI, the two-sided swing, SI at the budget and
+    the sd over rows of the per-row gain."""
+    lines = ["| method | gain + [CI] | gain − [CI] | swing | SI k=1 | SI k=2 | row sd + / − |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for k in keys:
+        cells, sds, both = [], [], []
+        for d in (1, -1):
+            r = _gain(g, k, d)
+            if r is None or k not in at[d]:
+                cells.append("missed")
+                sds.append("–")
+                continue
+            cells.append(ci_cell(r["gain"], r["gain_lo"], r["gain_hi"]))
+            sds.append(f"{r['row_sd']:.2f}")
+            both.append(r["gain"])
+        swing = f"{sum(both) / 2:+.2f}" if len(both) == 2 else "–"
+        si = [up.loc[k, c] if k in up.index else float("nan") for c in ("si_k1", "si_k2")]
+        si_cells = ["–" if math.isnan(v) else f"{v:+.1f}" for v in si]
+        lines.append(f"| {label(*k)} | {cells[0]} | {cells[1]} | {swing} | {si_cells[0]} | "
+                     f"{si_cells[1]} | {sds[0]} / {sds[1]} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def _side_lines(
+    d: int, g: pd.DataFrame, pairs: pd.DataFrame, weight: list, tuned: list, at: dict,
+    t: SideTally, settings: MetricsConfig, budget: float,
+) -> list[str]:  # fmt: skip
+    """One side's pairs: rows the baselines, columns the weight families; adjusted over
+    the side's family of pairs."""
+    name = "toward POS" if d > 0 else "toward NEG"
+    ws, bs = [k for k in weight if k in at[d]], [k for k in tuned if k in at[d]]
+    t.right = [label(*k) for k in ws if (r := _gain(g, k, d)) is not None and r["gain_lo"] > 0]
+    if not t.room:
+        return [f"{SIDE[d]} side ({name}): no room, {t.share:.0%} of rows already give its "
+                "answer unsteered; not judged.", ""]  # fmt: skip
+    if not ws or not bs:
+        return [f"{SIDE[d]} side ({name}): nothing to set against each other at {budget:g} "
+                "nat.", ""]  # fmt: skip
+    sub = pairs[pairs["side"] == d]
+    found = {(r["a"][:2], r["b"][:2]): r for r in sub.to_dict("records")}
+    family = [found[w, b] for b in bs for w in ws]
+    adjusted = adjust([r["p"] for r in family], settings.adjust)
+    alpha = 1 - settings.ci
+    cells = {}
+    for r, q in zip(family, adjusted, strict=True):
+        w, b = r["a"][:2], r["b"][:2]
+        gw, gb = _gain(g, w, d), _gain(g, b, d)
+        win = q < alpha and r["diff"] > 0 and gw is not None and gw["gain_lo"] > 0
+        lose = q < alpha and r["diff"] < 0 and gb is not None and gb["gain_lo"] > 0
+        t.wins, t.losses = t.wins + win, t.losses + lose
+        cells[w, b] = ci_cell(r["diff"], r["diff_lo"], r["diff_hi"]) + (
+            " ▲" if win else " ▼" if lose else "")  # fmt: skip
+    t.pairs = len(family)
+    how = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}[settings.adjust]
+    lines = [
+        f"{SIDE[d]} side ({name}), weight − baseline gain with its raw {settings.ci:.0%} CI; "
+        f"▲ / ▼: {how} adjustment over "
+        + ("this one pair" if t.pairs == 1 else f"these {t.pairs} pairs")
+        + f" leaves p < {alpha:.2g} and the "
+        "one further moves the right way:",
+        "",
+        "| baseline | " + " | ".join(label(*w) for w in ws) + " |",
+        "|---" * (1 + len(ws)) + "|",
+        *[f"| {label(*b)} | " + " | ".join(cells[w, b] for w in ws) + " |" for b in bs],
+        "",
+        f"- {SIDE[d]} side: ▲ in {t.wins} of {t.pairs} pairs, ▼ in {t.losses}; weight "
+        f"families the right way (gain CI > 0): {', '.join(t.right) or 'none'}.",
+        "",
+    ]
+    return lines
+
+
+def _seed_lines(
+    compared: Compared, suite: str, weight: list, tuned: list, at: dict, settings: MetricsConfig
+) -> list[str]:
+    """Is weight steering less variable across seeds: each weight / baseline sd ratio of
+    the swing with its F interval, and in words which way the ones that exclude 1 point.
+    An activation method's seeds are bootstrap resamples of the pairs, a weight family's
+    are training seeds: the ratio sets two sources of spread side by side."""
+    both = [k for k in weight + tuned if k in at[1] and k in at[-1]]
+    ws, bs = [k for k in both if k[0] == "weight"], [k for k in both if k[0] != "weight"]
+    if not ws or not bs:
+        return []
+    units = [(*k, compared.budget) for k in both]
+    eff = paired_effects(compared.frame, suite, units, settings)[0].set_index(["method", "family"])
+    cells, more, less = [], [], []
+    for t in bs:
         b = eff.loc[t]
-        for k in weight:
+        for k in ws:
             a = eff.loc[k]
             r, lo, hi = sd_ratio_interval(
                 a["seed_sd"], int(a["seeds"]), b["seed_sd"], int(b["seeds"]), settings.ci,
                 settings.seed,
             )  # fmt: skip
-            if not math.isnan(r):
-                cells.append(f"{label(*k)}/{label(*t)} {r:.2g} [{lo:.2g}, {hi:.2g}]")
+            if math.isnan(r):
+                continue
+            pair = f"{label(*k)}/{label(*t)}"
+            cells.append(f"{pair} {r:.2g} [{lo:.2g}, {hi:.2g}]")
+            if lo > 1:
+                more.append(pair)
+            elif hi < 1:
+                less.append(pair)
     if not cells:
         return []
-    return [f"- Seed sd ratio, weight / baseline (< 1: less variable across seeds): "
-            f"{'; '.join(cells)}."]  # fmt: skip
-
-
-def _right_way(up: pd.DataFrame, down: pd.DataFrame, k) -> bool:
-    """Δ CI above 0 at +, below 0 at −: the effect is a swing, and a swing can come from
-    one side alone."""
-    return bool(up.loc[k, "delta_lo"] > 0 and down.loc[k, "delta_hi"] < 0)
-
-
-def _direction_line(up: pd.DataFrame, down: pd.DataFrame, weight: list, tuned: list) -> str:
-    """Which methods move the behaviour the right way on both sides (``_right_way``)."""
-    ok = [label(*k) for k in weight if _right_way(up, down, k)]
-    other = [label(*k) for k in tuned if _right_way(up, down, k)]
-    return (
-        f"- Right way on both sides (Δ CI > 0 at +, < 0 at −): {len(ok)} of {len(weight)} "
-        f"weight families ({', '.join(ok) or 'none'}); baselines: {', '.join(other) or 'none'}."
-    )
+    words = (f"the interval excludes 1 in {len(more) + len(less)} of {len(cells)}: weight "
+             f"steering more variable in {len(more)} ({', '.join(more) or 'none'}), less in "
+             f"{len(less)} ({', '.join(less) or 'none'})")  # fmt: skip
+    return [f"- Seed sd ratio of the swing, weight / baseline (training seeds vs resamples of "
+            f"the pairs; < 1: less variable): {words}. {'; '.join(cells)}.", ""]  # fmt: skip
 
 
 def _prompt_lines(compared: Compared, suite: str, weight: list, settings) -> list[str]:
@@ -201,13 +270,15 @@ def _prompt_lines(compared: Compared, suite: str, weight: list, settings) -> lis
     return out
 
 
-def _missed_lines(lines: list[str], missed: list, up, down) -> list[str]:
-    if missed:
-        names = []
-        for k in missed:
-            st = {up.loc[k, "status"], down.loc[k, "status"]} - {"ok"}
-            names.append(f"{label(*k)}: {'; '.join(sorted(st))}")
-        lines.append(f"- Missed the budget, left out: {'; '.join(names)}.")
+def _missed_lines(lines: list[str], keys: list, at: dict, rows: dict) -> list[str]:
+    """Each side that missed the budget, with its outcome: left out of that side only."""
+    names = []
+    for k in keys:
+        for d in (1, -1):
+            if k not in at[d] and k in rows[d].index:
+                names.append(f"{label(*k)} {SIDE[d]}: {rows[d].loc[k, 'status']}")
+    if names:
+        lines.append(f"- Missed the budget, left out of that side: {'; '.join(names)}.")
     return [*lines, ""]
 
 
@@ -223,22 +294,29 @@ def verdict_lines(
     )
     ci = f"{settings.ci:.0%}"
     seeds = int(compared.metrics["seeds"].max())
+    how = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery "
+           "rate)", "none": "no"}[settings.adjust]  # fmt: skip
     lines = [
         f"## Verdict: weight steering vs the baselines at the same KL ({compared.budget:g} nat)",
         "",
-        "Effect = (score at +budget − score at −budget) / 2 on each row, averaged over rows "
-        "and seeds: how far a method swings the behaviour both ways at that cost. Each cell "
-        "is the paired difference of two methods' effects on the same rows with its "
-        f"{ci} percentile-bootstrap CI ({settings.bootstrap} draws; rows drawn once for "
-        f"both; {seeds} seed(s), "
+        "Each side is judged on its own. A method's gain on a side is its paired shift "
+        "against the unsteered model at that side's budget, signed so that > 0 is the right "
+        "way (toward POS at +, toward NEG at −), averaged over rows and seeds: a method "
+        "that lowers the score at both signs gains on one side only. Each pair is the "
+        f"difference of two methods' gains on the same rows with its raw {ci} "
+        f"percentile-bootstrap CI ({settings.bootstrap} draws; rows drawn once for all; "
+        f"{seeds} seed(s), "
         + (
             "seeds resampled too"
             if seeds >= settings.min_seeds
-            else f"seeds not resampled, fewer than {settings.min_seeds}: their spread is the seed "
-            "sd column, with a normal-theory interval"
+            else f"seeds not resampled, fewer than {settings.min_seeds}: their spread is the "
+            "seed sd line, with a normal-theory interval"
         )
-        + "). Every pair is shown; none is "
-        "chosen on these rows.",
+        + f"); the pairs of one side and suite are one family, adjusted by {how}, and a pair "
+        "is won (▲ / ▼) only where the adjusted p-value is below "
+        f"{1 - settings.ci:.2g} and the method further ahead moves the right way. A side "
+        f"where {settings.headroom:.0%} of rows already give its answer unsteered has no room "
+        "and is not judged. Every pair is shown; none is chosen on these rows.",
         "",
     ]
     body, rows = [], []
@@ -248,14 +326,21 @@ def verdict_lines(
         if detail is None or i < detail:
             body += lines_i
         kind = "IID" if compared.suites.get(suite, {}).get("iid") else "OOD"
-        rows.append(
-            f"| `{suite}` | {kind} | {t.weight} of {t.families} | {t.baselines} | "
-            f"{t.wins} / {t.losses} / {t.pairs - t.wins - t.losses} | {t.right} |"
-        )
+        cells = []
+        for d in (1, -1):
+            st = t.sides.get(d, SideTally())
+            if not st.room:
+                cells.append(f"no room ({st.share:.0%})")
+            else:
+                cells.append(f"{len(st.right)} / {st.wins} / {st.losses} / "
+                             f"{st.pairs - st.wins - st.losses}")  # fmt: skip
+        pos = t.sides[1].share if 1 in t.sides else float("nan")
+        rows.append(f"| `{suite}` | {kind} | {pos:.0%} | {t.weight} of {t.families} | "
+                    f"{t.baselines} | {cells[0]} | {cells[1]} |")  # fmt: skip
     summary = [
-        "| suite | | weight families at the budget | baselines at the budget | "
-        "pairs ▲ / ▼ / CI incl. 0 | weight families right way both sides |",
-        "|---|---|---|---|---|---|",
+        "| suite | | unsteered POS | weight families at the budget | baselines | + side: "
+        "weight right way / ▲ / ▼ / neither | − side: weight right way / ▲ / ▼ / neither |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
