@@ -34,9 +34,15 @@ def test_adjustments_cap_at_one_keep_nan_and_refuse_unknown_names():
         adjust(P, "bonferoni")
 
 
-def test_the_bootstrap_p_value_is_twice_the_smaller_tail():
-    assert bootstrap_p(np.ones(999)) == pytest.approx(2 / 1000)  # every draw above 0
-    assert bootstrap_p(np.r_[np.ones(500), -np.ones(500)]) == 1.0
-    d = np.r_[np.full(950, 1.0), np.full(49, -1.0)]  # 49 of 999 below 0
-    assert bootstrap_p(d) == pytest.approx(2 * 50 / 1000)
-    assert math.isnan(bootstrap_p(np.array([np.nan])))
+def test_the_bootstrap_p_value_is_the_normal_tail_of_estimate_over_its_standard_error():
+    from statistics import NormalDist
+
+    draws = np.random.default_rng(0).normal(0.0, 0.5, size=20_000)  # se 0.5
+    for point in (0.0, 0.5, 1.0, 1.96 * 0.5):
+        want = 2 * (1 - NormalDist().cdf(point / 0.5))
+        assert bootstrap_p(point, draws) == pytest.approx(want, abs=0.01)
+    assert bootstrap_p(-1.0, draws) == bootstrap_p(1.0, draws)  # two-sided
+    # far beyond 1 / draws: a Holm adjustment over many pairs can still pass
+    assert bootstrap_p(3.0, draws[:1000]) < 1e-6
+    assert bootstrap_p(1.0, np.ones(10)) == 0.0 and bootstrap_p(0.0, np.ones(10)) == 1.0
+    assert math.isnan(bootstrap_p(1.0, np.array([np.nan, 1.0])))

@@ -2,7 +2,7 @@
 
 A verdict table sets every weight family against every baseline on one suite: a family
 of ``m`` tests. Read at an unadjusted 95% each, about ``0.05 m`` of them exclude 0 by
-chance alone. The p-value of one paired difference comes from its bootstrap draws
+chance alone. The p-value of one paired difference comes from its bootstrap standard error
 (``bootstrap_p``); a family's p-values are adjusted by
 
 * ``holm`` (Holm 1979, step-down Bonferroni): controls the family-wise error rate, the
@@ -17,6 +17,7 @@ interval stays on the page.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,19 +25,20 @@ import numpy as np
 ADJUSTMENTS = ("holm", "bh", "none")
 
 
-def bootstrap_p(draws: np.ndarray) -> float:
-    """Two-sided p-value of "the difference is 0" from its bootstrap draws: twice the
-    smaller share of draws on either side of 0 (each share counted as ``(k + 1) / (n +
-    1)``, so it is never 0 from finitely many draws), capped at 1. NaN draws are dropped;
-    none left gives NaN."""
+def bootstrap_p(point: float, draws: np.ndarray) -> float:
+    """Two-sided p-value of "the difference is 0": the point estimate over its bootstrap
+    standard error, read on the normal curve (``erfc(|z| / sqrt 2)``). Not the share of
+    draws beyond 0: that cannot go below ``1 / draws``, so after a Holm adjustment over
+    dozens of pairs nothing could pass, however far from 0. A standard error of 0 gives 0
+    (1 when the estimate is 0 too); fewer than two finite draws give NaN."""
     d = np.asarray(draws, dtype=float)
     d = d[~np.isnan(d)]
-    if d.size == 0:
+    if d.size < 2 or math.isnan(point):
         return float("nan")
-    n = d.size
-    below = (np.count_nonzero(d <= 0) + 1) / (n + 1)
-    above = (np.count_nonzero(d >= 0) + 1) / (n + 1)
-    return float(min(1.0, 2 * min(below, above)))
+    se = float(d.std(ddof=1))
+    if se == 0:
+        return 1.0 if point == 0 else 0.0
+    return math.erfc(abs(point) / se / math.sqrt(2))
 
 
 def holm(values: Sequence[float]) -> list[float]:

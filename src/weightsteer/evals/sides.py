@@ -85,7 +85,7 @@ def side_effects(
             per_row = np.nanmean(g, axis=0)
             gains.append({"method": method, "family": family, "strength": s, "side": d,
                           "gain": float(w[0]), "gain_lo": lo, "gain_hi": hi,
-                          "p": bootstrap_p(w[1:]), "seeds": len(seeds),
+                          "p": bootstrap_p(w[0], w[1:]), "seeds": len(seeds),
                           "row_sd": float(np.nanstd(per_row, ddof=1))})  # fmt: skip
     pairs = []
     for (a, da), wa in draws.items():
@@ -94,6 +94,7 @@ def side_effects(
                 continue
             diff = wa - wb
             lo, hi = interval(diff[1:], settings.ci)
+            p = bootstrap_p(diff[0], diff[1:])
             pairs.append({"side": da, "a": a, "b": b, "diff": float(diff[0]),
-                          "diff_lo": lo, "diff_hi": hi, "p": bootstrap_p(diff[1:])})  # fmt: skip
+                          "diff_lo": lo, "diff_hi": hi, "p": p})  # fmt: skip
     return pd.DataFrame.from_records(gains), pd.DataFrame.from_records(pairs)
