@@ -17,10 +17,12 @@ def pyplot():
     return plt
 
 
-def save_figure(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path, layout: bool = True) -> None:
     """``path`` (PNG, for the markdown report) and the same figure as SVG beside it (for a
-    paper: vector, any size)."""
-    fig.tight_layout()
+    paper: vector, any size). ``layout=False``: the caller laid it out already (a
+    ``tight_layout`` here would undo the room it kept for a legend)."""
+    if layout:
+        fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     with atomic_path(Path(path).with_suffix(".svg"), overwrite=True) as tmp:

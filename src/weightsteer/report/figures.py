@@ -29,9 +29,11 @@ def _finish_grid(fig, axes, n: int, path: Path) -> None:
         fig.legend(
             handles, labels, loc="lower center", fontsize=7, ncol=min(6, len(labels)), frameon=False
         )
-        rows = math.ceil(len(labels) / 6)  # legend rows, each ~0.18 in, plus the x labels
-        fig.tight_layout(rect=(0, min(0.4, (0.1 + 0.18 * rows) / fig.get_figheight()), 1, 1))
-    save_figure(fig, path)
+        rows = math.ceil(len(labels) / 6)  # legend rows at 7 pt, ~0.25 in each with spacing
+        fig.tight_layout(rect=(0, min(0.45, (0.1 + 0.25 * rows) / fig.get_figheight()), 1, 1))
+    else:
+        fig.tight_layout()
+    save_figure(fig, path, layout=False)
 
 
 def figure_scores(m: pd.DataFrame, path: Path) -> None:
@@ -59,12 +61,11 @@ def figure_si(m: pd.DataFrame, path: Path) -> bool:
     """SI (k=1) at the largest ±s per suite and method, with CI whiskers."""
     if "si_k1" not in m or m["si_k1"].isna().all():
         return False
-    plt = pyplot()
     top = m[m["si_k1"].notna()]
     top = top[top["strength"] == top.groupby("eval")["strength"].transform("max")]
     suites = list(dict.fromkeys(top["eval"]))
-    fig, axes = plt.subplots(1, len(suites), figsize=(3.2 * len(suites), 2.8), squeeze=False)
-    for ax, suite in zip(axes.flat, suites, strict=True):
+    fig, axes = _suite_grid(len(suites), 2.9)  # four to a row: readable at page width
+    for ax, suite in zip(axes.flat, suites, strict=False):
         sub = top[top["eval"] == suite]
         names = [label(a, b) for a, b in zip(sub["method"], sub["family"], strict=True)]
         err = [sub["si_k1"] - sub["si_k1_lo"], sub["si_k1_hi"] - sub["si_k1"]]
@@ -72,7 +73,10 @@ def figure_si(m: pd.DataFrame, path: Path) -> bool:
         ax.set_xticks(range(len(sub)), names, rotation=45, ha="right", fontsize=7)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"{suite}: SI k=1 at ±{sub['strength'].iloc[0]:g}", fontsize=9)
+        ax.set_ylabel("SI k=1", fontsize=8)
         ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(suites) :]:
+        ax.axis("off")
     save_figure(fig, path)
     return True
 
@@ -96,34 +100,43 @@ def figure_norms(vec_row: dict, path: Path) -> None:
     ax.set_yticks(range(len(layers)), [str(x) for x in layers], fontsize=7)
     ax.set_ylabel("layer", fontsize=8)
     ax.set_title(f"||dW|| {vec_row['name']}", fontsize=9)
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax).set_label("‖dW‖ (Frobenius) per layer and module", fontsize=7)
     save_figure(fig, path)
 
 
 def figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
-    """Δ at +budget and −budget per method and suite, with CI whiskers."""
+    """Δ at +budget and −budget per method and suite, with CI whiskers; a side that missed
+    its budget hollow, a prompt (its own fixed cost, not the budget) as a star with its
+    KL in the method's name."""
     suites = list(dict.fromkeys(m["eval"]))
-    names = list(dict.fromkeys(label(a, b) for a, b in zip(m["method"], m["family"], strict=True)))
+    names, ticks = [], []
+    for (a, b), rows in m.groupby(["method", "family"], sort=False):
+        names.append(label(a, b))
+        fixed = rows[rows["status"] == "fixed"]
+        kls = [f"{fixed.loc[fixed['strength'] == s, 'kl'].mean():.2g}" for s in (1.0, -1.0)]
+        ticks.append(f"{label(a, b)} * ({' / '.join(kls)} nat)" if len(fixed) else label(a, b))
     fig, axes = _suite_grid(len(suites), 0.22 * len(names) + 1.0)
     for ax, suite in zip(axes.flat, suites, strict=False):
         sub = m[m["eval"] == suite]
-        for side, color, off in ((budget, "tab:blue", -0.15), (-budget, "tab:red", 0.15)):
-            rows = sub[sub["strength"] == side]
-            pairs = zip(rows["method"], rows["family"], strict=True)
-            y = [names.index(label(a, b)) + off for a, b in pairs]
-            err = [rows["delta"] - rows["delta_lo"], rows["delta_hi"] - rows["delta"]]
-            ax.errorbar(
-                rows["delta"],
-                y,
-                xerr=err,
-                fmt="o",
-                ms=3,
-                color=color,
-                capsize=2,
-                label=f"{side:+g} nat",
-            )
+        for sign, color, off in ((1, "tab:blue", -0.15), (-1, "tab:red", 0.15)):
+            fixed = sub["status"].eq("fixed") & (sub["strength"] == sign * 1.0)
+            rows = sub[(sub["strength"] == sign * budget) & ~sub["status"].eq("fixed")]
+            for part, marker, hollow, name in (
+                (rows[rows["at_budget"].astype(bool)], "o", False, f"{sign * budget:+g} nat"),
+                (rows[~rows["at_budget"].astype(bool)], "o", True, "missed the budget"),
+                (sub[fixed], "*", False, "a prompt at its own KL"),
+            ):
+                if part.empty:
+                    continue
+                pairs = zip(part["method"], part["family"], strict=True)
+                y = [names.index(label(a, b)) + off for a, b in pairs]
+                err = [part["delta"] - part["delta_lo"], part["delta_hi"] - part["delta"]]
+                once = sign > 0 or (marker == "o" and not hollow)  # each legend entry once
+                ax.errorbar(part["delta"], y, xerr=err, fmt=marker, ms=7 if marker == "*" else 3,
+                            color=color, mfc="white" if hollow else color, capsize=2,
+                            label=name if once else None)  # fmt: skip
         ax.axvline(0, color="grey", lw=0.5)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_yticks(range(len(names)), ticks, fontsize=7)
         ax.invert_yaxis()
         ax.set_title(suite, fontsize=9)
         ax.set_xlabel("Δ score vs unsteered", fontsize=8)
@@ -194,10 +207,15 @@ def _palette(names: list[str]) -> dict[str, str]:
 
 def _log_axes(ax, y: bool = True) -> None:
     """Log axes without the overlapping minor tick labels matplotlib puts on short
-    ranges."""
-    from matplotlib.ticker import NullFormatter
+    ranges; an x range under three decades gets ticks at 1, 2 and 5 of each decade, so it
+    never shows a single label. Call after plotting."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    if hi / lo < 1e3:
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     if y:
         ax.set_yscale("log")
