@@ -335,7 +335,8 @@ def paired_effects(
 
 def seed_effects(df: pd.DataFrame, budget: float) -> pd.DataFrame:
     """Per (eval, method, family, seed): the effect ``(score(+s) - score(-s)) / 2`` averaged
-    over rows, at ``s = budget`` after budget grouping (a prompt at its own ±1). What a
+    over rows, at ``s = budget`` after budget grouping (a prompt at its own ±1), with
+    ``fixed`` (a prompt at its own cost) and ``hit`` (both sides at the budget). What a
     seed-spread figure draws."""
     df = at_budget(df)
     fixed = df["status"].eq("fixed") if "status" in df else pd.Series(False, index=df.index)
@@ -345,4 +346,9 @@ def seed_effects(df: pd.DataFrame, budget: float) -> pd.DataFrame:
     keys = ["eval", "method", "family", "seed"]
     a = up.groupby(keys)["score"].mean()
     b = down.groupby(keys)["score"].mean()
-    return ((a - b) / 2).dropna().rename("effect").reset_index()
+    out = ((a - b) / 2).dropna().rename("effect").reset_index()
+    if "status" not in df:
+        return out.assign(fixed=False, hit=True)
+    status = pd.concat([up, down]).groupby(keys)["status"].apply(lambda v: "|".join(sorted(set(v))))
+    st = [set(x.split("|")) for x in out.set_index(keys).index.map(status)]
+    return out.assign(fixed=[x == {"fixed"} for x in st], hit=[x <= {"ok", "fixed"} for x in st])

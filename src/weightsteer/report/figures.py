@@ -296,16 +296,24 @@ def figure_seeds(effects: pd.DataFrame, budget: float, path: Path) -> bool:
             label(a, b) for a, b in zip(effects["method"], effects["family"], strict=True)
         )
     )
+    fixed = set(map(tuple, effects.loc[effects["fixed"], ["method", "family"]].to_numpy()))
+    ticks = [f"{n} *" if any(label(*k) == n for k in fixed) else n for n in names]
     fig, axes = _suite_grid(len(suites), 0.22 * len(names) + 1.0)
     for ax, suite in zip(axes.flat, suites, strict=False):
         sub = effects[effects["eval"] == suite]
-        y = [names.index(label(a, b)) for a, b in zip(sub["method"], sub["family"], strict=True)]
-        ax.scatter(sub["effect"], y, s=12, color="tab:blue", label="one seed")
+        for part, kw, name in (
+            (sub[sub["hit"] & ~sub["fixed"]], {"marker": "o"}, f"one seed at {budget:g} nat"),
+            (sub[~sub["hit"]], {"marker": "o", "facecolors": "white"}, "a side missed the budget"),
+            (sub[sub["fixed"]], {"marker": "*", "s": 40}, "a prompt at its own KL"),
+        ):
+            y = [names.index(label(a, b))
+                 for a, b in zip(part["method"], part["family"], strict=True)]  # fmt: skip
+            ax.scatter(part["effect"], y, color="tab:blue", label=name, **{"s": 12, **kw})
         ax.axvline(0, color="grey", lw=0.5)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_yticks(range(len(names)), ticks, fontsize=7)
         ax.invert_yaxis()
-        ax.set_title(f"{suite}: effect per seed at {budget:g} nat", fontsize=9)
-        ax.set_xlabel("effect (score)", fontsize=8)
+        ax.set_title(suite, fontsize=9)
+        ax.set_xlabel(f"effect per seed (score), at {budget:g} nat", fontsize=8)
         ax.tick_params(labelsize=7)
     _finish_grid(fig, axes, len(suites), path)
     return True
