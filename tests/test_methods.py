@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -88,21 +89,24 @@ def test_token_kl_equals_the_kl_of_two_full_forwards(toy):
 
     model, tok = toy
     method = PromptSteering(method="prompt:simple", pos="x", neg=PAIRS["honesty"].neg[0])
-    got = token_kls(model, tok, USER, method, lambda s: None, -1.0, tokens=6)
-    want = []
-    for chat in USER:
-        steered = tok.encode(render_chat(tok, with_system(chat, method.neg)))
-        base = tok.encode(render_chat(tok, chat))
-        (gen,) = generate_ids(model, tok, [steered], max_new_tokens=6)
-        k = len(gen)
-        with torch.no_grad():
-            lp_s = model(torch.tensor([steered + gen])).logits[0, -k - 1 : -1].log_softmax(-1)
-            lp_b = model(torch.tensor([base + gen])).logits[0, -k - 1 : -1].log_softmax(-1)
-        want.append((lp_s.exp() * (lp_s - lp_b)).sum(-1))
-    want = torch.cat(want)
-    assert got.shape == want.shape
-    torch.testing.assert_close(got, want.clamp_min(0), atol=1e-4, rtol=1e-4)
-    assert want.max() > 1.0  # the dishonest persona changes the answers
+    for continuations in ("steered", "unsteered"):  # whose greedy tokens are scored
+        got = token_kls(model, tok, USER, method, lambda s: None, -1.0, tokens=6,
+                        continuations=continuations)  # fmt: skip
+        want = []
+        for chat in USER:
+            steered = tok.encode(render_chat(tok, with_system(chat, method.neg)))
+            base = tok.encode(render_chat(tok, chat))
+            source = steered if continuations == "steered" else base
+            (gen,) = generate_ids(model, tok, [source], max_new_tokens=6)
+            k = len(gen)
+            with torch.no_grad():
+                lp_s = model(torch.tensor([steered + gen])).logits[0, -k - 1 : -1].log_softmax(-1)
+                lp_b = model(torch.tensor([base + gen])).logits[0, -k - 1 : -1].log_softmax(-1)
+            want.append((lp_s.exp() * (lp_s - lp_b)).sum(-1))
+        want = torch.cat(want)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want.clamp_min(0), atol=1e-4, rtol=1e-4)
+        assert want.max() > 1.0  # the dishonest persona changes the answers
 
 
 # -- the strength search ---------------------------------------------------------------
@@ -189,7 +193,7 @@ def test_later_budgets_start_from_the_calibration_kls_alone(monkeypatch):
         return torch.full((4,), true_kl(strength, chats), dtype=torch.float64)
 
     monkeypatch.setattr(cal, "token_kls", fake_kls)
-    settings = CompareConfig(budgets=(0.5, 1.0, 2.0), tolerance=0.05)
+    settings = CompareConfig(budgets=(0.5, 1.0, 2.0), tolerance=0.05, audit_factor=None)
     found = calibrate_budgets(None, None, NONE, calib, audit, settings)
     for budget, sides in found.items():
         for c in sides.values():
@@ -231,6 +235,23 @@ def test_a_method_that_jumps_at_zero_is_measured_at_its_floor_first(monkeypatch)
         assert high.status == OK and high.kl == pytest.approx(2.0, rel=0.1)
     plain = calibrate_budgets(None, None, NONE, calib, [], settings)  # no floor: searched
     assert all(c.status != cal.FLOOR for sides in plain.values() for c in sides.values())
+
+
+def test_a_side_whose_audit_kl_is_off_by_more_than_the_factor_is_not_at_its_budget(monkeypatch):
+    import weightsteer.methods.calibrate as cal
+
+    calib, audit = [[{"role": "user", "content": "c"}]], [[{"role": "user", "content": "a"}]]
+
+    def fake_kls(model, tok, chats, intervention, set_strength, strength, **kw):
+        factor = (1.4 if strength > 0 else 1.6) if chats is audit else 1.0  # + in, − out
+        return torch.full((4,), factor * abs(strength), dtype=torch.float64)
+
+    monkeypatch.setattr(cal, "token_kls", fake_kls)
+    found = calibrate_budgets(None, None, NONE, calib, audit, CompareConfig(budgets=(1.0,)))[1.0]
+    assert found[1].status == OK and found[1].audit_kl == pytest.approx(1.4, rel=0.1)
+    assert found[-1].status == cal.AUDIT and "on the audit prompts" in found[-1].message()
+    lax = CompareConfig(budgets=(1.0,), audit_factor=None)
+    assert calibrate_budgets(None, None, NONE, calib, audit, lax)[1.0][-1].status == OK
 
 
 def test_kept_base_logprobs_are_the_fresh_ones(toy):
@@ -428,3 +449,28 @@ def test_unknown_method_is_refused_with_the_known_ones():
         UserError, match="choose one of act:angular, act:cosine_gated, act:directional_ablation"
     ):
         check_method("act:nope")
+
+
+def test_the_kl_on_unsteered_continuations_is_continuous_in_the_strength(toy):
+    """Stated bound: on toyworld, no step of 1e-3 in strength moves the statistic by more
+    than 5% of its value there (a smooth curve this steep moves 1-3% per step; the
+    continuation is the same tokens at every strength, where the steered model's own
+    greedy rollout flips tokens and jumps)."""
+    from weightsteer.methods.activation import ActivationSteering
+    from weightsteer.pairs.questions import PROMPT_SOURCES
+
+    model, tok = toy
+    g = torch.Generator().manual_seed(0)
+    hidden = model.config.hidden_size
+    vectors = {k: torch.randn(hidden, generator=g) for k in (1, 2)}
+    act = ActivationSteering(method="act:random", vectors=vectors)
+    chats = [[{"role": "user", "content": q}] for q in PROMPT_SOURCES.get("toyworld")(0, 24)]
+    cache = BaseLogprobs()
+    grid = [0.4 + 1e-3 * i for i in range(41)]
+    with act.attach(model) as set_strength:
+        stats = [kl_statistic(token_kls(model, tok, chats, act, set_strength, s, base_cache=cache,
+                                        batch_size=24)) for s in grid]  # fmt: skip
+    worst = max(abs(b - a) / min(a, b) for a, b in itertools.pairwise(stats))
+    assert min(stats) > 0.05  # a KL worth calibrating to, not a flat zero
+    assert worst <= 0.05, worst
+    assert stats[-1] > stats[0]  # and it grows with the strength

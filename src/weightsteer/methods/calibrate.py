@@ -4,14 +4,19 @@ Methods are compared at equal side effects, not at equal nominal strength. For a
 intervention at strength ``s`` and a set of calibration prompts (held out of the
 training questions and of every eval):
 
-the cost is the 95th percentile of the per-token KL(steered || unsteered) over greedy
-tokens the intervention generates (``kl_cost.py``; a no-op scores exactly 0).
+the cost is the 95th percentile of the per-token KL(steered || unsteered) over the
+unsteered model's greedy continuation of each prompt (``kl_cost.py``: the same tokens at
+every strength, so the KL is continuous in it; ``compare.continuations = "steered"``
+measures on the intervention's own rollouts instead; a no-op scores exactly 0).
 ``calibrate_strength`` then finds ``s > 0`` and ``s < 0`` separately such
 that the statistic equals the target (default 1 nat) within a relative tolerance:
 bracket by doubling or halving ``|s|`` from 1, then secant steps on ``log KL`` vs
 ``log |s|``, falling back to bisection; bounded. A method that cannot reach the target
 (its KL stays below it however strong, or is above it however weak) is reported as
-such with the closest strength found, never as a silent guess. Prompting, whose only
+such with the closest strength found, never as a silent guess. A side found ``ok`` whose KL on
+the audit prompts is off the budget by more than ``compare.audit_factor`` (1.5x) is ``audit
+off``: the cost does not hold beyond the prompts it was tuned on, so it is not at the
+budget. Prompting, whose only
 knob is on/off, is measured at +1 and -1 instead. A method that jumps at strength 0
 (``jumps_at_zero``: an ablation plus a scaled addition, whose ablation does not shrink
 with ``s``) is first measured at ``|s| = 2^-10``, the ablation alone: a budget below that
@@ -38,7 +43,7 @@ from weightsteer.core.models import Message
 from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.methods.kl_cost import BaseLogprobs, kl_statistic, token_kls
 
-OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED, FLOOR = (
+OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED, FLOOR, AUDIT = (
     "ok",
     "fixed",
     "too weak",
@@ -46,6 +51,7 @@ OK, FIXED, TOO_WEAK, TOO_STRONG, JUMP, UNCONVERGED, FLOOR = (
     "jumps",
     "not converged",
     "above floor",
+    "audit off",
 )
 FLOOR_STRENGTH = 2.0**-10  # where a method that jumps at 0 is measured alone
 
@@ -58,7 +64,8 @@ class Calibration:
     strength: float  # the strength used (the closest found when not ``ok``)
     kl: float  # the statistic at ``strength`` on the calibration prompts
     target: float
-    status: str  # ok / fixed / too weak / too strong / jumps / not converged / above floor
+    status: str  # ok / fixed / too weak / too strong / jumps / not converged / above floor /
+    # audit off
     audit_kl: float = float("nan")  # the same statistic on the audit prompts
     evaluations: list[tuple[float, float]] = field(default_factory=list)  # (s, kl) tried
 
@@ -79,6 +86,8 @@ class Calibration:
             f"{len(self.evaluations)} steps",
             FLOOR: f"{at}: cannot reach {self.target:g}, the method's part that does not scale "
             "(an ablation) costs more on its own",
+            AUDIT: f"{at} (target {self.target:g}), but {self.audit_kl:.3g} on the audit "
+            "prompts: the cost does not hold beyond the calibration prompts",
         }[self.status]
 
     def to_json(self) -> dict:
@@ -287,6 +296,7 @@ def calibrate_budgets(
                     tokens=c.tokens,
                     batch_size=c.batch_size,
                     base_cache=cache,
+                    continuations=c.continuations,
                 )
                 if on_measure is not None:
                     on_measure()
@@ -317,5 +327,8 @@ def calibrate_budgets(
                     )
                 if audit:
                     cal.audit_kl = measure(cal.strength, audit, 1)
+                    ratio, f = cal.audit_kl / budget, c.audit_factor
+                    if cal.status == OK and f is not None and not 1 / f <= ratio <= f:
+                        cal.status = AUDIT
                 out[budget][sign] = cal
     return out

@@ -5,6 +5,7 @@ picks the prompts)."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -42,6 +43,15 @@ class CompareConfig(Section):
     )
     tokens: int = Field(20, ge=1, description="greedy tokens generated per calibration prompt")
     tolerance: float = Field(0.1, gt=0, lt=1, description="relative tolerance on the calibrated KL")
+    continuations: Literal["unsteered", "steered"] = Field(
+        "unsteered", description="the tokens the KL is measured on: the unsteered model's "
+        "greedy continuation (the same at every strength: the KL is continuous in it) or the "
+        "intervention's own (jumps where a greedy token flips)"
+    )  # fmt: skip
+    audit_factor: float | None = Field(
+        1.5, ge=1, description="a side is at its budget only when its KL on the audit prompts "
+        "is within this factor of the budget too (none: no such check)"
+    )  # fmt: skip
     max_evals: int = Field(16, ge=2, description="KL measurements per strength search")
     prompts: str = Field(
         "auto",

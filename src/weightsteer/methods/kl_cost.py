@@ -2,17 +2,25 @@
 
 For an intervention at strength ``s`` and a set of prompts:
 
-1. greedy-generate ``N`` tokens (default 20) from each prompt WITH the intervention (its
-   system prompt and its model change);
+1. take ``N`` tokens (default 20) after each prompt: the unsteered model's greedy
+   continuation (``continuations = "unsteered"``, the default), or the intervention's own
+   greedy continuation (``"steered"``);
 2. teacher-force those same tokens through the intervened model and through the base
    (no system prompt, no change), and take the per-token
    ``KL(steered || base) = sum_v p_s(v) (log p_s(v) - log p_b(v))`` over the whole
-   vocabulary, at every generated position (up to and including an end of turn);
+   vocabulary, at every position (up to and including an end of turn);
 3. pool the tokens of all prompts; the statistic is their 95th percentile.
 
+Why the unsteered continuation: it is the same tokens at every strength, so the statistic
+is a continuous function of ``s`` (a product of smooth log-probs) and every budget is
+reachable. On the steered model's own greedy tokens, the continuation changes discretely
+with ``s`` (one token flips, the rest of the rollout follows), and the statistic jumps:
+some budgets then have no strength at all (the ``jumps`` outcome). The unsteered tokens
+are generated once per prompt and kept (``BaseLogprobs``).
+
 Both passes go through the same teacher-forced forward, so a no-op intervention scores
-exactly 0. The base pass depends only on the prompt and the generated tokens, so it is
-kept per continuation (``BaseLogprobs``).
+exactly 0. The base pass depends only on the prompt and the tokens, so it is kept per
+continuation (``BaseLogprobs``).
 """
 
 from __future__ import annotations
@@ -39,10 +47,12 @@ def token_kls(
     tokens: int = 20,
     batch_size: int = 16,
     base_cache: BaseLogprobs | None = None,
+    continuations: str = "unsteered",
 ) -> torch.Tensor:
-    """``[generated tokens]`` float32 per-token ``KL(steered || base)`` of every prompt,
-    pooled (step 1-2 of the module docstring). Leaves the strength at 0. ``base_cache``:
-    the unsteered log-probs of continuations seen before (``BaseLogprobs``)."""
+    """``[tokens]`` float32 per-token ``KL(steered || base)`` of every prompt, pooled
+    (step 1-2 of the module docstring), on the ``continuations`` of each prompt
+    (``"unsteered"`` or ``"steered"``). Leaves the strength at 0. ``base_cache``: the
+    unsteered log-probs and continuations seen before (``BaseLogprobs``)."""
     from weightsteer.core.generation import generate_ids
 
     if not chats:
@@ -56,15 +66,21 @@ def token_kls(
         chunk = chats[start : start + batch_size]
         steered_prompts = [enc(c, system) for c in chunk]
         base_prompts = [enc(c, None) for c in chunk]
+        cache = base_cache if base_cache is not None else BaseLogprobs(0)
+        if continuations == "unsteered":
+            set_strength(0.0)
+            gen = cache.continuations(model, tokenizer, base_prompts, tokens)
+        elif continuations != "steered":
+            raise UserError(f"continuations must be unsteered or steered, got {continuations!r}")
         set_strength(strength)
         try:
-            gen = generate_ids(
-                model, tokenizer, steered_prompts, max_new_tokens=tokens, batch_size=len(chunk)
-            )
+            if continuations == "steered":
+                gen = generate_ids(
+                    model, tokenizer, steered_prompts, max_new_tokens=tokens, batch_size=len(chunk)
+                )
             steered = _logprobs(model, tokenizer, steered_prompts, gen)
         finally:
             set_strength(0.0)
-        cache = base_cache if base_cache is not None else BaseLogprobs(0)
         base = cache.get(model, tokenizer, base_prompts, gen)
         for lp_s, lp_b in zip(steered, base, strict=True):  # [k, vocab] each
             lp_b = lp_b.to(lp_s.device)
@@ -101,6 +117,21 @@ class BaseLogprobs:
         self.bytes = 0
         self.hits = self.misses = 0
         self._kept: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._gen: dict[tuple, list[int]] = {}  # (prompt, tokens) -> unsteered greedy tokens
+
+    def continuations(self, model: Any, tokenizer: Any, prompts: Any, tokens: int) -> list:
+        """The unsteered model's greedy ``tokens`` after each prompt (the model must be at
+        strength 0), generated once and kept: token ids only, a few KB."""
+        from weightsteer.core.generation import generate_ids
+
+        keys = [(tuple(p), tokens) for p in prompts]
+        todo = [i for i, k in enumerate(keys) if k not in self._gen]
+        if todo:
+            fresh = generate_ids(model, tokenizer, [prompts[i] for i in todo],
+                                 max_new_tokens=tokens, batch_size=len(todo))  # fmt: skip
+            for i, g in zip(todo, fresh, strict=True):
+                self._gen[keys[i]] = g
+        return [self._gen[k] for k in keys]
 
     def get(self, model: Any, tokenizer: Any, prompts: Any, gen: Any) -> list[torch.Tensor]:
         keys = [(tuple(p), tuple(g)) for p, g in zip(prompts, gen, strict=True)]
