@@ -233,7 +233,18 @@ def test_the_verdict_leads_with_ood_suites_judges_each_side_and_never_cites_a_mi
     assert "Holm adjustment over these 2 pairs" in text
     assert "prompt:simple costs its own KL (1.8 / 0.9 nat)" in text
     assert "seeds not resampled, fewer than 5" in text
-    assert "| `toy:cue` | OOD | 48% | 1 of 1 | 2 | 1 / 2 / 0 / 0 | 1 / 1 / 0 / 0 |" in text
+    assert (
+        "| `toy:cue` | OOD | 48% | 1 of 1 | 2 | 1 / 2 / 0 / 0 (2 / 0 of 2) | "
+        "1 / 1 / 0 / 0 (1 / 0 of 1) |"
+    ) in text  # act:pca's too-weak side stays out
+    # a side that was calibrated to the budget but missed it on the audit: out, then back
+    audit = _compare_frame().replace({"status": {"too weak": "audit off"}})
+    lines, text = _verdict(audit)
+    assert "Missed the budget, left out of that side: act:pca −: audit off (2 of 2 seeds)" in text
+    assert (
+        "With the misses put back (sides that were calibrated to the budget but missed it" in text
+    )
+    assert "− side ▲ in 2 of 2 pairs, ▼ in 0" in text
     assert text.index("| `toy:cue` | OOD") < text.index("| `claims` | IID")
 
 
@@ -277,7 +288,10 @@ def test_a_side_without_headroom_is_named_and_not_judged():
     assert "+ side has no room" in text
     assert "+ side (toward POS): no room, 95% of rows already give its answer unsteered" in text
     assert not any(ln.startswith("+ side (toward POS), weight") for ln in lines)
-    assert "| `toy:cue` | OOD | 95% | 1 of 1 | 1 | no room (95%) | 1 / 1 / 0 / 0 |" in text
+    assert (
+        "| `toy:cue` | OOD | 95% | 1 of 1 | 1 | no room (95%) | 1 / 1 / 0 / 0 (1 / 0 of 1) |"
+        in text
+    )
 
 
 def test_every_budget_gets_its_own_search_and_measurements_are_shared(monkeypatch):

@@ -38,6 +38,7 @@ class SideTally:
     wins: int = 0  # adjusted p below 1 - ci, weight further, and weight the right way
     losses: int = 0  # ... baseline further, and the baseline the right way
     right: list[str] = field(default_factory=list)  # weight families the right way
+    back: tuple[int, int, int] = (0, 0, 0)  # ▲, ▼, pairs with the misses put back
 
 
 @dataclass
@@ -91,15 +92,49 @@ def verdict(
     if not weight:
         lines += [f"No weight family reached {budget:g} nat on either side: no verdict.", ""]
         return _missed_lines(lines, keys, at, rows)
-    units = [(*k, budget) for k in hit]
+    near = {d: [k for k in keys if k in rows[d].index and _near(rows[d].loc[k, "status"])]
+            for d in (1, -1)}  # fmt: skip
+    units = [(*k, budget) for k in keys if k in near[1] or k in near[-1]]
     gains, pairs = side_effects(compared.frame, suite, units, settings)
     g = gains.set_index(["method", "family", "side"]) if len(gains) else gains
     lines += _gain_table(g, weight + tuned, at, up)
     for d in (1, -1):
         lines += _side_lines(d, g, pairs, weight, tuned, at, tally.sides[d], settings, budget)
+    lines += _sensitivity(g, pairs, keys, near, tally, settings, budget)
     lines += _seed_lines(compared, suite, weight, tuned, at, settings)
     lines += _prompt_lines(compared, suite, weight, settings)
     return _missed_lines(lines, keys, at, rows)
+
+
+MISSED_NEAR = ("audit off", "jumps", "not converged")  # calibrated to the budget, not on it
+
+
+def _near(status: str) -> bool:
+    """A side calibrated to the budget whatever its audit or search said: ok, or missed
+    only by ``MISSED_NEAR`` (not a method that cannot reach it)."""
+    parts = [p.split(" (")[0].strip() for p in str(status).split(";")]
+    return bool(parts) and all(p in ("ok", *MISSED_NEAR) for p in parts)
+
+
+def _sensitivity(
+    g: pd.DataFrame, pairs: pd.DataFrame, keys: list, near: dict, tally: Tally,
+    settings: MetricsConfig, budget: float,
+) -> list[str]:  # fmt: skip
+    """How the verdict changes with the misses put back: every side calibrated to the
+    budget counted, whatever its audit or jump said (``MISSED_NEAR``)."""
+    weight = [k for k in keys if k[0] == "weight"]
+    tuned = [k for k in keys if k[0] != "weight"]
+    cells = []
+    for d in (1, -1):
+        t = SideTally(tally.sides[d].share, tally.sides[d].room)
+        _side_lines(d, g, pairs, weight, tuned, near, t, settings, budget)
+        tally.sides[d].back = (t.wins, t.losses, t.pairs)
+        if t.room:
+            cells.append(f"{SIDE[d]} side ▲ in {t.wins} of {t.pairs} pairs, ▼ in {t.losses}")
+    if not cells:
+        return []
+    return [f"- With the misses put back (sides that were calibrated to the budget but missed "
+            f"it by {', '.join(MISSED_NEAR)}): {'; '.join(cells)}.", ""]  # fmt: skip
 
 
 def _status(rows: dict, k) -> str:
@@ -332,14 +367,16 @@ def verdict_lines(
             if not st.room:
                 cells.append(f"no room ({st.share:.0%})")
             else:
-                cells.append(f"{len(st.right)} / {st.wins} / {st.losses} / "
-                             f"{st.pairs - st.wins - st.losses}")  # fmt: skip
+                won, lost, n = st.back
+                neither = st.pairs - st.wins - st.losses
+                cells.append(f"{len(st.right)} / {st.wins} / {st.losses} / {neither} "
+                             f"({won} / {lost} of {n})")  # fmt: skip
         pos = t.sides[1].share if 1 in t.sides else float("nan")
         rows.append(f"| `{suite}` | {kind} | {pos:.0%} | {t.weight} of {t.families} | "
                     f"{t.baselines} | {cells[0]} | {cells[1]} |")  # fmt: skip
     summary = [
         "| suite | | unsteered POS | weight families at the budget | baselines | + side: "
-        "weight right way / ▲ / ▼ / neither | − side: weight right way / ▲ / ▼ / neither |",
+        "weight right way / ▲ / ▼ / neither (misses back: ▲ / ▼ of pairs) | − side: the same |",
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
