@@ -60,8 +60,8 @@ class CompareConfig(Section):
     )
     column: str = Field("prompt", description="column holding the calibration prompts")
     hf_split: str = Field("train", description="split of an hf: source")
-    n_calibration: int = Field(24, ge=1, description="prompts the strength is searched on")
-    n_audit: int = Field(24, ge=0, description="other prompts the achieved KL is checked on")
+    n_calibration: int = Field(64, ge=1, description="prompts the strength is searched on")
+    n_audit: int = Field(64, ge=0, description="other prompts the achieved KL is checked on")
     batch_size: int = Field(48, ge=1, description="prompts generated together")
 
     @field_validator("budgets")
