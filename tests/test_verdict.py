@@ -526,3 +526,12 @@ def test_tinymfv_logit_w_is_over_the_vignettes_in_format():
     r = t[t["strength"] == 1].iloc[0]
     assert r["logit_w"] == pytest.approx(math.log(3))  # the off-format ones left out
     assert r["delta_all"] == pytest.approx(math.log(3) / 2)  # but counted in Δ all
+
+
+def test_with_no_weight_family_strictly_at_the_budget_the_misses_put_back_still_speak():
+    frame = _compare_frame()
+    frame.loc[frame["family"] == "lora", "status"] = "audit off"
+    _, text = _verdict(frame)
+    assert "No weight family reached 1 nat on either side: no strict verdict." in text
+    assert "With the misses put back" in text and "+ side ▲ in 2 of 2 pairs" in text
+    assert "lora +: audit off (2 of 2 seeds)" in text

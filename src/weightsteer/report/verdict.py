@@ -89,17 +89,21 @@ def verdict(
         f"{settings.headroom:.0%} of rows already give its answer)."
     )
     lines.append("")
-    if not weight:
-        lines += [f"No weight family reached {budget:g} nat on either side: no verdict.", ""]
-        return _missed_lines(lines, keys, at, rows)
     near = {d: [k for k in keys if k in rows[d].index and _near(rows[d].loc[k, "status"])]
             for d in (1, -1)}  # fmt: skip
     units = [(*k, budget) for k in keys if k in near[1] or k in near[-1]]
+    if not units:
+        lines += [f"No method was calibrated to {budget:g} nat: no verdict.", ""]
+        return _missed_lines(lines, keys, at, rows)
     gains, pairs = side_effects(compared.frame, suite, units, settings)
     g = gains.set_index(["method", "family", "side"]) if len(gains) else gains
-    lines += _gain_table(g, weight + tuned, at, up)
-    for d in (1, -1):
-        lines += _side_lines(d, g, pairs, weight, tuned, at, tally.sides[d], settings, budget)
+    if weight:
+        lines += _gain_table(g, weight + tuned, at, up)
+        for d in (1, -1):
+            lines += _side_lines(d, g, pairs, weight, tuned, at, tally.sides[d], settings, budget)
+    else:
+        lines += [f"No weight family reached {budget:g} nat on either side: no strict verdict.",
+                  ""]  # fmt: skip
     lines += _sensitivity(g, pairs, keys, near, tally, settings, budget)
     lines += _seed_lines(compared, suite, weight, tuned, at, settings)
     lines += _prompt_lines(compared, suite, weight, settings)
