@@ -49,6 +49,7 @@ alphas = [-1, 0, 1]
 methods = ["weight", "prompt:simple", "prompt:dosed", "act:mean_diff", "act:random"]
 n_calibration = 8
 n_audit = 4
+audit_factor = 1000  # four audit prompts are too few to hold a side to its budget
 tokens = 12
 budgets = [0.5]  # and target_kl = 1: two budgets
 """
