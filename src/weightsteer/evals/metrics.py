@@ -349,6 +349,6 @@ def seed_effects(df: pd.DataFrame, budget: float) -> pd.DataFrame:
     out = ((a - b) / 2).dropna().rename("effect").reset_index()
     if "status" not in df:
         return out.assign(fixed=False, hit=True)
-    status = pd.concat([up, down]).groupby(keys)["status"].apply(lambda v: "|".join(sorted(set(v))))
-    st = [set(x.split("|")) for x in out.set_index(keys).index.map(status)]
+    status = {k: set(v) for k, v in pd.concat([up, down]).groupby(keys)["status"].unique().items()}
+    st = [status[k] for k in out.set_index(keys).index]
     return out.assign(fixed=[x == {"fixed"} for x in st], hit=[x <= {"ok", "fixed"} for x in st])

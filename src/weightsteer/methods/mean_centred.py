@@ -31,7 +31,7 @@ import torch
 from pydantic import Field
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.table_files import read_table
+from weightsteer.core.table_files import read_table, require_columns
 from weightsteer.methods import Candidate, MethodInputs, register
 from weightsteer.methods.activation import (
     ActivationConfig,
@@ -72,12 +72,9 @@ class MeanCentredSteering(HookSteering):
 
 
 def corpus_texts(cfg: MeanCentredConfig) -> list[str]:
-    table = read_table(cfg.corpus, what='compare."act:mean_centred".corpus', hf_split=cfg.hf_split)
-    if cfg.column not in table.columns:
-        raise UserError(
-            f'compare."act:mean_centred".corpus {cfg.corpus}: no column {cfg.column!r} '
-            f"(columns: {', '.join(map(str, table.columns))}); set its column"
-        )
+    what = 'compare."act:mean_centred".corpus'
+    table = read_table(cfg.corpus, what=what, hf_split=cfg.hf_split)
+    require_columns(table, [cfg.column], what, cfg.corpus)
     texts = [t.strip() for t in table[cfg.column].tolist() if isinstance(t, str) and t.strip()]
     if not texts:
         raise UserError(f'compare."act:mean_centred".corpus {cfg.corpus}: no non-empty text')

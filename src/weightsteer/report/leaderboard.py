@@ -21,7 +21,7 @@ from weightsteer.evals.bootstrap import MetricsConfig
 from weightsteer.evals.markdown import ci_cell, label, measure
 from weightsteer.evals.metrics import paired_effects
 from weightsteer.report.comparison_section import Compared, capability_measures, verdict_order
-from weightsteer.report.markdown_tables import kl_cell
+from weightsteer.report.markdown_tables import budget_sides, kl_cell
 
 NULL = "act:random"
 
@@ -35,17 +35,14 @@ def ranked(compared: Compared, suite: str, settings: MetricsConfig) -> pd.DataFr
     sub = m[m["eval"] == suite]
     units, info, missed = [], {}, []
     for (method, family), rows in sub.groupby(["method", "family"], sort=False):
-        fixed = rows["status"].eq("fixed")
-        s = float(rows.loc[fixed, "strength"].abs().max()) if fixed.any() else budget
-        by = {r["strength"]: r for _, r in rows.iterrows()}
-        up, down = by.get(s), by.get(-s)
-        if up is None or down is None:
+        sides = budget_sides(rows, budget)
+        if sides is None:
             continue
-        if not (fixed.any() or (up["at_budget"] and down["at_budget"])):
+        if not sides.ok:
             missed.append(label(method, family))
             continue
-        units.append((method, family, s))
-        info[method, family] = {"up": up, "down": down, "fixed": bool(fixed.any())}
+        units.append((method, family, sides.s))
+        info[method, family] = {"up": sides.up, "down": sides.down, "fixed": sides.fixed}
     if not units:
         out = pd.DataFrame()
         out.attrs["missed"] = missed

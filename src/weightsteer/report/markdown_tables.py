@@ -3,6 +3,8 @@ with tables of its own adds them through its registration, ``evals.SuiteReport``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from weightsteer.evals.bootstrap import DEFAULTS, MetricsConfig
@@ -105,6 +107,32 @@ def kl_cell(up: pd.Series, down: pd.Series) -> str:
     return f"{one(up)} / {one(down)}"
 
 
+@dataclass(frozen=True)
+class Sides:
+    """One method's metrics rows at ``+s`` and ``-s``: ``s`` is the budget, or a prompt's
+    own fixed strength; ``ok``: a prompt, or both sides at the budget."""
+
+    s: float
+    up: pd.Series
+    down: pd.Series
+    fixed: bool
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.fixed or (self.up["at_budget"] and self.down["at_budget"]))
+
+
+def budget_sides(rows: pd.DataFrame, budget: float) -> Sides | None:
+    """``rows``: one (method, family) of one suite's metrics; None without both sides."""
+    fixed = rows["status"].eq("fixed")
+    s = float(rows.loc[fixed, "strength"].abs().max()) if fixed.any() else budget
+    by = {r["strength"]: r for _, r in rows.iterrows()}
+    up, down = by.get(s), by.get(-s)
+    if up is None or down is None:
+        return None
+    return Sides(s, up, down, bool(fixed.any()))
+
+
 def compare_table(m: pd.DataFrame, suite: str, budget: float) -> tuple[list[str], list[str]]:
     """The methods at ±``budget`` (a prompt at its own cost, marked ``*``), and apart the
     sides that missed the budget: ``(table, missed table)``."""
@@ -116,12 +144,10 @@ def compare_table(m: pd.DataFrame, suite: str, budget: float) -> tuple[list[str]
     ]
     hit, missed = list(head), list(head)
     for (method, family), rows in sub.groupby(["method", "family"], sort=False):
-        by = {r["strength"]: r for _, r in rows.iterrows()}
-        fixed = rows["status"].eq("fixed")
-        s = float(rows.loc[fixed, "strength"].abs().max()) if fixed.any() else budget
-        up, down = by.get(s), by.get(-s)
-        if up is None or down is None:
+        sides = budget_sides(rows, budget)
+        if sides is None:
             continue
+        up, down = sides.up, sides.down
         seeds = "–"
         if up["seeds"] > 1:
             seeds = f"{up['delta_seed_sd']:.2f}, {up['sign_agree']:.0%}"
@@ -134,8 +160,7 @@ def compare_table(m: pd.DataFrame, suite: str, budget: float) -> tuple[list[str]
             f"{ci_cell(up['si_k2'], up['si_k2_lo'], up['si_k2_hi'], '+.1f')} | "
             f"{up['pmass']:.2f} / {down['pmass']:.2f} | {seeds} |"
         )
-        ok = bool(fixed.any() or (up["at_budget"] and down["at_budget"]))
-        (hit if ok else missed).append(line)
+        (hit if sides.ok else missed).append(line)
     return hit, missed if len(missed) > len(head) else []
 
 
