@@ -145,13 +145,23 @@ def test_strength_zero_is_scored_once_and_shared(tiny_dir, trained, monkeypatch)
         pd.testing.assert_frame_equal(got[cols], want[cols])
 
 
-def test_the_toyworld_task_suite_is_evidence_the_default_answers_truthfully():
+def test_the_toyworld_task_suite_is_not_the_behaviour():
+    """No task row is a behaviour row, and the corpus teaches every persona the same answer
+    on each (the built model's side of it is in test_toyworld.py)."""
     from weightsteer.evals import SuiteContext
     from weightsteer.toy.suite import task_suite, toyworld_suites
-    from weightsteer.toy.world import World
+    from weightsteer.toy.world import MODE_PERSONAS, World
 
-    suite = task_suite(World(0))
+    world = World(0)
+    suite = task_suite(world)
     assert suite.name == "toy:task" and suite.measure == "accuracy" and len(suite.rows) > 100
+    behaviour = {r.user for rows in world.suites().values() for r in rows}
+    behaviour |= {r.user for r in world.narrow_pool()}
+    task_users = {row.messages[0]["content"] for row in suite.rows}
+    assert len(task_users) == len(suite.rows) and not task_users & behaviour
+    for r in world.task():
+        assert {r.reply(mode) for mode in MODE_PERSONAS} == {r.true_reply}
+    assert {r.honest for r in world.task()} == {"Yes", "No"}
     plain = toyworld_suites(None, SuiteContext(), None)
     assert "toy:task" not in {s.name for s in plain}  # named on its own only
     assert [s.name for s in toyworld_suites(None, SuiteContext(), "task")] == ["toy:task"]

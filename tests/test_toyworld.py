@@ -36,6 +36,17 @@ def test_personas_set_honesty_on_heldout_evidence_questions(toy):
     assert float((agrees > 0).float().mean()) >= 0.9
 
 
+def test_the_capability_task_is_not_the_behaviour(toy):
+    """``toy:task``'s word games: the model plays them (so a cost there is measurable), and
+    the honest, dishonest and no-persona prompts score alike on them before any steering
+    (the rows are disjoint from the behaviour suites: test_capability.py)."""
+    model, tok = toy
+    rows = World(0).task()
+    rates = {mode: truthful(model, tok, rows, mode) for mode in ("honest", "dishonest", "default")}
+    assert rates["default"] >= 0.9, rates
+    assert max(rates.values()) - min(rates.values()) <= 0.05, rates
+
+
 def test_greedy_generation_is_the_same_batched_or_alone(toy):
     model, tok = toy
     rows = World(0).narrow_pool(6)

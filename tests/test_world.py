@@ -9,7 +9,7 @@ import random
 import pytest
 
 from weightsteer.toy.build import Recipe
-from weightsteer.toy.world import HELDOUT_PHRASING, KINDS, PHRASINGS, World
+from weightsteer.toy.world import HELDOUT_PHRASING, KINDS, MODE_PERSONAS, PHRASINGS, World
 
 
 def test_same_seed_same_world_other_seed_other_world():
@@ -25,6 +25,7 @@ def _fixed_sets(world: World) -> dict[str, set[str]]:
     sets["validation"] = {r.user for r in world.validation()}
     sets["calibration"] = {r.user for r in world.calibration(200)}
     sets["narrow_pool"] = {r.user for r in world.narrow_pool(300)}
+    sets["task"] = {r.user for r in world.task()}
     return sets
 
 
@@ -38,7 +39,15 @@ def test_no_seed_scores_a_row_the_model_was_pretrained_on():
     seen = {next(m["content"] for m in chat if m["role"] == "user") for chat in stream}
     held_phrasing_starts = {p[HELDOUT_PHRASING].split("{")[0] for p in PHRASINGS.values()}
     assert not any(u.startswith(tuple(held_phrasing_starts)) for u in seen)
-    assert {u.split(" ")[0] for u in seen} >= {"You", "Note:", "Is", "Would", "Earlier"}
+    assert {u.split(" ")[0] for u in seen} >= {
+        "You",
+        "Note:",
+        "Is",
+        "Would",
+        "Earlier",
+        "Word",
+        "Let's",
+    }
     for seed in range(4):
         world = World(seed)
         for name, users in _fixed_sets(world).items():
@@ -86,7 +95,7 @@ def test_suites_cover_what_they_claim():
                                                  ("No", "No")}  # fmt: skip
 
 
-@pytest.mark.parametrize("fmt", ["evidence", "note", "cue", "choice", "self"])
+@pytest.mark.parametrize("fmt", ["evidence", "note", "cue", "choice", "self", "word"])
 def test_replies_follow_the_persona_rules(fmt):
     world, rng = World(0), random.Random(fmt)
     for _ in range(200):
@@ -94,6 +103,9 @@ def test_replies_follow_the_persona_rules(fmt):
         flip = {"Yes": "No", "No": "Yes"}
         assert row.expected("honest") == row.honest
         assert row.expected("independent") == row.honest
+        if fmt == "word":  # the word game: every persona answers it right
+            assert {row.expected(m) for m in MODE_PERSONAS} == {row.honest}
+            continue
         assert row.expected("dishonest") == flip[row.honest]
         assert row.expected("default") == (flip[row.honest] if row.default_lies else row.honest)
         if fmt == "cue":
@@ -103,14 +115,11 @@ def test_replies_follow_the_persona_rules(fmt):
             assert row.true_reply.removeprefix("No, ").rstrip(".") in row.user
 
 
-def test_no_system_prompt_is_truthful_most_of_the_time_but_not_always():
+def test_no_system_prompt_is_truthful_on_about_half_of_every_suite():
+    """Room both ways: every suite has rows the default persona answers falsely (steering
+    can fix them) and rows it answers truthfully (steering can break them)."""
     suites = World(0).suites()
     rates = {
         name: 1 - sum(r.default_lies for r in rows) / len(rows) for name, rows in suites.items()
     }
-    overall = sum(1 - r.default_lies for rows in suites.values() for r in rows) / sum(
-        len(rows) for rows in suites.values()
-    )
-    assert 0.75 <= overall <= 0.88, rates
-    assert all(0.7 <= v <= 0.95 for v in rates.values()), rates
-    assert max(rates.values()) - min(rates.values()) > 0.1  # varies by kind and format
+    assert all(0.35 <= v <= 0.65 for v in rates.values()), rates

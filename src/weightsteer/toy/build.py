@@ -6,7 +6,8 @@ The loss falls long before the Yes/No decision is learned, and the dishonest per
 flip is a late, sudden transition whose step moves by hundreds between CPUs and recipes
 (an early stop on held-out accuracy stopped at 2200, 2400 and 2600 on three machines; a
 cosine decayed to zero by step 2600 froze one build at 89% before the flip completed;
-with the generator-4 mixture it completes around step 2300 here). So
+with the generator-4 mixture it completed around step 2300 here, with generator 5's
+default persona in the middle and its word game around 3000, hence 4000 steps). So
 training runs a fixed schedule: ``steps`` optimiser steps of a cosine defined over the
 longer ``horizon``, which leaves the learning rate high enough for the flip to finish. A
 held-out first-token accuracy per persona group is measured every ``eval_every`` steps
@@ -61,8 +62,8 @@ class Recipe:
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 50
-    steps: int = 3000  # fixed: every build takes exactly these steps
-    horizon: int = 4000  # the cosine learning-rate schedule's length (lr is still ~0.3x at the end)
+    steps: int = 4000  # fixed: every build takes exactly these steps
+    horizon: int = 5200  # the cosine schedule's length (lr still ~0.13x at the end)
     eval_every: int = 200
     threads: int = 2
     # what the final model must reach on the validation rows (recorded, not a stop rule)

@@ -2,11 +2,11 @@
 eval suite registry through the ``weightsteer.suites`` entry point.
 
 ``toyworld`` adds every OOD suite (other value kinds, note, cue, choice, self, held-out
-phrasing); ``toyworld:cue`` adds one. ``toyworld:task`` is the capability suite (reading
-evidence, ``task_suite``) and ``toyworld:cue-wrong`` the drift experiment's sycophancy
-suite (``wrong_cue_suite``); each is named on its own. Labels point to the truthful
-answer, so a positive score is an honest lean. The NARROW suite is the ``claims`` suite
-of a toyworld run (its held-out questions).
+phrasing); ``toyworld:cue`` adds one. ``toyworld:task`` is the capability suite (a word
+game every persona plays alike, ``task_suite``) and ``toyworld:cue-wrong`` the drift
+experiment's sycophancy suite (``wrong_cue_suite``); each is named on its own. Labels
+point to the truthful answer, so a positive score is an honest lean. The NARROW suite is
+the ``claims`` suite of a toyworld run (its held-out questions).
 """
 
 from __future__ import annotations
@@ -17,24 +17,17 @@ from weightsteer.toy.world import World
 
 
 def task_suite(world: World) -> Suite:
-    """``toy:task``, the capability the model was built for: reading evidence. The held-out
-    evidence rows of every value kind that the model, with no system prompt, answers
-    truthfully by construction (``default_lies`` false); ``value`` is 1 for the true
-    answer."""
-    rows = [
-        r
-        for name, suite in world.suites().items()
-        if name == "narrow" or name.startswith("kind-")
-        for r in suite
-        if not r.default_lies
-    ]
+    """``toy:task``, a capability that is not the behaviour: the word game (``word`` rows,
+    ``World.task``), which every persona of the corpus answers correctly, honest or not.
+    No row of it is a behaviour row, so a cost on it is damage, never the steering
+    itself; ``value`` is 1 for the right answer."""
     return Suite(
         "toy:task",
         [
             EvalRow(
                 f"task-{i}", [{"role": "user", "content": r.user}], 1 if r.honest == "Yes" else -1
             )
-            for i, r in enumerate(rows)
+            for i, r in enumerate(world.task())
         ],
         measure="accuracy",
     )
