@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants parity
+.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants parity kl-holdout
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -49,6 +49,11 @@ docs: $(VENV)/.installed
 readme-numbers docs-numbers:
 	test ! -f runs/demo/headline.md || $(PY) scripts/docs_numbers.py demo runs/demo
 	test ! -f benchmarks/results/summary.md || $(PY) scripts/docs_numbers.py bench benchmarks/results
+	test ! -f runs/demo/kl-holdout.md || $(PY) scripts/docs_numbers.py kl-holdout runs/demo
+
+# does the KL budget hold on prompts it was not tuned on (docs/methods.md's table)
+kl-holdout: $(VENV)/.installed
+	$(PY) scripts/kl_holdout.py runs/demo
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

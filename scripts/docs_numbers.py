@@ -3,6 +3,7 @@ a run or a benchmark file, never typed.
 
     python scripts/docs_numbers.py demo runs/demo        # runs/demo/headline.md
     python scripts/docs_numbers.py bench benchmarks/results   # make bench's tables
+    python scripts/docs_numbers.py kl-holdout runs/demo      # scripts/kl_holdout.py's table
 
 Replaces, in README.md and docs/*.md, every block between ``<!-- numbers:<name> -->`` and
 ``<!-- /numbers -->`` with what the source holds: a run's ``headline.md``, or the
@@ -45,6 +46,7 @@ def bench_block(results: Path) -> str:
 SOURCES = {
     "demo": lambda path: (path / "headline.md").read_text().strip(),
     "bench": bench_block,
+    "kl-holdout": lambda path: (path / "kl-holdout.md").read_text().strip(),
 }
 
 

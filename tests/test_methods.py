@@ -28,7 +28,7 @@ from weightsteer.methods.calibrate import (
     calibrate_intervention,
     calibrate_strength,
 )
-from weightsteer.methods.compare_config import CompareConfig
+from weightsteer.methods.compare_config import CompareConfig, statistic_name
 from weightsteer.methods.kl_cost import BaseLogprobs, kl_statistic, token_kls
 from weightsteer.methods.pca import principal_direction
 from weightsteer.methods.prompt import PromptSteering
@@ -320,7 +320,7 @@ def test_calibrated_activation_steering_spends_the_budget(toy):
             kl = kl_statistic(
                 token_kls(model, tok, USER, act, set_strength, cal.strength, tokens=8)
             )
-            assert kl == pytest.approx(cal.kl) and abs(kl - 1.0) <= 0.1
+            assert kl == pytest.approx(cal.kl) and abs(kl / cal.target - 1.0) <= 0.1
     assert _no_hooks(model)
 
 
@@ -451,11 +451,26 @@ def test_unknown_method_is_refused_with_the_known_ones():
         check_method("act:nope")
 
 
-def test_the_kl_on_unsteered_continuations_is_continuous_in_the_strength(toy):
-    """Stated bound: on toyworld, no step of 1e-3 in strength moves the statistic by more
-    than 5% of its value there (a smooth curve this steep moves 1-3% per step; the
-    continuation is the same tokens at every strength, where the steered model's own
-    greedy rollout flips tokens and jumps)."""
+def test_the_kl_statistic_is_the_mean_or_the_quantile_of_the_pooled_tokens():
+    kls = torch.tensor([0.0, 1.0, 2.0, 3.0, 14.0])
+    assert kl_statistic(kls) == 4.0  # the mean, the default
+    assert kl_statistic(kls, "quantile", 0.5) == 2.0
+    assert kl_statistic(kls, "quantile", 1.0) == 14.0
+    assert math.isnan(kl_statistic(torch.empty(0)))
+    with pytest.raises(UserError, match="mean or quantile"):
+        kl_statistic(kls, "median")
+    assert CompareConfig().statistic == "mean"
+    assert statistic_name({"statistic": "mean"}) == "mean per-token KL"
+    # a run recorded before the setting existed calibrated on the quantile
+    assert statistic_name({"quantile": 0.95}) == "p95 per-token KL"
+
+
+@pytest.mark.parametrize("statistic", ["mean", "quantile"])
+def test_the_kl_on_unsteered_continuations_is_continuous_in_the_strength(toy, statistic):
+    """Stated bound: on toyworld, no step of 1e-3 in strength moves the statistic (the mean
+    or the p95) by more than 5% of its value there (a smooth curve this steep moves 1-3%
+    per step; the continuation is the same tokens at every strength, where the steered
+    model's own greedy rollout flips tokens and jumps)."""
     from weightsteer.methods.activation import ActivationSteering
     from weightsteer.pairs.questions import PROMPT_SOURCES
 
@@ -469,8 +484,8 @@ def test_the_kl_on_unsteered_continuations_is_continuous_in_the_strength(toy):
     grid = [0.4 + 1e-3 * i for i in range(41)]
     with act.attach(model) as set_strength:
         stats = [kl_statistic(token_kls(model, tok, chats, act, set_strength, s, base_cache=cache,
-                                        batch_size=24)) for s in grid]  # fmt: skip
+                                        batch_size=24), statistic) for s in grid]  # fmt: skip
     worst = max(abs(b - a) / min(a, b) for a, b in itertools.pairwise(stats))
-    assert min(stats) > 0.05  # a KL worth calibrating to, not a flat zero
+    assert min(stats) > 0.005  # a KL worth calibrating to, not a flat zero
     assert worst <= 0.05, worst
     assert stats[-1] > stats[0]  # and it grows with the strength

@@ -51,7 +51,7 @@ n_calibration = 8
 n_audit = 4
 audit_factor = 1000  # four audit prompts are too few to hold a side to its budget
 tokens = 12
-budgets = [0.5]  # and target_kl = 1: two budgets
+budgets = [0.1]  # and target_kl = 0.25: two budgets
 """
 
 
@@ -124,11 +124,14 @@ def test_run_writes_every_artifact_and_a_report(finished):
     assert ids.nunique() == 1
     report = (run_dir / "report.md").read_text()
     assert "## claims" in report and "## toy:cue" in report and "| lora |" in report
-    assert "## Calibrated comparison at 0.5, 1 nat" in report and "### toy:cue at 1 nat" in report
+    assert "## Calibrated comparison at 0.1, 0.25 nat (mean per-token KL)" in report
+    assert "### toy:cue at 0.25 nat" in report
     assert report.index("## Verdict") < report.index("## Vectors")
-    assert "### `toy:cue` (out of distribution), at 1 nat" in report
+    assert "### `toy:cue` (out of distribution), at 0.25 nat" in report
     assert report.index("`toy:cue` (out of") < report.index("`claims` (in distribution)")
-    assert "## Leaderboard at 1 nat" in report and "act:random (null)" in report
+    assert (
+        "## Leaderboard at 0.25 nat (mean per-token KL)" in report and "act:random (null)" in report
+    )
     assert "more than a random direction of the same cost" in report
     for fig in ("pareto", "kl_vs_strength", "compare", "score_vs_alpha", "leaderboard"):
         assert (run_dir / "figures" / f"{fig}.png").exists() and (
@@ -154,7 +157,7 @@ def test_compare_scores_every_method_on_the_eval_rows_at_its_calibrated_strength
         cals = results_calibration(run_dir / "compare" / f"{slug}.parquet")
         prompt = method in ("prompt:simple", "prompt:engineered")  # one fixed dose each
         # one search per budget and sign; a prompt measured once, at its own cost
-        want = [(0.5, -1), (0.5, 1)] if prompt else [(0.5, -1), (0.5, 1), (1.0, -1), (1.0, 1)]
+        want = [(0.1, -1), (0.1, 1)] if prompt else [(0.1, -1), (0.1, 1), (0.25, -1), (0.25, 1)]
         assert [(c["budget"], c["sign"]) for c in cals] == want
         assert set(sub["strength"]) == {c["strength"] for c in cals}
         for strength, rows in sub.groupby("strength"):
@@ -402,7 +405,7 @@ def test_compare_verb_reuses_the_run_and_prints_the_calibrated_table(finished, t
     lines = err.splitlines()
     assert sum(line.startswith("  reuse") for line in lines) == 1 + 6 + 4 + 7
     assert "eval" not in lines  # the alpha sweep is not part of the comparison
-    assert "claims at 1 nat" in err and "prompt:simple" in err and "act:mean_diff" in err
+    assert "claims at 0.25 nat" in err and "prompt:simple" in err and "act:mean_diff" in err
     assert out.strip().splitlines()[-1].endswith("report.md")
 
 

@@ -4,12 +4,13 @@ Methods are compared at equal side effects, not at equal nominal strength. For a
 intervention at strength ``s`` and a set of calibration prompts (held out of the
 training questions and of every eval):
 
-the cost is the 95th percentile of the per-token KL(steered || unsteered) over the
-unsteered model's greedy continuation of each prompt (``kl_cost.py``: the same tokens at
+the cost is the mean (``compare.statistic``; or a quantile, the seeds' p95) of the
+per-token KL(steered || unsteered) over the unsteered model's greedy continuation of each
+prompt (``kl_cost.py``: the mean holds on other prompts; the same tokens at
 every strength, so the KL is continuous in it; ``compare.continuations = "steered"``
 measures on the intervention's own rollouts instead; a no-op scores exactly 0).
 ``calibrate_strength`` then finds ``s > 0`` and ``s < 0`` separately such
-that the statistic equals the target (default 1 nat) within a relative tolerance:
+that the statistic equals the target (default 0.25 nat) within a relative tolerance:
 bracket by doubling or halving ``|s|`` from 1, then secant steps on ``log KL`` vs
 ``log |s|``, falling back to bisection; bounded. A method that cannot reach the target
 (its KL stays below it however strong, or is above it however weak) is reported as
@@ -300,7 +301,7 @@ def calibrate_budgets(
                 )
                 if on_measure is not None:
                     on_measure()
-                seen[strength, which] = kl_statistic(kls, c.quantile)
+                seen[strength, which] = kl_statistic(kls, c.statistic, c.quantile)
             return seen[strength, which]
 
         for sign in (1, -1):

@@ -11,6 +11,7 @@ from weightsteer.evals import generic_rows, own_reports
 from weightsteer.evals.bootstrap import MetricsConfig
 from weightsteer.evals.metrics import comparison_frame, seed_effects, suite_metrics
 from weightsteer.evals.results import read_results, results_calibration, results_suites
+from weightsteer.methods.compare_config import statistic_name
 from weightsteer.report.figures import (
     figure_capability,
     figure_compare,
@@ -51,21 +52,24 @@ class Compared:
     budgets: list[float]
     cals: list[dict]
     suites: dict[str, dict]
+    statistic: str = "mean per-token KL"  # what a budget's nats are (``statistic_name``)
 
 
 def read_compared(
-    paths: list[Path], settings: MetricsConfig, target: float | None = None
+    paths: list[Path], settings: MetricsConfig, compare: dict | None = None
 ) -> Compared | None:
-    """``target``: the verdict's budget (``compare.target_kl``; None: 1 nat when it was
-    calibrated, else the largest budget)."""
+    """``compare``: the run's recorded ``[compare]``; its ``target_kl`` is the verdict's
+    budget (absent: 1 nat when it was calibrated, else the largest budget)."""
     if not paths:
         return None
     df = comparison_frame(read_results(paths))
     plain = generic_rows(df)
     m = suite_metrics(plain, settings) if not plain.empty else None
     budgets = sorted(float(b) for b in df["calibrated_kl"].dropna().unique())
-    target = verdict_budget(budgets, target)
-    return Compared(df, m, target, budgets, calibration_rows(paths), results_suites(paths))
+    compare = compare or {}
+    target = verdict_budget(budgets, compare.get("target_kl"))
+    return Compared(df, m, target, budgets, calibration_rows(paths), results_suites(paths),
+                    statistic_name(compare))  # fmt: skip
 
 
 def verdict_budget(budgets: list[float], target: float | None = None) -> float:
@@ -127,18 +131,19 @@ def compare_lines(
     ``compared``: ``read_compared(paths)`` when the caller has it already."""
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     c = cfg.get("compare", {})
-    compared = compared or read_compared(paths, settings, c.get("target_kl"))
+    compared = compared or read_compared(paths, settings, c)
     if compared is None:
         return []
     df, m, budget = compared.frame, compared.metrics, compared.budget
     budgets = ", ".join(f"{b:g}" for b in compared.budgets)
     lines = [
-        f"## Calibrated comparison at {budgets} nat",
+        f"## Calibrated comparison at {budgets} nat ({compared.statistic})",
         "",
-        f"Every method is set, per sign and budget, to the strength where the "
-        f"{c.get('quantile', 0.95):.0%} quantile of the per-token KL(steered ‖ unsteered) over "
-        f"{c.get('tokens', 20)} greedy tokens of held-out calibration prompts equals the budget; "
-        "the audit column is the same statistic on other prompts. Prompting has no strength "
+        "Every method is set, per sign and budget, to the strength where the "
+        f"{statistic_name(c)} (KL(steered ‖ unsteered), pooled over "
+        f"{c.get('tokens', 20)} tokens of the {c.get('continuations', 'steered')} model's greedy "
+        "continuation of each held-out calibration prompt) equals the budget; the audit "
+        "column is the same statistic on other prompts. Prompting has no strength "
         "to tune: its KL is what it costs. Δ is paired against the unsteered model on the "
         "same rows.",
         "",
@@ -152,7 +157,7 @@ def compare_lines(
         df = df[~df["eval"].isin(caps)]
     if m is not None and not m.empty:
         figure_compare(m, budget, figs / "compare.png")
-        figure_pareto(m, figs / "pareto.png")
+        figure_pareto(m, figs / "pareto.png", statistic_name(c))
         lines += [
             "![comparison](figures/compare.png)",
             "",
@@ -162,7 +167,7 @@ def compare_lines(
             "![effect vs KL](figures/pareto.png)",
             "",
         ]
-        if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png"):
+        if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png", statistic_name(c)):
             lines += ["![KL vs strength](figures/kl_vs_strength.png)", ""]
         plain = generic_rows(df)
         if figure_seeds(seed_effects(plain, budget), budget, figs / "seeds.png"):

@@ -144,7 +144,7 @@ def figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
     _finish_grid(fig, axes, len(suites), path)
 
 
-def figure_pareto(m: pd.DataFrame, path: Path) -> None:
+def figure_pareto(m: pd.DataFrame, path: Path, statistic: str = "mean per-token KL") -> None:
     """Per suite: effect ((Δ at +b − Δ at −b) / 2) vs achieved KL (mean of both sides) of
     every calibrated method at every budget, joined per method; hollow where a side
     missed its budget, a star for a prompt (its own cost)."""
@@ -192,7 +192,7 @@ def figure_pareto(m: pd.DataFrame, path: Path) -> None:
         _log_axes(ax, y=False)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(suite, fontsize=9)
-        ax.set_xlabel("achieved KL (nat, p95 per token)", fontsize=8)
+        ax.set_xlabel(f"achieved KL (nat, {statistic})", fontsize=8)
         ax.set_ylabel("effect (score)", fontsize=8)
         ax.tick_params(labelsize=7)
     _finish_grid(fig, axes, len(suites), path)
@@ -221,7 +221,7 @@ def _log_axes(ax, y: bool = True) -> None:
         ax.set_yscale("log")
 
 
-def figure_kl_strength(cals: list[dict], path: Path) -> bool:
+def figure_kl_strength(cals: list[dict], path: Path, statistic: str = "mean per-token KL") -> bool:
     """Every KL the strength searches measured: KL vs |strength| per method, seed and sign
     (log-log; filled: +, hollow: −), the budgets as dotted lines; one panel per kind of
     method, since strengths are not comparable between kinds."""
@@ -256,7 +256,7 @@ def figure_kl_strength(cals: list[dict], path: Path) -> bool:
         _log_axes(ax)
         ax.set_title(f"{kind}: KL vs strength (filled +, hollow −)", fontsize=9)
         ax.set_xlabel("|strength|", fontsize=8)
-        ax.set_ylabel("KL (nat, p95 per token)", fontsize=8)
+        ax.set_ylabel(f"KL (nat, {statistic})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6, ncol=2)
     save_figure(fig, path)

@@ -144,7 +144,7 @@ def leaderboard_lines(
     boards = {s: ranked(compared, s, settings) for s in suites}
     if all(b.empty for b in boards.values()):
         return []
-    lines = [f"## Leaderboard at {compared.budget:g} nat", ""]
+    lines = [f"## Leaderboard at {compared.budget:g} nat ({compared.statistic})", ""]
     if figs is not None and figure_leaderboard(boards, figs / "leaderboard.png"):
         lines += ["![leaderboard](figures/leaderboard.png)", ""]
     for i, (suite, board) in enumerate(boards.items()):

@@ -147,7 +147,7 @@ def write_report(files: RunFiles) -> Path:
     settings = MetricsConfig.model_validate(cfg.get("metrics", {}))
     df = read_results(paths) if paths else None
     m = plain_metrics(df, settings) if df is not None else None  # computed once, used twice
-    compared = read_compared(files.compared, settings, cfg.get("compare", {}).get("target_kl"))
+    compared = read_compared(files.compared, settings, cfg.get("compare", {}))
     lines = [
         f"# weightsteer run `{manifest['name']}`",
         "",

@@ -336,7 +336,8 @@ def verdict_lines(
     how = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery "
            "rate)", "none": "no"}[settings.adjust]  # fmt: skip
     lines = [
-        f"## Verdict: weight steering vs the baselines at the same KL ({compared.budget:g} nat)",
+        "## Verdict: weight steering vs the baselines at the same KL "
+        f"({compared.budget:g} nat, {compared.statistic})",
         "",
         "Each side is judged on its own. A method's gain on a side is its paired shift "
         "against the unsteered model at that side's budget, signed so that > 0 is the right "

@@ -27,7 +27,7 @@ def stage_compare(ctx: Context) -> None:
     if not cfg.compare.methods:
         ctx.console.print("  no methods to compare (compare.methods is empty)", highlight=False)
         return
-    prompts, chats = _prompts(ctx)
+    prompts, chats = calibration_chats(ctx)
     ctx.run.manifest["counts"]["compare"] = prompts.counts
     inputs = _method_inputs(ctx)
     common = {
@@ -74,9 +74,9 @@ def stage_compare(ctx: Context) -> None:
         }
 
 
-def _prompts(ctx: Context):
+def calibration_chats(ctx: Context, compare=None):
     """The calibration and audit prompts (none a training question or an eval row), and
-    each as a chat."""
+    each as a chat; ``compare``: other ``[compare]`` settings than the run's."""
     from weightsteer.methods.calibration_prompts import calibration_prompts
     from weightsteer.pairs.personas import persona_chat
     from weightsteer.pairs.questions import split_questions
@@ -84,7 +84,7 @@ def _prompts(ctx: Context):
     cfg = ctx.cfg
     exclude = {q.text for q in split_questions(cfg.questions).train}
     exclude |= {r.messages[-1]["content"] for s in ctx.suites() for r in s.rows}
-    prompts = calibration_prompts(cfg.compare, cfg.questions, exclude)
+    prompts = calibration_prompts(compare or cfg.compare, cfg.questions, exclude)
     chats = [
         [persona_chat(None, t) for t in texts] for texts in (prompts.calibration, prompts.audit)
     ]
