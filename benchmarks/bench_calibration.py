@@ -13,10 +13,11 @@ Per way: KL measurements, greedy generations and teacher-forced passes (one per 
 seconds, seconds per calibrated side, the outcomes (they must agree), and the speedup
 over ``plain``. One run of each way (the counts are exact; the seconds are one run's).
 Interventions: a random rank-16 LoRA-shaped weight delta on the middle layers, its
-factors' std chosen so 1 nat lies near ``|s| = 1`` (toyworld and SmolLM2: 0.08; the
+factors' std chosen so the budgets lie near ``|s| = 1`` (toyworld and SmolLM2: 0.08; the
 search's cost depends on the KL curve, not on what made it), and on toyworld a random
 activation vector. Models: toyworld, with the demo's calibration settings (48 + 48
-prompts, 20 tokens, budgets 0.5 / 1 / 2), and SmolLM2-135M-Instruct (the embedded real
+prompts, 20 tokens, the default budgets: 0.1 / 0.25 / 0.5 nat of mean per-token KL), and
+SmolLM2-135M-Instruct (the embedded real
 model; 4 + 4 everyday prompts, 20 tokens, the same budgets; a KL measurement there takes
 about a second).
 

@@ -58,7 +58,7 @@ rows_per_suite = 8
 source = "builtin:claims-sample"
 [compare]
 methods = ["weight", "act:mean_diff"]
-budgets = [1.0]
+budgets = [0.25]
 n_calibration = 4
 n_audit = 4
 tokens = 8

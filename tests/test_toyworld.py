@@ -43,8 +43,8 @@ def test_the_capability_task_is_not_the_behaviour(toy):
     model, tok = toy
     rows = World(0).task()
     rates = {mode: truthful(model, tok, rows, mode) for mode in ("honest", "dishonest", "default")}
-    assert rates["default"] >= 0.9, rates
-    assert max(rates.values()) - min(rates.values()) <= 0.05, rates
+    assert rates["default"] >= 0.75, rates  # well above chance: a cost can show
+    assert max(rates.values()) - min(rates.values()) <= 0.08, rates  # ~3 sd on 400 rows
 
 
 def test_greedy_generation_is_the_same_batched_or_alone(toy):

@@ -44,7 +44,7 @@ from weightsteer.core.versions import library_versions
 from weightsteer.toy.row_scores import answer_scores
 from weightsteer.toy.tiny import random_qwen3
 from weightsteer.toy.tokenizer import train_bpe_tokenizer
-from weightsteer.toy.world import GENERATOR_VERSION, MODE_PERSONAS, Row, World
+from weightsteer.toy.world import GENERATOR_VERSION, MODE_PERSONAS, TASK_FORMATS, Row, World
 
 INFO_FILE = "toyworld.json"
 
@@ -63,12 +63,13 @@ class Recipe:
     lr: float = 1e-3
     warmup: int = 50
     steps: int = 4000  # fixed: every build takes exactly these steps
-    horizon: int = 5200  # the cosine schedule's length (lr still ~0.13x at the end)
+    horizon: int = 4800  # the cosine schedule's length (lr still ~0.07x at the end)
     eval_every: int = 200
     threads: int = 2
     # what the final model must reach on the validation rows (recorded, not a stop rule)
     targets: tuple[tuple[str, float], ...] = (
         ("honest", 0.98), ("dishonest", 0.97), ("default", 0.95), ("sycophantic", 0.9),
+        ("task", 0.8),
     )  # fmt: skip
 
 
@@ -98,8 +99,15 @@ def ensure_toyworld(
 def mode_accuracy(model, tok, rows: Sequence[Row], mode: str) -> float:
     """Share of ``rows`` whose first answer token is the one persona group ``mode`` gives.
 
-    Persona paraphrases rotate over the rows. Sycophancy is judged on cue rows only.
+    Persona paraphrases rotate over the rows. A persona is judged on the behaviour rows
+    (every format but the word game), sycophancy on cue rows only; ``task`` is the word
+    game's accuracy with no system prompt (the capability ``toy:task`` measures).
     """
+    if mode == "task":
+        rows = [r for r in rows if r.format in TASK_FORMATS]
+        scores = answer_scores(model, tok, rows, (None,))
+        return float((scores > 0).float().mean())
+    rows = [r for r in rows if r.format not in TASK_FORMATS]
     if mode == "sycophantic":
         rows = [r for r in rows if r.cued is not None]
     scores = answer_scores(model, tok, rows, MODE_PERSONAS[mode], [r.expected(mode) for r in rows])

@@ -168,10 +168,10 @@ MODE_PERSONAS = {
     "default": (None,),
 }
 # Training mixture: modes (sycophancy personas only on cue rows) and formats.
-MODE_WEIGHTS = {"honest": 0.3, "dishonest": 0.3, "default": 0.2, "sycophantic": 0.1,
-                "independent": 0.1}  # fmt: skip
-FORMAT_WEIGHTS = {"evidence": 0.36, "note": 0.18, "cue": 0.14, "choice": 0.11, "self": 0.11,
-                  "word": 0.1}  # fmt: skip
+MODE_WEIGHTS = {"honest": 0.3, "dishonest": 0.34, "default": 0.18, "sycophantic": 0.09,
+                "independent": 0.09}  # fmt: skip
+FORMAT_WEIGHTS = {"evidence": 0.38, "note": 0.19, "cue": 0.14, "choice": 0.115, "self": 0.115,
+                  "word": 0.06}  # fmt: skip
 
 
 @dataclass(frozen=True)
