@@ -16,9 +16,8 @@ For an intervention at strength ``s`` and a set of prompts:
 Why the mean: a budget is only equal if it holds on prompts it was not tuned on. A few
 answer tokens carry most of a steered model's KL and the 95th percentile sits among them,
 so it follows which of them a prompt set holds: tuned on one half of the demo's prompts, a
-weight vector's p95 on the other half is off by more than 1.5x in about a third of the
-cases, the mean almost never (``scripts/kl_holdout.py`` measures it; docs/methods.md has
-its table).
+weight vector's p95 on the other half is off by more than 1.5x many times as often as its
+mean (``scripts/kl_holdout.py`` measures it; docs/methods.md has its table).
 
 Why the unsteered continuation: it is the same tokens at every strength, so the statistic
 is a continuous function of ``s`` (a product of smooth log-probs) and every budget is
