@@ -2,7 +2,9 @@
 ``compare.statistic``'s default.
 
     python scripts/kl_holdout.py runs/demo      # writes runs/demo/kl-holdout.{json,md}
-    python scripts/kl_holdout.py runs/smollm2-demo --prompts 64   # more prompts than the run's
+
+(the measurements are kept in ``kl-holdout-raw.json``: a second call only summarises)
+    python scripts/kl_holdout.py runs/smollm2-demo --prompts 64 --source my-prompts.jsonl
 
 For every weight vector of a run and both signs, the per-token KLs of every calibration
 and audit prompt of the run (the compare stage's own prompts and settings: the unsteered
@@ -46,9 +48,10 @@ def pooled(stat: str):
 STATISTICS = {"mean": pooled("mean"), "p95": pooled("p95"), "cvar95": pooled("cvar95")}
 
 
-def measure(run_dir: Path, prompts: int | None = None) -> dict:
+def measure(run_dir: Path, prompts: int | None = None, source: str | None = None) -> dict:
     """Per vector and sign, ``[strength][prompt] -> per-token KLs``; ``prompts``: that many
-    of the run's calibration source instead of its calibration + audit prompts."""
+    instead of the run's calibration + audit prompts; ``source``: another prompt table
+    (a ``prompt`` column) than the run's ``compare.prompts``."""
     from rich.console import Console
 
     from weightsteer.core.models import render_chat, with_system
@@ -62,6 +65,8 @@ def measure(run_dir: Path, prompts: int | None = None) -> dict:
     c = ctx.cfg.compare
     if prompts is not None:
         c = c.model_copy(update={"n_calibration": prompts - prompts // 2, "n_audit": prompts // 2})
+    if source is not None:
+        c = c.model_copy(update={"prompts": source})
     _, (calibration, audit) = calibration_chats(ctx, c)
     chats = [*calibration, *audit]
     model, tok = ctx.target()
@@ -102,10 +107,10 @@ def held_out_ratio(curve_a: np.ndarray, curve_b: np.ndarray, budget: float) -> f
 
 
 def summarise(data: dict) -> dict:
-    """Per budget (the run's verdict budget and the seeds' 1 nat) and statistic: the median
-    error and the share of cases off by more than the audit factor."""
+    """Per budget (the run's verdict budget, the default 0.25 nat and the seeds' 1 nat) and
+    statistic: the median error and the share of cases off by more than the audit factor."""
     factor = data["factor"]
-    budgets = sorted({data["budget"], 1.0})
+    budgets = sorted({data["budget"], 0.25, 1.0})
     n = len(next(iter(data["kls"].values()))[0])
     rng = np.random.default_rng(0)
     splits = [rng.permutation(n) for _ in range(SPLITS)]
@@ -150,8 +155,13 @@ def markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-def main(run_dir: Path, prompts: int | None) -> None:
-    data = measure(run_dir, prompts)
+def main(run_dir: Path, prompts: int | None, source: str | None) -> None:
+    raw = run_dir / "kl-holdout-raw.json"  # the measurements: summarise again without a model
+    if raw.is_file() and prompts is None and source is None:
+        data = json.loads(raw.read_text())
+    else:
+        data = measure(run_dir, prompts, source)
+        raw.write_text(json.dumps(data))
     summary = summarise(data)
     (run_dir / "kl-holdout.json").write_text(json.dumps(summary, indent=1) + "\n")
     (run_dir / "kl-holdout.md").write_text(markdown(summary) + "\n")
@@ -162,6 +172,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--prompts", type=int, help="prompts measured (default: the run's)")
+    parser.add_argument("--source", help="a prompt table instead of the run's compare.prompts")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    main(args.run, args.prompts)
+    main(args.run, args.prompts, args.source)
