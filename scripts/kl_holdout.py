@@ -3,7 +3,8 @@
 
     python scripts/kl_holdout.py runs/demo      # writes runs/demo/kl-holdout.{json,md}
 
-(the measurements are kept in ``kl-holdout-raw.json``: a second call only summarises)
+(the measurements are kept in ``kl-holdout-raw.json`` with the digests of the run's vectors
+and manifest: a second call on the same run only summarises)
     python scripts/kl_holdout.py runs/smollm2-demo --prompts 64 --source my-prompts.jsonl
 
 For every weight vector of a run and both signs, the per-token KLs of every calibration
@@ -156,11 +157,18 @@ def markdown(s: dict) -> str:
 
 
 def main(run_dir: Path, prompts: int | None, source: str | None) -> None:
-    raw = run_dir / "kl-holdout-raw.json"  # the measurements: summarise again without a model
-    if raw.is_file() and prompts is None and source is None:
-        data = json.loads(raw.read_text())
+    from weightsteer.core.files import digest
+
+    # the measurements, kept with what they were made from: a second call with the same
+    # vectors, manifest and options only summarises
+    key = {"vectors": digest(run_dir / "vectors"), "manifest": digest(run_dir / "manifest.json"),
+           "prompts": prompts, "source": source}  # fmt: skip
+    raw = run_dir / "kl-holdout-raw.json"
+    kept = json.loads(raw.read_text()) if raw.is_file() else {}
+    if kept.get("key") == key:
+        data = kept
     else:
-        data = measure(run_dir, prompts, source)
+        data = {**measure(run_dir, prompts, source), "key": key}
         raw.write_text(json.dumps(data))
     summary = summarise(data)
     (run_dir / "kl-holdout.json").write_text(json.dumps(summary, indent=1) + "\n")
