@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -619,3 +620,60 @@ def test_analyze_scores_every_variant_on_the_runs_rows_and_reports_it(finished, 
     assert "rest:top25" in (run / "report.md").read_text()
     code, _, err = cli(["analyze", "--run", run, "--analysis", "nonsense"], capsys)
     assert code == 2 and "nonsense" in err and len(err.strip().splitlines()) == 1
+
+
+TIMES = re.compile(  # what a run records of when and how long
+    r'"(finished|seconds|started)": [^,}\n]+|stage seconds \(last run of each\): [^\n]*'
+)
+
+
+def test_two_processes_with_other_hash_seeds_write_the_same_bytes(toy_dir, tmp_path):
+    """Every file of a run, twice, in processes with different ``PYTHONHASHSEED``: byte for
+    byte the same (vectors, adapters, their initial state, tables, figures and their
+    SVGs), except where the manifest and the report record when and how long."""
+    cfg = config(tmp_path, DETERMINISM)
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "weightsteer.cli", "run", "--config", str(cfg),
+             "--runs-dir", str(tmp_path / seed)],
+            env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    a, b = tmp_path / "1" / "det", tmp_path / "2" / "det"
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert {"adapters/lora/seed0/init.safetensors", "figures/si.svg"} <= {str(f) for f in files}
+    for rel in files:
+        x, y = (a / rel).read_bytes(), (b / rel).read_bytes()
+        if rel.name in ("manifest.json", "report.md"):
+            x, y = (TIMES.sub("", t.decode()) for t in (x, y))
+        assert x == y, rel
+
+
+DETERMINISM = """
+name = "det"
+[questions]
+n_train = 8
+n_eval = 8
+[data]
+paraphrases = 1
+max_new_tokens = 12
+[train]
+families = ["lora"]
+seeds = [0]
+rank = 2
+alpha = 4
+epochs = 1
+[eval]
+suites = ["claims"]
+rows_per_suite = 8
+alphas = [-1, 0, 1]
+[compare]
+methods = ["weight", "act:mean_diff"]
+n_calibration = 4
+n_audit = 4
+audit_factor = 1000  # four audit prompts cannot hold a side to its budget
+tokens = 4
+budgets = [0.25]
+"""

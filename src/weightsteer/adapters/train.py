@@ -349,8 +349,9 @@ def share_initial_state(
         if dist.is_main():
             with atomic_path(path, overwrite=False) as tmp:
                 tensors = {n: p.detach().to("cpu").contiguous() for n, p in state.items()}
-                meta = {"family": spec.family, "seed": str(spec.seed)}
-                save_file(tensors, str(tmp), metadata=meta)
+                # one key: safetensors writes a metadata map's keys in an order of its own
+                meta = json.dumps({"family": spec.family, "seed": spec.seed}, sort_keys=True)
+                save_file(tensors, str(tmp), metadata={"weightsteer": meta})
         dist.barrier()
         if dist.is_main():
             return  # the other ranks load what rank 0 saved: one start for all

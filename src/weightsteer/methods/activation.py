@@ -238,7 +238,7 @@ class HookSteering(Intervention):
         tensors = {k: v.contiguous() for k, v in self.fitted().items()}
         meta = {"method": self.method, "position": self.position, "layers": self.layers()}
         with atomic_path(path, overwrite=True) as tmp:
-            save_file(tensors, str(tmp), metadata={"weightsteer": json.dumps(meta)})
+            save_file(tensors, str(tmp), metadata={"weightsteer": json.dumps(meta, sort_keys=True)})
         return Path(path)
 
 
