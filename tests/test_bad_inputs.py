@@ -155,6 +155,31 @@ CASES = {
         ],
         "plain folder name",
     ),
+    "run name with a newline": (
+        lambda root, tiny: [
+            "run",
+            "--config",
+            make_config(root, ""),
+            "--name",
+            "a\nb",
+            "--runs-dir",
+            root / "runs",
+        ],
+        "one line",
+    ),
+    "run name too long": (
+        lambda root, tiny: [
+            "run",
+            "--config",
+            make_config(root, ""),
+            "--name",
+            "x" * 300,
+            "--runs-dir",
+            root / "runs",
+        ],
+        "too long",
+    ),
+    "target_kl infinite": (run_with("[compare]\ntarget_kl = inf\n"), "finite"),
     "runs dir is a file": (
         lambda root, tiny: [
             "run",

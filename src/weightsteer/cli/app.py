@@ -173,17 +173,33 @@ def start_run(cfg, name: str | None, runs_dir: Path, out_dir: Path | None = None
     from weightsteer.pipeline import Context, Run, preflight
 
     quiet_transformers()
-    run_name = name or cfg.name
-    if out_dir is None and (run_name in ("", ".", "..") or Path(run_name).name != run_name):
-        raise UserError(
-            f"run name {run_name!r} is not a plain folder name; runs go under --runs-dir "
-            "(use --runs-dir to choose where)"
-        )
+    run_name = cfg.name if name is None else name
+    if out_dir is None:
+        check_run_name(run_name)
     if out_dir is None and runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs-dir {runs_dir} is a file; give a folder for the run folders")
     suites = preflight(cfg)
     root = out_dir if out_dir is not None else runs_dir / run_name
     return Context(Run.create(root, cfg), console, eval_suites=suites)
+
+
+NAME_MAX = 255  # bytes of one path component on the common file systems
+
+
+def check_run_name(run_name: str) -> None:
+    """A run name is one plain folder name: one line, no path, within the file system's
+    limit. Checked before anything is made."""
+    if any(not ch.isprintable() for ch in run_name):
+        raise UserError(f"run name {run_name!r} is not one line of printable text; give a plain "
+                        "folder name")  # fmt: skip
+    if run_name in ("", ".", "..") or Path(run_name).name != run_name:
+        raise UserError(
+            f"run name {run_name!r} is not a plain folder name; runs go under --runs-dir "
+            "(use --runs-dir to choose where)"
+        )
+    if len(run_name.encode()) > NAME_MAX:
+        raise UserError(f"run name is too long ({len(run_name.encode())} bytes; a folder name "
+                        f"takes at most {NAME_MAX}); give a shorter --name")  # fmt: skip
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (TOML)")]

@@ -70,6 +70,13 @@ class CompareConfig(Section):
     n_audit: int = Field(64, ge=0, description="other prompts the achieved KL is checked on")
     batch_size: int = Field(48, ge=1, description="prompts generated together")
 
+    @field_validator("target_kl")
+    @classmethod
+    def _target(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("target_kl must be a finite number of nats")
+        return v
+
     @field_validator("budgets")
     @classmethod
     def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
