@@ -55,6 +55,20 @@ def test_extract_writes_a_self_describing_vector(cli_vector, tiny_dir):
     assert vec.meta.base.model_id == str(tiny_dir)
 
 
+def test_extract_of_one_adapter_against_itself_warns_of_a_zero_vector(
+    cli_vector, tiny_dir, tmp_path, capsys
+):
+    same = ["--pos", cli_vector / "pos", "--neg", cli_vector / "pos"]
+    args = ["extract", "--model", tiny_dir, *same, "--out", tmp_path / "z.safetensors"]
+    code, _, err = cli(args, capsys)
+    assert code == 0 and WeightVector.load(tmp_path / "z.safetensors").norm() == 0
+    assert "warning: the vector is exactly zero" in " ".join(err.split())
+    both = ["--pos", cli_vector / "pos", "--neg", cli_vector / "neg"]
+    out = ["--out", tmp_path / "v.safetensors"]
+    code, _, err = cli(["extract", "--model", tiny_dir, *both, *out], capsys)
+    assert code == 0 and "exactly zero" not in err
+
+
 def test_info_prints_metadata_and_norms(cli_vector, capsys):
     code, out, _ = cli(["info", cli_vector / "v.safetensors"], capsys)
     assert code == 0

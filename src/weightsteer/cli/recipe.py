@@ -231,6 +231,12 @@ def extract(
         common = common if common_out is not None else None
     vec.save(out_file, overwrite=overwrite)
     console.print(f"[green]saved[/] {vec}")
+    if vec.norm() == 0:
+        console.print(
+            "[yellow]warning:[/] the vector is exactly zero: the POS and NEG sides hold the "
+            "same weights (the same folder twice, or two copies of one adapter?)",
+            highlight=False,
+        )
     if common is not None:
         common.save(common_out, overwrite=overwrite)
         console.print(f"[green]saved[/] common mode to {common_out}", highlight=False)
