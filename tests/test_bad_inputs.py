@@ -29,6 +29,13 @@ def empty_vector(root):
     return WeightVector({}, VectorMeta(base=fp)).save(root / "empty.safetensors")
 
 
+def one_class_labels(root, tiny):
+    """A labels table whose every fine-tune is labelled 1: no AUROC to compute."""
+    path = root / "labels.csv"
+    path.write_text(f"finetune,label\n{tiny},1\n")
+    return path
+
+
 def damaged_results(root):
     table = pa.table({"a": [1]}).replace_schema_metadata({b"weightsteer": b"{not json"})
     pq.write_table(table, root / "r.parquet")
@@ -519,6 +526,20 @@ CASES = {
             root / "none",
         ],
         "none",
+    ),
+    "monitor labels of one class": (
+        lambda root, tiny: [
+            "monitor",
+            "--vector",
+            empty_vector(root),
+            "--model",
+            tiny,
+            "--labels",
+            one_class_labels(root, tiny),
+            "--out",
+            root / "m.csv",
+        ],
+        "both labels",
     ),
     "export vector missing": (
         lambda root, tiny: [

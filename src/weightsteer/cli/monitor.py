@@ -131,6 +131,11 @@ def _sources(given: list[str], labelled, labels: Path | None) -> list[str]:
         unlabelled = [s for s in sources if s not in labelled]
         if unlabelled:
             raise UserError(f"--labels {labels} has no label for {unlabelled[0]}")
+        if len({labelled[s] for s in sources}) < 2:  # before anything is loaded or written
+            raise UserError(
+                f"--labels {labels}: the monitored fine-tunes all have label "
+                f"{labelled[sources[0]]}; AUROC needs fine-tunes of both labels (1 and 0)"
+            )
     if not sources:
         raise UserError("give fine-tunes to monitor: --finetuned DIR (or --labels FILE)")
     for src in sources:  # before any model is loaded: a local path must be there
