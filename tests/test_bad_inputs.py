@@ -29,11 +29,13 @@ def empty_vector(root):
     return WeightVector({}, VectorMeta(base=fp)).save(root / "empty.safetensors")
 
 
-def one_class_labels(root, tiny):
-    """A labels table whose every fine-tune is labelled 1: no AUROC to compute."""
-    path = root / "labels.csv"
-    path.write_text(f"finetune,label\n{tiny},1\n")
-    return path
+def monitor_one_class(root, tiny):
+    """``monitor --labels`` of a table whose every fine-tune is labelled 1 (no AUROC)."""
+    labels = root / "labels.csv"
+    labels.write_text(f"finetune,label\n{tiny},1\n")
+    vector = empty_vector(root)
+    return ["monitor", "--vector", vector, "--model", tiny, "--labels", labels,
+            "--out", root / "m.csv"]  # fmt: skip
 
 
 def damaged_results(root):
@@ -527,20 +529,7 @@ CASES = {
         ],
         "none",
     ),
-    "monitor labels of one class": (
-        lambda root, tiny: [
-            "monitor",
-            "--vector",
-            empty_vector(root),
-            "--model",
-            tiny,
-            "--labels",
-            one_class_labels(root, tiny),
-            "--out",
-            root / "m.csv",
-        ],
-        "both labels",
-    ),
+    "monitor labels of one class": (monitor_one_class, "both labels"),
     "export vector missing": (
         lambda root, tiny: [
             "export",
