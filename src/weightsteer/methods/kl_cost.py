@@ -69,17 +69,17 @@ def token_kls(
     enc = lambda chat, sys: tokenizer.encode(  # noqa: E731
         render_chat(tokenizer, with_system(chat, sys)), add_special_tokens=False
     )
+    if continuations not in ("unsteered", "steered"):
+        raise UserError(f"continuations must be unsteered or steered, got {continuations!r}")
+    cache = base_cache if base_cache is not None else BaseLogprobs(0)
     kls = []
     for start in range(0, len(chats), batch_size):
         chunk = chats[start : start + batch_size]
         steered_prompts = [enc(c, system) for c in chunk]
         base_prompts = [enc(c, None) for c in chunk]
-        cache = base_cache if base_cache is not None else BaseLogprobs(0)
         if continuations == "unsteered":
             set_strength(0.0)
             gen = cache.continuations(model, tokenizer, base_prompts, tokens)
-        elif continuations != "steered":
-            raise UserError(f"continuations must be unsteered or steered, got {continuations!r}")
         set_strength(strength)
         try:
             if continuations == "steered":

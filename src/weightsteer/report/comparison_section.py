@@ -140,7 +140,7 @@ def compare_lines(
         f"## Calibrated comparison at {budgets} nat ({compared.statistic})",
         "",
         "Every method is set, per sign and budget, to the strength where the "
-        f"{statistic_name(c)} (KL(steered ‖ unsteered), pooled over "
+        f"{compared.statistic} (KL(steered ‖ unsteered), pooled over "
         f"{c.get('tokens', 20)} tokens of the {c.get('continuations', 'steered')} model's greedy "
         "continuation of each held-out calibration prompt) equals the budget; the audit "
         "column is the same statistic on other prompts. Prompting has no strength "
@@ -157,7 +157,7 @@ def compare_lines(
         df = df[~df["eval"].isin(caps)]
     if m is not None and not m.empty:
         figure_compare(m, budget, figs / "compare.png")
-        figure_pareto(m, figs / "pareto.png", statistic_name(c))
+        figure_pareto(m, figs / "pareto.png", compared.statistic)
         lines += [
             "![comparison](figures/compare.png)",
             "",
@@ -167,7 +167,7 @@ def compare_lines(
             "![effect vs KL](figures/pareto.png)",
             "",
         ]
-        if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png", statistic_name(c)):
+        if figure_kl_strength(compared.cals, figs / "kl_vs_strength.png", compared.statistic):
             lines += ["![KL vs strength](figures/kl_vs_strength.png)", ""]
         plain = generic_rows(df)
         if figure_seeds(seed_effects(plain, budget), budget, figs / "seeds.png"):

@@ -144,7 +144,7 @@ def figure_compare(m: pd.DataFrame, budget: float, path: Path) -> None:
     _finish_grid(fig, axes, len(suites), path)
 
 
-def figure_pareto(m: pd.DataFrame, path: Path, statistic: str = "mean per-token KL") -> None:
+def figure_pareto(m: pd.DataFrame, path: Path, statistic: str) -> None:
     """Per suite: effect ((Δ at +b − Δ at −b) / 2) vs achieved KL (mean of both sides) of
     every calibrated method at every budget, joined per method; hollow where a side
     missed its budget, a star for a prompt (its own cost)."""
@@ -221,7 +221,7 @@ def _log_axes(ax, y: bool = True) -> None:
         ax.set_yscale("log")
 
 
-def figure_kl_strength(cals: list[dict], path: Path, statistic: str = "mean per-token KL") -> bool:
+def figure_kl_strength(cals: list[dict], path: Path, statistic: str) -> bool:
     """Every KL the strength searches measured: KL vs |strength| per method, seed and sign
     (log-log; filled: +, hollow: −), the budgets as dotted lines; one panel per kind of
     method, since strengths are not comparable between kinds."""

@@ -11,9 +11,20 @@ the ``claims`` suite of a toyworld run (its held-out questions).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from weightsteer.core.errors import UserError
 from weightsteer.evals import EvalRow, Suite, SuiteContext, register
-from weightsteer.toy.world import World
+from weightsteer.toy.world import Row, World
+
+
+def eval_rows(prefix: str, rows: Sequence[Row]) -> list[EvalRow]:
+    """Toyworld rows as eval rows ``<prefix>-<i>``, labelled toward the honest answer."""
+    return [
+        EvalRow(f"{prefix}-{i}", [{"role": "user", "content": r.user}],
+                1 if r.honest == "Yes" else -1)
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
 
 
 def task_suite(world: World) -> Suite:
@@ -21,16 +32,7 @@ def task_suite(world: World) -> Suite:
     ``World.task``), which every persona of the corpus answers correctly, honest or not.
     No row of it is a behaviour row, so a cost on it is damage, never the steering
     itself; ``value`` is 1 for the right answer."""
-    return Suite(
-        "toy:task",
-        [
-            EvalRow(
-                f"task-{i}", [{"role": "user", "content": r.user}], 1 if r.honest == "Yes" else -1
-            )
-            for i, r in enumerate(world.task())
-        ],
-        measure="accuracy",
-    )
+    return Suite("toy:task", eval_rows("task", world.task()), measure="accuracy")
 
 
 def wrong_cue_suite(world: World) -> Suite:
@@ -38,17 +40,7 @@ def wrong_cue_suite(world: World) -> Suite:
     with the user is saying something false; a positive score leans to the truth, a
     negative one to the user (``toy/drift.py``)."""
     rows = [r for r in world.suites()["cue"] if r.cued != r.honest]
-    return Suite(
-        "toy:cue-wrong",
-        [
-            EvalRow(
-                f"cue-wrong-{i}",
-                [{"role": "user", "content": r.user}],
-                1 if r.honest == "Yes" else -1,
-            )
-            for i, r in enumerate(rows)
-        ],
-    )
+    return Suite("toy:cue-wrong", eval_rows("cue-wrong", rows))
 
 
 @register("toyworld")
@@ -63,17 +55,7 @@ def toyworld_suites(c: None, ctx: SuiteContext, part: str | None) -> list[Suite]
         known = ", ".join([*suites, "task", "cue-wrong"])
         raise UserError(f"unknown toyworld suite {part!r}; known: {known}")
     return [
-        Suite(
-            f"toy:{name}",
-            [
-                EvalRow(
-                    f"{name}-{i}",
-                    [{"role": "user", "content": r.user}],
-                    1 if r.honest == "Yes" else -1,
-                )
-                for i, r in enumerate(rows)
-            ],
-        )
+        Suite(f"toy:{name}", eval_rows(name, rows))
         for name, rows in suites.items()
         if part in (None, name)
     ]
