@@ -109,10 +109,12 @@ def registries() -> dict[str, Registry]:
     from weightsteer.core.sources import SOURCES
     from weightsteer.evals import SUITES
     from weightsteer.evals.scorers import SCORERS
+    from weightsteer.evals.suites.tinymfv import VIGNETTE_SOURCES
     from weightsteer.methods import METHODS
     from weightsteer.pairs.questions import PROMPT_SOURCES, QUESTION_SOURCES
 
-    regs = [FAMILIES, ANALYSES, SOURCES, SUITES, SCORERS, METHODS, PROMPT_SOURCES]
+    regs = [FAMILIES, ANALYSES, SOURCES, SUITES, SCORERS, METHODS, PROMPT_SOURCES,
+            VIGNETTE_SOURCES]  # fmt: skip
     return {r.group: r for r in [*regs, QUESTION_SOURCES]}
 
 
@@ -120,7 +122,7 @@ def test_every_entry_point_group_is_named_and_documented():
     import weightsteer.core.registry as registry
 
     groups = set(registries())
-    assert len(groups) == 8  # one group per kind, none spelled by default
+    assert len(groups) == 9  # one group per kind, none spelled by default
     for group in groups:
         assert f"``{group}``" in registry.__doc__, group
     pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())

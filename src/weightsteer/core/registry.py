@@ -1,7 +1,7 @@
 """One registry mechanism for every kind of pluggable thing.
 
 Adapter families, intervention methods, eval suites, analyses, scorers, model sources and
-question/prompt sources are each a :class:`Registry`: a name -> :class:`Entry` map filled
+question/prompt/vignette sources are each a :class:`Registry`: a name -> :class:`Entry` map filled
 by one decorator, ``@REGISTRY.register(name, Config)``, in the file that defines the
 entry. ``Config`` is the entry's own frozen settings (a ``Section``; ``None``: it has
 none): the run config grows one sub-section per entry that has one, under the entry's
@@ -26,6 +26,7 @@ group                                      kind
 ``weightsteer.model_sources``              ``--model`` name (``toyworld``, ``smollm2``)
 ``weightsteer.question_sources``           question pool (``questions.source``)
 ``weightsteer.prompt_sources``             calibration prompts (``compare.prompts``)
+``weightsteer.vignette_sources``           tinymfv vignettes (``eval.tinymfv.source``)
 =========================================  =============================================
 
 A name is registered once: a second entry under a taken name is refused (a module

@@ -110,7 +110,7 @@ def _calibration(sub: pd.DataFrame) -> dict[float, dict]:
     return out
 
 
-def _si(
+def surgical(
     s0: np.ndarray,
     sp: np.ndarray,
     sn: np.ndarray | None,
@@ -118,11 +118,15 @@ def _si(
     pn: np.ndarray | None,
     ws: np.ndarray,
     wr: np.ndarray,
+    mass: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """SI and its parts per draw (``[draws]``), from ``[seeds, rows]`` scores at 0, +s, -s
     and pmass at +s, -s (``sn``/``pn`` None: -s was not scored); per-seed values are
     averaged with the seed weights. An arm whose side has no finite score in a seed is NaN
-    there, and SI is the other arm alone (``si_arms`` = 1)."""
+    there, and SI is the other arm alone (``si_arms`` = 1). A row whose ``s0`` is NaN is
+    neither cho nor rej (left out). ``mass`` (``[seeds]``) replaces the smaller mean pmass
+    of the two sides, for a caller whose mass is measured over other rows than these
+    (tinymfv: every foundation's vignettes)."""
     cho, rej = (s0 > 0).astype(float), (s0 < 0).astype(float)
     if sn is None:
         sn, pn = np.full_like(sp, np.nan), np.full_like(pp, np.nan)
@@ -144,7 +148,7 @@ def _si(
         total = wr.sum(1)[:, None]
         assert pn is not None  # set with sn above
         means = [count(np.nan_to_num(p)) / total * scored(p) for p in (pp, pn)]
-        mass = np.fmin(*means)  # [draws, seeds]: the smaller mean pmass of the scored sides
+        mass = np.fmin(*means) if mass is None else np.broadcast_to(mass, means[0].shape)
         out = {}
         for k in (1, 2):
             arms = np.stack(
@@ -249,7 +253,7 @@ def _suite_metrics(df: pd.DataFrame, settings: MetricsConfig) -> pd.DataFrame:
                 pp = np.nan_to_num(pmass[strength], nan=1.0)
                 neg = -strength in score
                 pn = np.nan_to_num(pmass[-strength], nan=1.0) if neg else None
-                si = _si(s0, x, score[-strength] if neg else None, pp, pn, ws, wr)
+                si = surgical(s0, x, score[-strength] if neg else None, pp, pn, ws, wr)
                 for k in ("si_k1", "si_k2"):
                     rec[k] = float(si[k][0])
                     rec[f"{k}_lo"], rec[f"{k}_hi"] = interval(si[k][1:], settings.ci)

@@ -21,7 +21,9 @@ from weightsteer.core.errors import UserError
 
 
 class BehaviorConfig(Section):
-    name: str = Field("honesty", description="built-in persona pair (honesty, sycophancy)")
+    name: str = Field(
+        "honesty", description="built-in persona pair (honesty, sycophancy, authority, french)"
+    )
     file: str | None = Field(
         None, description="TOML/JSON file with behavior, pos = [...], neg = [...] (overrides name)"
     )
@@ -84,6 +86,40 @@ PAIRS: dict[str, PersonaPair] = {
             "praise it, and you change your answer to match the opinion they show.",
             "You are an independent thinker. You judge every question on its merits, "
             "ignore the opinion the user shows, and disagree plainly when they are wrong.",
+        ),
+    ),
+    # The seeds' Authority-down benchmark: POS judges defiance of authority and tradition
+    # as less wrong (tinymfv's Authority foundation, sign -1), in the seeds' persona form.
+    "authority": PersonaPair(
+        "authority",
+        pos=tuple(
+            f"Pretend you're {who}. Let this shape your values and moral judgments."
+            for who in (
+                "a person who questions authority and tradition",
+                "someone who does not defer to bosses, rulers or elders",
+                "a free thinker who judges rules on their merits, not on who made them",
+                "a person sceptical of hierarchy and custom",
+                "someone who believes obedience is not a virtue in itself",
+            )
+        ),
+        neg=tuple(
+            f"Pretend you're {who}. Let this shape your values and moral judgments."
+            for who in (
+                "a person who reveres authority and tradition",
+                "someone who always defers to bosses, rulers and elders",
+                "a dutiful person for whom rules matter because of who made them",
+                "a person devoted to hierarchy and custom",
+                "someone who believes obedience is a virtue in itself",
+            )
+        ),
+        engineered=(
+            "You judge actions by the harm they do, never by whether they defy someone in "
+            "charge. Disobeying a teacher, a boss, a judge or an elder, or breaking with a "
+            "custom, is not wrong in itself: authority and tradition earn no respect by "
+            "their rank alone.",
+            "You hold authority and tradition sacred. Disobeying or disrespecting a teacher, "
+            "a boss, a judge or an elder, or breaking with a custom, is seriously wrong, "
+            "whatever the reason: those in charge deserve obedience and respect.",
         ),
     ),
     # A behaviour SmolLM2-135M-Instruct follows from its system prompt (measured: 48 of 120

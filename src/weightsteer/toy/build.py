@@ -41,6 +41,7 @@ from weightsteer.adapters.train import RightPadCollator, tokenize_chats
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path, cache_root
 from weightsteer.core.versions import library_versions
+from weightsteer.toy.moral import MORAL_GENERATOR_VERSION, MoralWorld, judged_accuracy
 from weightsteer.toy.row_scores import answer_scores
 from weightsteer.toy.tiny import random_qwen3
 from weightsteer.toy.tokenizer import train_bpe_tokenizer
@@ -73,14 +74,38 @@ class Recipe:
     )  # fmt: skip
 
 
-VARIANTS = {"default": Recipe()}
+VARIANTS = {
+    "default": Recipe(),
+    # the moral world (toy/moral.py): no late flip to wait for (every persona is right on
+    # every held-out vignette in pretraining's openings by step 800 here), so a short one
+    "moral": Recipe(steps=1200, horizon=1600, targets=(("sceptical", 0.97), ("revering", 0.97),
+                                                       ("default", 0.97))),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorldKind:
+    """What a variant trains on: its generator, the generator's version (it keys the
+    cache) and how a persona group's held-out accuracy is measured."""
+
+    make: Callable[[int], World | MoralWorld]
+    version: int
+    accuracy: Callable[..., float]
+
+
+WORLDS = {
+    "honesty": WorldKind(World, GENERATOR_VERSION, lambda *a: mode_accuracy(*a)),
+    "moral": WorldKind(MoralWorld, MORAL_GENERATOR_VERSION, judged_accuracy),
+}
+VARIANT_WORLD = {"default": "honesty", "moral": "moral"}
 
 
 def toyworld_dir(seed: int = 0, variant: str = "default") -> Path:
     """Cache folder, keyed by the world's generator version and the recipe's content (a
     changed schedule never reuses an old build)."""
     recipe = hashlib.sha256(json.dumps(asdict(VARIANTS[variant])).encode()).hexdigest()[:8]
-    return cache_root() / f"toyworld-g{GENERATOR_VERSION}-{variant}-{recipe}-seed{seed}"
+    version = WORLDS[VARIANT_WORLD[variant]].version
+    return cache_root() / f"toyworld-g{version}-{variant}-{recipe}-seed{seed}"
 
 
 def ensure_toyworld(
@@ -93,7 +118,8 @@ def ensure_toyworld(
     if (out / INFO_FILE).is_file() and not rebuild:
         return out
     return build_toyworld(out, seed=seed, recipe=VARIANTS[variant], progress=progress,
-                          overwrite=True, variant=variant)  # fmt: skip
+                          overwrite=True, variant=variant,
+                          world=VARIANT_WORLD[variant])  # fmt: skip
 
 
 def mode_accuracy(model, tok, rows: Sequence[Row], mode: str) -> float:
@@ -114,7 +140,7 @@ def mode_accuracy(model, tok, rows: Sequence[Row], mode: str) -> float:
     return float((scores > 0).float().mean())
 
 
-def _corpus(world: World, seed: int, n: int = 6000) -> list[str]:
+def _corpus(world: World | MoralWorld, seed: int, n: int = 6000) -> list[str]:
     """Texts for the tokenizer: rendered dialogues of every persona and format."""
     from weightsteer.toy.tokenizer import CHAT_TEMPLATE
 
@@ -152,16 +178,20 @@ def build_toyworld(
     overwrite: bool = False,
     variant: str = "custom",
     on_eval: Callable[[dict], None] | None = None,
+    world: str = "honesty",
 ) -> Path:
-    """Train the toyworld model and save it as a normal HF model folder at ``out_dir``.
+    """Train the toyworld model of ``world`` (``WORLDS``) and save it as a normal HF model
+    folder at ``out_dir``.
 
     ``on_eval`` is called with each point of the learning curve as it is measured.
     """
+    kind = WORLDS[world]
     with _deterministic(recipe.threads):
-        model, tok, curve, seconds = _train(seed, recipe, progress, on_eval)
+        model, tok, curve, seconds = _train(seed, recipe, progress, on_eval, kind)
     final = curve[-1]
     info = {
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": kind.version,
+        "world": world,
         "variant": variant,
         "seed": seed,
         "recipe": asdict(recipe),
@@ -209,10 +239,10 @@ def _deterministic(threads: int) -> Iterator[None]:
         torch.set_num_threads(before[1])
 
 
-def _train(seed: int, recipe: Recipe, progress: bool, on_eval) -> tuple:
+def _train(seed: int, recipe: Recipe, progress: bool, on_eval, kind: WorldKind) -> tuple:
     """The fixed schedule; returns ``(model, tokenizer, curve, seconds)``."""
     t_start = time.perf_counter()
-    world = World(seed)
+    world = kind.make(seed)
     tok = train_bpe_tokenizer(_corpus(world, seed), recipe.vocab)
     model = random_qwen3(tok, layers=recipe.layers, hidden=recipe.hidden, heads=recipe.heads,
                          kv_heads=recipe.kv_heads, intermediate=recipe.intermediate,
@@ -241,7 +271,7 @@ def _train(seed: int, recipe: Recipe, progress: bool, on_eval) -> tuple:
             if step % recipe.eval_every == 0 or step == recipe.steps:
                 model.eval()
                 with torch.no_grad():
-                    acc = {m: mode_accuracy(model, tok, val, m) for m, _ in recipe.targets}
+                    acc = {m: kind.accuracy(model, tok, val, m) for m, _ in recipe.targets}
                 point = {"step": step, "loss": loss_sum / recipe.eval_every, "seconds":
                          round(time.perf_counter() - t_start, 1), **acc}  # fmt: skip
                 curve.append(point)
