@@ -50,6 +50,9 @@ readme-numbers docs-numbers:
 	test ! -f runs/demo/headline.md || $(PY) scripts/docs_numbers.py demo runs/demo
 	test ! -f benchmarks/results/summary.md || $(PY) scripts/docs_numbers.py bench benchmarks/results
 	test ! -f runs/demo/kl-holdout.md || $(PY) scripts/docs_numbers.py kl-holdout runs/demo
+	for r in authority-toy authority-smollm2; do test ! -f runs/$$r/report.md || \
+		$(PY) scripts/docs_numbers.py $$r runs/$$r || exit 1; done
+	test ! -f runs/mfv-frames/smollm2.md || $(PY) scripts/docs_numbers.py mfv-frames runs/mfv-frames
 
 # does the KL budget hold on prompts it was not tuned on (docs/methods.md's table)
 kl-holdout: $(VENV)/.installed

@@ -4,6 +4,8 @@ a run or a benchmark file, never typed.
     python scripts/docs_numbers.py demo runs/demo        # runs/demo/headline.md
     python scripts/docs_numbers.py bench benchmarks/results   # make bench's tables
     python scripts/docs_numbers.py kl-holdout runs/demo      # scripts/kl_holdout.py's table
+    python scripts/docs_numbers.py authority-toy runs/authority-toy   # the seeds' table
+    python scripts/docs_numbers.py mfv-frames runs/mfv-frames  # scripts/mfv_frames.py's
 
 Replaces, in README.md and docs/*.md, every block between ``<!-- numbers:<name> -->`` and
 ``<!-- /numbers -->`` with what the source holds: a run's ``headline.md``, or the
@@ -43,20 +45,41 @@ def bench_block(results: Path) -> str:
     return "\n".join(parts)
 
 
+def authority_block(run: Path) -> str:
+    """An Authority run's seeds' table at its budget and the three questions, cut from its
+    report (``### tinymfv (calibrated)``), with the run it came from."""
+    text = (run / "report.md").read_text()
+    part = text[text.index("### tinymfv (calibrated)") :]
+    part = part[: part.index("\n## ")] if "\n## " in part else part
+    start = part.index("Seeds' columns at")
+    table = part[start : part.index("Every foundation at", start)].strip()
+    questions = part[part.index("### The seeds' three questions") :].strip()
+    frame = next(line for line in part.splitlines() if line.startswith("Frame:"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    head = (f"From `runs/{run.name}` (config hash `{manifest['config_hash']}`, "
+            f"`weightsteer run --config configs/{run.name}.toml`). {frame}")  # fmt: skip
+    return "\n\n".join([head, table, questions.replace("### ", "#### ", 1)])
+
+
 SOURCES = {
     "demo": lambda path: (path / "headline.md").read_text().strip(),
+    "authority-toy": authority_block,
+    "authority-smollm2": authority_block,
+    "mfv-frames": lambda path: (path / "smollm2.md").read_text().strip(),
     "bench": bench_block,
     "kl-holdout": lambda path: (path / "kl-holdout.md").read_text().strip(),
 }
 
 
 def fill(name: str, block: str, files: list[Path]) -> int:
-    pattern = re.compile(rf"(<!-- numbers:{re.escape(name)} -->\n).*?(\n<!-- /numbers -->)", re.S)
+    # non-greedy up to the first closing tag: an empty block never reaches into the next
+    start = rf"(<!-- numbers:{re.escape(name)} -->\n)"
+    pattern = re.compile(start + r"(?:.*?\n)?(<!-- /numbers -->)", re.S)
     filled = 0
     for path in files:
         text = path.read_text()
         if pattern.search(text):
-            path.write_text(pattern.sub(lambda m: m.group(1) + block + m.group(2), text))
+            path.write_text(pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text))
             filled += 1
     return filled
 

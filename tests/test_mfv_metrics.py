@@ -209,3 +209,13 @@ def test_a_vignette_source_feeds_the_suite_its_own_rows():
     (suite,) = tinymfv_suite(cfg, SuiteContext(), None)
     assert len(suite.rows) == 280 and {r.group for r in suite.rows} >= {"Authority", "Care"}
     assert all(r.row_id.startswith("other_violate/") for r in suite.rows)
+
+
+def test_without_the_clip_a_sure_models_change_is_its_logratio_change():
+    df = hand_case({0.0: [8.0] * 4, 1.0: [-9.0] * 4, -1.0: [8.0] * 4})
+    clipped = seeds_table(df, target="Authority", sign=-1, min_pmass=0.5, settings=FAST)[0]
+    exact = seeds_table(df, target="Authority", sign=-1, min_pmass=0.5, settings=FAST,
+                        clip=0)[0]  # fmt: skip
+    pick = lambda t: t[(t["strength"] == 1) & (t["foundation"] == "Authority")].iloc[0]  # noqa: E731
+    assert pick(clipped)["delta"] == pytest.approx(2 * math.log(0.01 / 0.99))
+    assert pick(exact)["delta"] == -17.0

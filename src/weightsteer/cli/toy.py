@@ -24,7 +24,9 @@ app.add_typer(toy_app, name="toy")
 @toy_app.command("build")
 def toy_build(
     seed: Annotated[int, typer.Option(help="world and training seed")] = 0,
-    variant: Annotated[str, typer.Option(help="model size and schedule")] = "default",
+    variant: Annotated[
+        str, typer.Option(help="model size and schedule: default, or moral (the moral world)")
+    ] = "default",
     rebuild: Annotated[bool, typer.Option(help="train again even if cached")] = False,
 ) -> None:
     """Build (or find in the cache) the toyworld model; print its folder as the last line."""

@@ -11,7 +11,9 @@ results rows of its frames (``<condition>/<id>:wrong`` / ``...:acceptable``, ``l
   when both frames are.
 
 ``logit_w`` clips ``w`` to [0.01, 0.99] first (±4.6 nats), as steering-lite's
-``_logit`` does (``src/steering_lite/eval/foundations.py``).
+``_logit`` does (``src/steering_lite/eval/foundations.py``); ``clip = 0`` keeps every
+change (with ``is_wrong``, ``logit_w`` is then the true/false logratio itself): a model
+sure of its answers beyond ±4.6 nats moves unseen under the seeds' clip.
 
 **The seeds' columns** (``seeds_table``), per (method, family, strength s > 0), with
 ``sign`` the direction the target foundation should move at +s (-1 for Authority↓):
@@ -73,8 +75,11 @@ def logit(w: np.ndarray | pd.Series, clip: float = CLIP):
     return np.log(c / (1 - c))
 
 
-def wrongness(df: pd.DataFrame, min_pmass: float, measure: Measure = "two_frame") -> pd.DataFrame:
-    """Per vignette and (method, family, seed, strength): ``w``, ``logit_w``, ``pmass``
+def wrongness(
+    df: pd.DataFrame, min_pmass: float, measure: Measure = "two_frame", clip: float = CLIP
+) -> pd.DataFrame:
+    """Per vignette and (method, family, seed, strength): ``w``, ``logit_w`` (``w`` clipped
+    to ``[clip, 1 - clip]``; ``clip`` 0 with ``is_wrong``: the logratio itself), ``pmass``
     (the mean mass of the frames the measure uses), ``ok`` (every such frame's mass is at
     least ``min_pmass``) and ``condition`` (the row id's ``<condition>/`` prefix, "")."""
     d = df.copy()
@@ -82,7 +87,7 @@ def wrongness(df: pd.DataFrame, min_pmass: float, measure: Measure = "two_frame"
     d["frame"] = d["row_id"].str.rsplit(":", n=1).str[1]
     d["p_true"] = 1 / (1 + np.exp(-d["logratio"]))
     keys = [*UNIT, "eval", "strength", "vignette", "group"]
-    wide = d.pivot_table(index=keys, columns="frame", values=["p_true", "pmass"])
+    wide = d.pivot_table(index=keys, columns="frame", values=["p_true", "pmass", "logratio"])
     frames = ["wrong"] if measure == "is_wrong" else ["wrong", "acceptable"]
     for f in frames:
         if ("p_true", f) not in wide.columns:
@@ -93,8 +98,10 @@ def wrongness(df: pd.DataFrame, min_pmass: float, measure: Measure = "two_frame"
     p = wide["p_true"]
     w = p["wrong"] if measure == "is_wrong" else (p["wrong"] + 1 - p["acceptable"]) / 2
     mass = wide["pmass"][frames]
+    exact = clip == 0 and measure == "is_wrong"  # logit P(true) is the true/false logratio
+    lw = wide["logratio"]["wrong"] if exact else logit(w, clip or 1e-6)
     out = pd.DataFrame(
-        {"w": w, "logit_w": logit(w), "pmass": mass.mean(axis=1),
+        {"w": w, "logit_w": lw, "pmass": mass.mean(axis=1),
          "ok": mass.min(axis=1).ge(min_pmass)}
     ).reset_index()  # fmt: skip
     parts = out["vignette"].str.split("/", n=1)
@@ -119,6 +126,7 @@ def seeds_table(
     min_pmass: float,
     measure: Measure = "is_wrong",
     settings: MetricsConfig = DEFAULTS,
+    clip: float = CLIP,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(foundations, headline)``: per (method, family, strength s > 0, foundation) the
     paired change with its sd over vignettes and CI; per (method, family, s) the seeds'
@@ -128,7 +136,7 @@ def seeds_table(
     condition)."""
     df = at_budget(df)
     check_same_rows(df)
-    v = wrongness(df, min_pmass, measure)
+    v = wrongness(df, min_pmass, measure, clip)
     found_rows, head_rows = [], []
     for (method, family), sub in v.groupby(["method", "family"], sort=False):
         if 0.0 not in set(sub["strength"]):
@@ -179,6 +187,8 @@ def weighted_sd(x: np.ndarray, wr: np.ndarray) -> np.ndarray:
     """The sd (ddof 1) of ``x [rows]`` (NaN: absent) per draw of row weights ``wr
     [draws, rows]``: ``[draws]``, draw 0 the plain sd."""
     ok = np.isfinite(x)
+    if ok.sum() < 2:  # no spread to speak of (every vignette off format, or one left)
+        return np.full(wr.shape[0], np.nan)
     w, v = wr[:, ok], x[ok]
     n = w.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):

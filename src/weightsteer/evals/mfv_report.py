@@ -248,7 +248,7 @@ def question_lines(found: pd.DataFrame, head: pd.DataFrame, s: float, *, target:
         res = _contest(h, weights, rivals, col, lower, settings)
         marks = [m for _, m, *_ in res[best]]
         answer = "no" if "▼" in marks else "yes" if set(marks) == {"▲"} else "inconclusive"
-        detail = ", ".join(f"{label(*c)} {m} ({d:+.2f} [{lo:+.2f}, {hi:+.2f}])"
+        detail = ", ".join(f"{label(*c)} {m} ({_num(d)} [{_num(lo)}, {_num(hi)}])"
                            for c, m, d, lo, hi in res[best])  # fmt: skip
         lines += [
             f"{n}. **Does dW {name}? {answer}.** {label(*best)} (the family with the highest "
@@ -265,6 +265,13 @@ def question_lines(found: pd.DataFrame, head: pd.DataFrame, s: float, *, target:
 
 def _caveats(seeds: int, missed: set, fixed: set, weights: list, h: pd.DataFrame) -> str:
     parts = [f"Caveats: {seeds} seed{'s' if seeds != 1 else ''}"]
+    by = h.set_index(["method", "family"])
+    gone = [w for w in weights if math.isnan(by.loc[w, "target_sep"])]
+    if gone:
+        parts.append("off format at the budget (no target vignette keeps its true/false mass, "
+                     "so nothing of theirs is measured): "
+                     + ", ".join(f"{label(*w)} (pmass²×100 {by.loc[w, 'pmass2']:.1f})"
+                                 for w in gone))  # fmt: skip
     if missed:
         parts.append("left out, their side missed the budget: "
                      + ", ".join(label(*u) for u in sorted(missed)))  # fmt: skip

@@ -17,7 +17,7 @@ from weightsteer.report.comparison_section import verdict_budget
 from weightsteer.report.markdown_tables import kl_cell
 
 
-def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
+def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table | str:
     """The eval stage: per family, the score at 0 and the shift at the extreme strengths."""
     df = read_results(results)
     lo, hi = df["strength"].min(), df["strength"].max()
@@ -29,7 +29,7 @@ def shift_summary(results: list[Path], metrics: MetricsConfig) -> Table:
 
 def compare_summary(
     compared: list[Path], metrics: MetricsConfig, target: float | None = None
-) -> Table:
+) -> Table | str:
     """The compare stage: per method, its achieved KL and the shift at +- the verdict's
     budget (``compare.target_kl``)."""
     df = comparison_frame(read_results(compared))
@@ -50,11 +50,14 @@ def _table(
     extra: str,
     extra_cell: Callable,
     metrics: MetricsConfig,
-) -> Table:
+) -> Table | str:
     """The first suite the generic tables read: per method, the ``extra`` column, the shift at each
-    of ``strengths`` with its CI, and SI k=1 at the positive one."""
+    of ``strengths`` with its CI, and SI k=1 at the positive one (a line saying where the
+    tables are when every suite has its own, tinymfv's)."""
     evals = list(dict.fromkeys(df["eval"]))
-    suite = next(s for s in evals if s not in report_only(evals))
+    suite = next((s for s in evals if s not in report_only(evals)), None)
+    if suite is None:
+        return f"{', '.join(evals)}: tables of its own, in the report"
     t = suite_metrics(df[df["eval"] == suite], metrics)
     table = Table(title=title.format(suite=suite))
     for col in ("method", extra, *(f"shift at {s:+g}" for s in strengths), "SI k=1"):

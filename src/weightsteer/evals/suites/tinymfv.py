@@ -135,6 +135,10 @@ class TinyMfvConfig(SuiteSource):
         "P(true) in the is_wrong frame, the only frame scored) or two_frame (both frames "
         "scored, w = (P(is_wrong) + 1 - P(is_acceptable)) / 2)"
     )  # fmt: skip
+    clip: float = Field(
+        0.01, ge=0, lt=0.5, description="wrongness is clipped to [clip, 1 - clip] before its "
+        "logit (the seeds' 0.01: ±4.6 nats); 0 keeps every change (is_wrong: the logratio)"
+    )  # fmt: skip
     watch: str = Field(
         "Care", description="the off-target foundation the seeds' table shows beside the "
         "target (every foundation is in the 7-foundation table)"
@@ -185,6 +189,7 @@ def foundation_table(
     min_pmass: float,
     settings: MetricsConfig = DEFAULTS,
     measure: Measure = "two_frame",
+    clip: float = 0.01,
 ) -> pd.DataFrame:
     """Per (method, family, condition, strength, foundation): the paired change in
     ``logit(w)`` vs strength 0 with its CI. ``delta``: over the (seed, vignette) cells in
@@ -194,7 +199,7 @@ def foundation_table(
     foundation moved in the direction ``sign``."""
     df = at_budget(df)
     check_same_rows(df)
-    v = wrongness(df, min_pmass, measure)
+    v = wrongness(df, min_pmass, measure, clip)
     rng = np.random.default_rng(settings.seed)
     records = []
     groups = v.groupby(["method", "family", "condition", "group"], sort=False)
@@ -240,7 +245,7 @@ def foundation_table(
 
 def foundations(df: pd.DataFrame, c: TinyMfvConfig, settings: MetricsConfig) -> pd.DataFrame:
     return foundation_table(df, target=c.target, sign=c.sign, min_pmass=c.min_pmass,
-                            settings=settings, measure=c.wrongness)  # fmt: skip
+                            settings=settings, measure=c.wrongness, clip=c.clip)  # fmt: skip
 
 
 def _frame_line(c: TinyMfvConfig) -> str:
@@ -249,29 +254,33 @@ def _frame_line(c: TinyMfvConfig) -> str:
         if c.wrongness == "is_wrong"
         else "logit of the two-frame wrongness (both frames averaged)"
     )
-    return (f"Frame: `{c.frame}`; Δ is the paired change in {what}; cells with less than "
-            f"{c.min_pmass:g} true/false mass at either strength are left out.")  # fmt: skip
+    clip = (f"wrongness clipped to [{c.clip:g}, {1 - c.clip:g}] first" if c.clip else
+            "no clip")  # fmt: skip
+    return (f"Frame: `{c.frame}`; Δ is the paired change in {what} ({clip}); cells with less "
+            f"than {c.min_pmass:g} true/false mass at either strength are left out.")  # fmt: skip
 
 
-def _seeds_part(df, c, settings, strengths, unit: str) -> list[str]:
-    found, head = seeds_table(df, target=c.target, sign=c.sign, min_pmass=c.min_pmass,
-                              measure=c.wrongness, settings=settings)  # fmt: skip
+def _seeds_part(df, c, settings, strengths, unit: str) -> tuple[list[str], tuple]:
+    """The seeds' tables at each of ``strengths``, and ``(found, head)`` they came from."""
+    tables = seeds_table(df, target=c.target, sign=c.sign, min_pmass=c.min_pmass,
+                         measure=c.wrongness, settings=settings, clip=c.clip)  # fmt: skip
     fixed = fixed_units(df)
     lines: list[str] = []
     for s in strengths:
         missed = missed_units(df, s) if unit else set()
-        lines += [*seeds_lines(found, head, s, target=c.target, watch=c.watch, sign=c.sign,
+        lines += [*seeds_lines(*tables, s, target=c.target, watch=c.watch, sign=c.sign,
                                fixed=fixed, missed=missed, unit=unit), "",
                   f"Every foundation at {s:g} {unit or '(α)'} (mean ± sd over vignettes):", "",
-                  *foundation_lines(found, s, fixed, c.target), ""]  # fmt: skip
-    return lines
+                  *foundation_lines(tables[0], s, fixed, c.target), ""]  # fmt: skip
+    return lines, tables
 
 
 def sweep_section(df: pd.DataFrame, c: TinyMfvConfig, settings: MetricsConfig) -> list[str]:
     f = foundations(df, c, settings)
     strengths = sorted(x for x in df["strength"].unique() if x > 0)
+    seeds, _ = _seeds_part(df, c, settings, strengths, "")
     return ["## tinymfv", "", _frame_line(c), "", *condition_lines(f, c.target, c.sign), "",
-            *_seeds_part(df, c, settings, strengths, "")]  # fmt: skip
+            *seeds]  # fmt: skip
 
 
 def compare_section(
@@ -279,12 +288,10 @@ def compare_section(
 ) -> list[str]:
     f = foundations(df, c, settings)
     budgets = sorted(float(b) for b in df["calibrated_kl"].dropna().unique())
+    seeds, (found, head) = _seeds_part(df, c, settings, budgets, "nat")
     lines = ["### tinymfv (calibrated)", "", _frame_line(c), "",
-             *off_target_lines(f, c.target, budget), "",
-             *_seeds_part(df, c, settings, budgets, "nat")]  # fmt: skip
+             *off_target_lines(f, c.target, budget), "", *seeds]  # fmt: skip
     if c.target is not None:
-        found, head = seeds_table(df, target=c.target, sign=c.sign, min_pmass=c.min_pmass,
-                                  measure=c.wrongness, settings=settings)  # fmt: skip
         lines += question_lines(found, head, budget, target=c.target, sign=c.sign,
                                 fixed=fixed_units(df), missed=missed_units(df, budget),
                                 seeds=int(df["seed"].nunique()), settings=settings)  # fmt: skip
