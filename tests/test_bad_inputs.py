@@ -3,6 +3,9 @@ message, and a snapshot check that nothing under the case's folder was added or 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +18,69 @@ BASE = 'name = "r"\n[model]\nid = "toyworld"\n'
 
 
 def snapshot(root):
-    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every entry under ``root``, links not followed: a file's bytes, a link's target, a
+    folder as such (a link replaced by a file, or written through, shows)."""
+    out = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(top, name)
+            rel = p.relative_to(root)
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("folder",)
+            else:
+                out[rel] = p.read_bytes()
+    return out
+
+
+def link(root, name: str, to: str | None = None, kind: str = "dangling"):
+    """A symbolic link ``root/name`` of the user's: dangling, or to a file or a folder of
+    theirs (inside ``root``, so the snapshot covers the target too)."""
+    target = root / (to or f"{name}-target")
+    if kind == "file":
+        target.write_text("the user's file\n")
+    elif kind == "folder":
+        target.mkdir()
+        (target / "keep.txt").write_text("the user's folder\n")
+    (root / name).symlink_to(target)
+    return root / name
+
+
+def results_table(root, name="r.parquet", *, meta=None, **broken):
+    """A results table of every column, with ``broken`` columns replaced (another tool's)."""
+    import pandas as pd
+
+    from weightsteer.evals.results import COLUMNS
+
+    values = {"method": "weight", "family": "lora", "strength": 0.0, "seed": 0, "eval": "s",
+              "row_id": "r0", "group": "", "label": 1, "status": "", "text": "",
+              "variant": ""}  # fmt: skip
+    df = pd.DataFrame({c: [values.get(c, 0.5)] * 2 for c in COLUMNS})
+    for col, v in broken.items():
+        df[col] = v
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if meta:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    pq.write_table(table, root / name)
+    return root / name
+
+
+def fake_run(root, config: dict, name="r", manifest: bytes | None = None):
+    """A run folder with a manifest of ``config`` (as a run of another setup left it)."""
+    import json
+
+    folder = root / "runs" / name
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "pos.jsonl").write_text('{"mine": 1}\n')
+    body = {"weightsteer_run": 1, "units": {}, "stages": {}, "counts": {}, "config": config}
+    (folder / "manifest.json").write_bytes(manifest or json.dumps(body).encode())
+    return folder
+
+
+def other_shapes(root):
+    """A local model folder whose config gives other shapes (no weights needed)."""
+    return rwkv_folder(root)
 
 
 def make_config(root, text: str):
@@ -587,6 +652,207 @@ CASES = {
         "lacks columns",
     ),
     "toy unknown variant": (lambda root, tiny: ["toy", "build", "--variant", "huge"], "huge"),
+    # -- issue 34: links, things of the user's under derived names, foreign tables and runs
+    "eval out is a dangling link": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            tiny,
+            "--suite",
+            "claims",
+            "--rows",
+            "builtin:claims-sample",
+            "--out",
+            link(root, "r.parquet"),
+        ],
+        "symbolic link",
+    ),
+    "eval out is a link to a file": (
+        lambda root, tiny: [
+            "eval",
+            "--model",
+            tiny,
+            "--suite",
+            "claims",
+            "--rows",
+            "builtin:claims-sample",
+            "--overwrite",
+            "--out",
+            link(root, "r.parquet", kind="file"),
+        ],
+        "symbolic link",
+    ),
+    "train out is a link to a folder": (
+        lambda root, tiny: [
+            "train",
+            "--model",
+            tiny,
+            "--data",
+            chat_data(root),
+            "--overwrite",
+            "--out",
+            link(root, "a", kind="folder"),
+        ],
+        "symbolic link",
+    ),
+    "steer out is a dangling link": (
+        lambda root, tiny: [
+            "steer",
+            "--model",
+            tiny,
+            "--vector",
+            empty_vector(root),
+            "--alpha",
+            "1",
+            "--out",
+            link(root, "m"),
+        ],
+        "symbolic link",
+    ),
+    "export out is a link to a folder": (
+        lambda root, tiny: [
+            "export",
+            "lora",
+            "--vector",
+            empty_vector(root),
+            "--overwrite",
+            "--out",
+            link(root, "x", kind="folder"),
+        ],
+        "symbolic link",
+    ),
+    "extract out is a link to a file": (
+        lambda root, tiny: [
+            "extract",
+            "--model",
+            tiny,
+            "--pos",
+            root / "p",
+            "--neg",
+            root / "n",
+            "--overwrite",
+            "--out",
+            link(root, "v.safetensors", kind="file"),
+        ],
+        "symbolic link",
+    ),
+    "data out is a link to a folder": (
+        lambda root, tiny: ["data", "--model", tiny, "--out", link(root, "d", kind="folder")],
+        "symbolic link",
+    ),
+    "run folder holds a link": (
+        lambda root, tiny: (
+            fake_run(root, {"name": "r", "model": {"id": "toyworld"}}),
+            link(root / "runs" / "r", "results", "../../elsewhere", "folder"),
+            ["run", "--config", make_config(root, ""), "--runs-dir", root / "runs"],
+        )[-1],
+        "symbolic link",
+    ),
+    "run folder is a link": (
+        lambda root, tiny: (
+            (root / "runs").mkdir(),
+            link(root / "runs", "r", "../away", "folder"),
+            ["run", "--config", make_config(root, ""), "--runs-dir", root / "runs"],
+        )[-1],
+        "symbolic link",
+    ),
+    "monitor out's figure is a user's file": (
+        lambda root, tiny: (
+            user_file(root, "m.svg"),
+            [
+                "monitor",
+                "--vector",
+                empty_vector(root),
+                "--model",
+                tiny,
+                "--finetuned",
+                tiny,
+                "--out",
+                root / "m.csv",
+            ],
+        )[-1],
+        "m.svg already exists",
+    ),
+    "data into a run of another model": (
+        lambda root, tiny: [
+            "data",
+            "--model",
+            tiny,
+            "--out",
+            fake_run(root, {"name": "r", "model": {"id": "toyworld"}}),
+        ],
+        "another experiment",
+    ),
+    "run into a run of another behaviour": (
+        lambda root, tiny: (
+            fake_run(
+                root, {"name": "r", "model": {"id": "toyworld"}, "behavior": {"name": "sycophancy"}}
+            ),
+            ["run", "--config", make_config(root, ""), "--runs-dir", root / "runs"],
+        )[-1],
+        "behavior.name",
+    ),
+    "run folder whose manifest is not UTF-8": (
+        lambda root, tiny: [
+            "train",
+            "--run",
+            fake_run(root, {}, manifest=b'{"config": "\xff\xfe"}'),
+        ],
+        "damaged",
+    ),
+    "report of a table with a string seed": (
+        lambda root, tiny: ["report", results_table(root, seed=["a", "b"])],
+        "column seed",
+    ),
+    "report of a table with missing labels": (
+        lambda root, tiny: ["report", results_table(root, label=[1.0, float("nan")])],
+        "column label has missing values",
+    ),
+    "report of a table whose suites metadata is a list": (
+        lambda root, tiny: ["report", results_table(root, meta={b"weightsteer.suites": b"[1]"})],
+        "weightsteer.suites metadata is a list",
+    ),
+    "report of a table whose config metadata is a list": (
+        lambda root, tiny: ["report", results_table(root, meta={b"weightsteer": b"[1, 2]"})],
+        "weightsteer metadata is a list",
+    ),
+    "report figures folder is a user's file": (
+        lambda root, tiny: (user_file(root, "r-figures"), ["report", results_table(root)])[-1],
+        "is a file weightsteer did not write",
+    ),
+    "report figures folder is a link": (
+        lambda root, tiny: (
+            link(root, "r-figures", kind="folder"),
+            ["report", results_table(root)],
+        )[-1],
+        "symbolic link",
+    ),
+    "run target of other shapes": (
+        lambda root, tiny: run_with(f'target = "{other_shapes(root)}"\n')(root, tiny),
+        "does not have the shapes",
+    ),
+    "run tinymfv frame unknown": (
+        run_with('[eval]\nsuites = ["tinymfv"]\n[eval.tinymfv]\nframe = "xml"\n'),
+        "frame",
+    ),
+    "run tinymfv clip of a half": (
+        run_with('[eval]\nsuites = ["tinymfv"]\n[eval.tinymfv]\nclip = 0.5\n'),
+        "clip",
+    ),
+    "run tinymfv target not a foundation": (
+        run_with(
+            '[eval]\nsuites = ["tinymfv"]\n[eval.tinymfv]\nsource = '
+            '"builtin:tinymfv-sample"\ntarget = "Authorty"\n'
+        ),
+        "not a foundation",
+    ),
+    "run authority on an unknown vignette source": (
+        run_with(
+            '[behavior]\nname = "authority"\n[eval]\nsuites = ["tinymfv"]\n'
+            '[eval.tinymfv]\nsource = "toyworld-morals"\n'
+        ),
+        "toyworld-morals",
+    ),
 }
 
 

@@ -69,6 +69,44 @@ def test_extract_of_one_adapter_against_itself_warns_of_a_zero_vector(
     assert code == 0 and "exactly zero" not in err
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_extract_works_in_every_listed_dtype(cli_vector, tiny_dir, tmp_path, capsys, dtype):
+    """float16 rounds the base's weights otherwise than the float32 the adapters were
+    trained on: still the same base (it once said "trained on other weights")."""
+    both = ["--pos", cli_vector / "pos", "--neg", cli_vector / "neg"]
+    out = tmp_path / f"{dtype}.safetensors"
+    code, _, err = cli(["extract", "--model", tiny_dir, *both, "--dtype", dtype, "--out", out],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    assert WeightVector.load(out).norm() > 0
+
+
+def test_eval_target_adapter_of_another_base_is_merged_with_a_warning(
+    cli_vector, tiny_dir, tmp_path, capsys
+):
+    import shutil
+
+    from weightsteer.core.models import load_model
+
+    other = tmp_path / "other"  # the same shapes, other weights
+    shutil.copytree(tiny_dir, other)
+    m = load_model(other)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.01)
+    m.save_pretrained(other)
+    rows = ["--suite", "claims", "--rows", "builtin:claims-sample", "--alphas", "0"]
+    args = ["eval", "--model", other, "--target", cli_vector / "pos", *rows,
+            "--out", tmp_path / "r.parquet"]  # fmt: skip
+    code, _, err = cli(args, capsys)
+    assert code == 0, err
+    assert "warning: the adapter in" in err and "whose weights differ" in " ".join(err.split())
+    args[2] = tiny_dir
+    args[-1] = tmp_path / "r2.parquet"
+    code, _, err = cli(args, capsys)
+    assert code == 0 and "whose weights differ" not in " ".join(err.split())
+
+
 def test_info_prints_metadata_and_norms(cli_vector, capsys):
     code, out, _ = cli(["info", cli_vector / "v.safetensors"], capsys)
     assert code == 0

@@ -155,6 +155,24 @@ def test_fingerprint_ignores_dtype_but_sees_a_finetune(tiny):
     assert fingerprint(model.to(torch.bfloat16)).weights_hash == fp32.weights_hash
 
 
+def test_a_float16_load_has_its_bases_weights_and_a_finetune_does_not(tiny):
+    """float16 rounds each sampled value once more (another hash): the sample itself is
+    compared within rounding, for a float16 model only; a fine-tune stays another model."""
+    from weightsteer.core.models import same_weights
+
+    model = tiny[0]
+    fp32 = fingerprint(model)
+    with steer(model, vector_for(model), 1.0):
+        tuned = fingerprint(model.half())
+    model.float()
+    half = fingerprint(model.half())
+    assert half.weights_hash != fp32.weights_hash  # why the sample is needed
+    assert same_weights(half, fp32, half=True)
+    assert not same_weights(half, fp32, half=False)  # float32 and bfloat16: exact
+    assert not same_weights(tuned, fp32, half=True)
+    assert not same_weights(half, fp32.model_copy(update={"weights_sample": None}), half=True)
+
+
 def test_fingerprint_sample_stays_in_bounds_for_huge_tensors():
     from weightsteer.core.models import sample_index
 

@@ -24,7 +24,7 @@ import torch
 from weightsteer.adapters.lora_files import lowrank_from_files
 from weightsteer.adapters.train import read_adapter_info
 from weightsteer.core.errors import UserError
-from weightsteer.core.models import fingerprint, preserved
+from weightsteer.core.models import Fingerprint, fingerprint, is_half, preserved, same_weights
 from weightsteer.core.vector import (
     Delta,
     LowRank,
@@ -66,7 +66,7 @@ def _family_of(cfg: dict[str, Any], info: dict[str, Any] | None) -> str:
     return "dora" if kind == "lora" and cfg.get("use_dora") else kind
 
 
-def _check_pair(infos: dict[str, dict | None], base_fp: Any) -> None:
+def _check_pair(infos: dict[str, dict | None], base_fp: Any, half: bool = False) -> None:
     """Refuse pairs whose contrast would contain more than the data: other recipes, other base."""
     pos, neg = infos["pos"], infos["neg"]
     if pos and neg and pos["spec"] != neg["spec"]:
@@ -76,11 +76,14 @@ def _check_pair(infos: dict[str, dict | None], base_fp: Any) -> None:
             "dW would mix recipe differences into the contrast: retrain with one recipe"
         )
     for side, info in infos.items():
-        check_adapter_base(f"the {side} adapter", info, base_fp)
+        check_adapter_base(f"the {side} adapter", info, base_fp, half=half)
 
 
-def check_adapter_base(what: str, info: dict[str, Any] | None, base_fp: Any) -> None:
-    """Refuse an adapter (its ``weightsteer_adapter.json`` info) made on another base."""
+def check_adapter_base(
+    what: str, info: dict[str, Any] | None, base_fp: Any, *, half: bool = False
+) -> None:
+    """Refuse an adapter (its ``weightsteer_adapter.json`` info) made on another base
+    (``half``: the base is loaded in float16, ``same_weights``)."""
     if not info:
         return
     fp = info["base"]
@@ -89,11 +92,27 @@ def check_adapter_base(what: str, info: dict[str, Any] | None, base_fp: Any) -> 
             f"{what} was trained on {fp['model_id']} ({fp['architecture']}), "
             f"not on this model ({base_fp.model_id}); pass the adapter's base as --model"
         )
-    if fp["weights_hash"] != base_fp.weights_hash:
+    if not same_weights(base_fp, Fingerprint.model_validate(fp), half=half):
         raise UserError(
             f"{what} was trained on other weights ({fp['model_id']}) than this "
             f"model's ({base_fp.model_id}); pass the adapter's base as --model"
         )
+
+
+def base_mismatch(adapter_dir: str | Path, model: torch.nn.Module, model_id: str) -> str | None:
+    """A warning when the adapter in ``adapter_dir`` records a base whose weights are not
+    ``model``'s (another model of the same shapes: it still merges, the user should know);
+    None when they match or the adapter records none."""
+    info = read_adapter_info(adapter_dir)
+    if not info or "base" not in info:
+        return None
+    base = Fingerprint.model_validate(info["base"])
+    if same_weights(fingerprint(model, model_id), base, half=is_half(model)):
+        return None
+    return (
+        f"the adapter in {adapter_dir} was trained on {base.model_id}, whose weights differ "
+        f"from {model_id}'s; it is merged onto {model_id} all the same"
+    )
 
 
 @contextmanager
@@ -242,7 +261,8 @@ def adapter_deltas(
     adapter_dir = Path(adapter_dir)
     cfg = _check_adapter_dir(adapter_dir)
     info = read_adapter_info(adapter_dir)
-    check_adapter_base(f"the adapter in {adapter_dir}", info, fingerprint(model, model_id))
+    check_adapter_base(f"the adapter in {adapter_dir}", info, fingerprint(model, model_id),
+                       half=is_half(model))  # fmt: skip
     dirs = {"pos": adapter_dir}
     deltas = lowrank_from_files(model, dirs, {"pos": cfg})
     return deltas if deltas is not None else _deltas_via_peft(model, dirs, progress)
@@ -272,7 +292,7 @@ def extract_vector(
             "extract from two adapters of one family"
         )
     base_fp = fingerprint(model, model_id)
-    _check_pair(infos, base_fp)
+    _check_pair(infos, base_fp, is_half(model))
     dirs = {"pos": Path(pos_dir), "neg": Path(neg_dir)}
     deltas = lowrank_from_files(model, dirs, cfgs)
     if deltas is None:

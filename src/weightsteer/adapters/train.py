@@ -282,13 +282,19 @@ def train_pair(
     return dirs[0], dirs[1]
 
 
+# the module lists PEFT writes from a set, in an order that moves with PYTHONHASHSEED
+SET_FIELDS = ("target_modules", "feedforward_modules", "exclude_modules", "modules_to_save")
+
+
 def _sort_target_modules(config_path: Path) -> None:
-    """PEFT writes ``target_modules`` from a set, in a different order every run; sorted,
-    two identical trainings give byte-identical adapter folders."""
+    """PEFT writes ``target_modules`` (and IA3's ``feedforward_modules``, ...) from a set,
+    in another order in every process; sorted, two identical trainings give byte-identical
+    adapter folders."""
     cfg = json.loads(config_path.read_text())
-    if isinstance(cfg.get("target_modules"), list):
-        cfg["target_modules"] = sorted(cfg["target_modules"])
-        config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    for key in SET_FIELDS:
+        if isinstance(cfg.get(key), list):
+            cfg[key] = sorted(cfg[key])
+    config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 @contextmanager

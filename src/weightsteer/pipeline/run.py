@@ -25,10 +25,32 @@ from rich.console import Console
 
 from weightsteer.core import dist
 from weightsteer.core.errors import UserError
-from weightsteer.core.files import atomic_path, digest
+from weightsteer.core.files import atomic_path, digest, find_link
 from weightsteer.core.versions import library_versions
 from weightsteer.pipeline.config import RunConfig, parse_config
 from weightsteer.pipeline.layout import MANIFEST, RunLayout
+
+# what makes a run folder another experiment: its model and its behaviour (every unit
+# would be redone, the old run's data replaced); any other change resumes the run and
+# redoes the units it makes stale (an added alpha redoes the eval only)
+EXPERIMENT_KEYS = (("model", "id"), ("model", "target"), ("behavior", "name"),
+                   ("behavior", "file"))  # fmt: skip
+
+
+def check_same_experiment(root: Path, old: dict, cfg: RunConfig) -> None:
+    """Refuse to resume the run folder ``root`` (made with config ``old``) with a config of
+    another model or behaviour, naming what differs."""
+    new = cfg.model_dump(mode="json")
+    diff = [
+        f"{a}.{b}: {old.get(a, {}).get(b)!r} -> {new.get(a, {}).get(b)!r}"
+        for a, b in EXPERIMENT_KEYS
+        if isinstance(old.get(a), dict) and old[a].get(b) != new.get(a, {}).get(b)
+    ]
+    if diff:
+        raise UserError(
+            f"{root} is a run of another experiment ({'; '.join(diff)}); its data and "
+            "adapters would be replaced: choose another --name (or --out), or delete the folder"
+        )
 
 
 class Run:
@@ -48,8 +70,15 @@ class Run:
             run = cls.open(root)
             run.cfg = cfg
             return run
+        link = find_link(root) if root.is_dir() else None
+        if root.is_symlink() or link is not None:
+            raise UserError(
+                f"{link or root} is a symbolic link; a run folder holds none (a stage would "
+                "write through it): give the folder it points to, or replace the link by a copy"
+            )
         if RunLayout(root).manifest.is_file():
             run = cls.open(root)
+            check_same_experiment(root, run.manifest.get("config") or {}, cfg)
             run.cfg = cfg
         else:
             if root.exists() and any(root.iterdir()):
@@ -82,7 +111,7 @@ class Run:
         try:
             manifest = json.loads(path.read_text())
             cfg = parse_config(manifest["config"], str(path))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
             raise UserError(f"{path} is damaged ({type(e).__name__}: {e})") from None
         return cls(root, cfg, manifest)
 
@@ -157,6 +186,7 @@ class Context:
     progress: bool = True
     _loaded: tuple | None = None
     _fingerprint: dict | None = None
+    _base_fp: Any = None  # the base's Fingerprint (with its weights sample)
     _target: tuple | None = None
     _target_fingerprint: dict | None = None
     eval_suites: list | None = None  # built once per process (preflight may pass them in)
@@ -180,7 +210,9 @@ class Context:
             from weightsteer.core.models import fingerprint
 
             self._loaded = self.load(self.cfg.model.id)
-            self._fingerprint = fingerprint(self._loaded[0], self.cfg.model.id).model_dump()
+            self._base_fp = fingerprint(self._loaded[0], self.cfg.model.id)
+            # the sample itself stays out of unit keys and the manifest (the hash is there)
+            self._fingerprint = self._base_fp.model_dump(exclude={"weights_sample"})
             self.run.manifest["model"] = self._fingerprint
         return self._loaded
 
@@ -215,16 +247,27 @@ class Context:
         if not source:
             return self.model()
         if self._target is None:
-            from weightsteer.core.models import fingerprint, is_adapter_folder, merge_adapter
+            from weightsteer.core.models import (
+                fingerprint,
+                is_adapter_folder,
+                is_half,
+                merge_adapter,
+                same_weights,
+            )
 
             base = self.fingerprint()
             if is_adapter_folder(source):
+                from weightsteer.adapters.extract import base_mismatch
+
                 model, tok = self.model()
+                if warning := base_mismatch(source, model, self.cfg.model.id):
+                    self.console.print(f"[yellow]warning: {warning}[/]", highlight=False)
                 model = merge_adapter(model, source)
             else:
                 model, tok = self.load(source)
             self._loaded = None
-            fp = fingerprint(model, source).model_dump()
+            full = fingerprint(model, source)
+            fp = full.model_dump(exclude={"weights_sample"})
             same = ("architecture", "shapes_hash")
             if any(fp[k] != base[k] for k in same):
                 raise UserError(
@@ -233,7 +276,8 @@ class Context:
                     "must be a fine-tune of the base the vector is built on"
                 )
             fp["finetune_of"] = base["model_id"]
-            fp["same_weights"] = fp["weights_hash"] == base["weights_hash"]
+            assert self._base_fp is not None  # set by fingerprint()
+            fp["same_weights"] = same_weights(full, self._base_fp, half=is_half(model))
             self._target, self._target_fingerprint = (model, tok), fp
             self.run.manifest["target"] = fp
         return self._target

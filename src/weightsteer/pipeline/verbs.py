@@ -33,6 +33,7 @@ def data_config(
             },
             "data": {"filter": pair_filter},
             "eval": {"suites": []},  # a pipeline with evals: weightsteer run --config
+            "compare": {"methods": []},  # nor a comparison (its prompts are not checked)
         },
         "options",
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from weightsteer.core.errors import UserError
-from weightsteer.core.files import atomic_path
+from weightsteer.core.files import atomic_path, check_writable
 from weightsteer.evals import generic_rows, own_reports
 from weightsteer.evals.bootstrap import DEFAULTS, MetricsConfig
 from weightsteer.evals.metrics import suite_metrics
@@ -255,9 +255,11 @@ def write_table_report(
             f"{out} exists and was not written by weightsteer report; move it or pass --overwrite"
         )
     df = read_results([results])
+    info = results_suites([results])  # every read checked before anything is made
     figs = results.with_name(f"{results.stem}-figures")
+    if figs.is_symlink() or (figs.exists() and not figs.is_dir()):
+        check_writable(figs, overwrite=True, is_dir=True)  # says what is in the way
     figs.mkdir(exist_ok=True)
-    info = results_suites([results])
     lines = [MARK, f"# weightsteer results `{results.name}`", "",
              *suite_lines(df, cfg or {}, figs, {}, info=info)]  # fmt: skip
     text = "\n".join(lines).replace("(figures/", f"({figs.name}/")

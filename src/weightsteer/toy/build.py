@@ -39,7 +39,7 @@ import torch
 
 from weightsteer.adapters.train import RightPadCollator, tokenize_chats
 from weightsteer.core.errors import UserError
-from weightsteer.core.files import atomic_path, cache_root
+from weightsteer.core.files import atomic_path, cache_root, check_cached
 from weightsteer.core.versions import library_versions
 from weightsteer.toy.moral import MORAL_GENERATOR_VERSION, MoralWorld, judged_accuracy
 from weightsteer.toy.row_scores import answer_scores
@@ -116,7 +116,7 @@ def ensure_toyworld(
         raise UserError(f"unknown toyworld variant {variant!r}; known: {', '.join(VARIANTS)}")
     out = toyworld_dir(seed, variant)
     if (out / INFO_FILE).is_file() and not rebuild:
-        return out
+        return check_cached(out, f"toyworld ({variant})")
     return build_toyworld(out, seed=seed, recipe=VARIANTS[variant], progress=progress,
                           overwrite=True, variant=variant,
                           world=VARIANT_WORLD[variant])  # fmt: skip

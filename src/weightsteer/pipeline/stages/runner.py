@@ -35,7 +35,7 @@ def preflight(cfg: RunConfig) -> list:
     """Everything checkable before anything is written or loaded: behaviour, questions,
     suites, filter, compare methods and prompts. Bad input fails here with one line.
     Returns the suites, for the run's ``Context`` (built once)."""
-    from weightsteer.core.models import check_device, is_adapter_folder
+    from weightsteer.core.models import check_device, check_target_shapes, is_adapter_folder
     from weightsteer.core.sources import check_source
     from weightsteer.methods import check_methods
     from weightsteer.methods.calibration_prompts import calibration_prompts
@@ -46,6 +46,7 @@ def preflight(cfg: RunConfig) -> list:
     check_source(cfg.model.id)
     if cfg.model.target and not is_adapter_folder(cfg.model.target):
         check_source(cfg.model.target)
+        check_target_shapes(cfg.model.id, cfg.model.target)
     pair = load_pair(cfg.behavior.name, cfg.behavior.file)
     split_questions(cfg.questions)
     suites = build_run_suites(cfg)
