@@ -78,6 +78,25 @@ def fake_run(root, config: dict, name="r", manifest: bytes | None = None):
     return folder
 
 
+def steer_to(out, *extra):
+    """``steer`` of an empty vector onto the tiny model into ``out`` (``extra``: more flags):
+    each row changes one thing of it."""
+    return lambda root, tiny: ["steer", "--model", tiny, "--vector", empty_vector(root),
+                               "--alpha", "1", *extra, "--out", out(root)]  # fmt: skip
+
+
+def eval_claims_to(out, *extra):
+    """``eval`` of the shipped claims sample on the tiny model into ``out``."""
+    return lambda root, tiny: ["eval", "--model", tiny, "--suite", "claims", "--rows",
+                               "builtin:claims-sample", *extra, "--out", out(root)]  # fmt: skip
+
+
+def extract_to(out, *extra):
+    """``extract`` of two adapter folders that are not there, into ``out``."""
+    return lambda root, tiny: ["extract", "--model", tiny, "--pos", root / "p", "--neg",
+                               root / "n", *extra, "--out", out(root)]  # fmt: skip
+
+
 def other_shapes(root):
     """A local model folder whose config gives other shapes (no weights needed)."""
     return rwkv_folder(root)
@@ -449,17 +468,7 @@ CASES = {
         "exists",
     ),
     "extract adapter missing": (
-        lambda root, tiny: [
-            "extract",
-            "--model",
-            tiny,
-            "--pos",
-            root / "p",
-            "--neg",
-            root / "n",
-            "--out",
-            root / "v.safetensors",
-        ],
+        extract_to(lambda root: root / "v.safetensors"),
         "does not exist",
     ),
     "extract adapter info lacking keys": (
@@ -486,20 +495,7 @@ CASES = {
         "v.safetensors",
     ),
     "info NaN vector": (lambda root, tiny: ["info", nan_vector(root)], "nan.safetensors"),
-    "steer vector for another model": (
-        lambda root, tiny: [
-            "steer",
-            "--model",
-            tiny,
-            "--vector",
-            empty_vector(root),
-            "--alpha",
-            "1",
-            "--out",
-            root / "m",
-        ],
-        "made for",
-    ),
+    "steer vector for another model": (steer_to(lambda root: root / "m"), "made for"),
     "steer alpha not a number": (
         lambda root, tiny: [
             "steer",
@@ -514,20 +510,7 @@ CASES = {
         ],
         "--alpha",
     ),
-    "steer out below a file": (
-        lambda root, tiny: [
-            "steer",
-            "--model",
-            tiny,
-            "--vector",
-            empty_vector(root),
-            "--alpha",
-            "1",
-            "--out",
-            user_file(root, "f") / "m",
-        ],
-        "f",
-    ),
+    "steer out below a file": (steer_to(lambda root: user_file(root, "f") / "m"), "f"),
     "eval unknown suite": (
         lambda root, tiny: [
             "eval",
@@ -623,19 +606,7 @@ CASES = {
         "cuda:7",
     ),
     "steer on an unknown device": (
-        lambda root, tiny: [
-            "steer",
-            "--model",
-            tiny,
-            "--vector",
-            empty_vector(root),
-            "--alpha",
-            "1",
-            "--device",
-            "tpu",
-            "--out",
-            root / "m",
-        ],
+        steer_to(lambda root: root / "m", "--device", "tpu"),
         "unknown device",
     ),
     # -- report, toy
@@ -654,32 +625,11 @@ CASES = {
     "toy unknown variant": (lambda root, tiny: ["toy", "build", "--variant", "huge"], "huge"),
     # -- issue 34: links, things of the user's under derived names, foreign tables and runs
     "eval out is a dangling link": (
-        lambda root, tiny: [
-            "eval",
-            "--model",
-            tiny,
-            "--suite",
-            "claims",
-            "--rows",
-            "builtin:claims-sample",
-            "--out",
-            link(root, "r.parquet"),
-        ],
+        eval_claims_to(lambda root: link(root, "r.parquet")),
         "symbolic link",
     ),
     "eval out is a link to a file": (
-        lambda root, tiny: [
-            "eval",
-            "--model",
-            tiny,
-            "--suite",
-            "claims",
-            "--rows",
-            "builtin:claims-sample",
-            "--overwrite",
-            "--out",
-            link(root, "r.parquet", kind="file"),
-        ],
+        eval_claims_to(lambda root: link(root, "r.parquet", kind="file"), "--overwrite"),
         "symbolic link",
     ),
     "train out is a link to a folder": (
@@ -695,20 +645,7 @@ CASES = {
         ],
         "symbolic link",
     ),
-    "steer out is a dangling link": (
-        lambda root, tiny: [
-            "steer",
-            "--model",
-            tiny,
-            "--vector",
-            empty_vector(root),
-            "--alpha",
-            "1",
-            "--out",
-            link(root, "m"),
-        ],
-        "symbolic link",
-    ),
+    "steer out is a dangling link": (steer_to(lambda root: link(root, "m")), "symbolic link"),
     "export out is a link to a folder": (
         lambda root, tiny: [
             "export",
@@ -722,18 +659,7 @@ CASES = {
         "symbolic link",
     ),
     "extract out is a link to a file": (
-        lambda root, tiny: [
-            "extract",
-            "--model",
-            tiny,
-            "--pos",
-            root / "p",
-            "--neg",
-            root / "n",
-            "--overwrite",
-            "--out",
-            link(root, "v.safetensors", kind="file"),
-        ],
+        extract_to(lambda root: link(root, "v.safetensors", kind="file"), "--overwrite"),
         "symbolic link",
     ),
     "data out is a link to a folder": (
