@@ -83,7 +83,10 @@ CONTROLS = ("act:random",)  # not a competitor: the floor a real direction must 
 
 
 def _pm(mean: float, sd: float) -> str:
-    return "–" if math.isnan(mean) else f"{mean:+.2f} ± {sd:.2f}"
+    """``mean ± sd``; an sd of one vignette (NaN) shows as –."""
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:+.2f} ± {'–' if math.isnan(sd) else f'{sd:.2f}'}"
 
 
 def _num(x: float, fmt: str = "+.2f") -> str:
