@@ -32,9 +32,9 @@ from weightsteer.pipeline.layout import MANIFEST, RunLayout
 
 # what makes a run folder another experiment: its model and its behaviour (every unit
 # would be redone, the old run's data replaced); any other change resumes the run and
-# redoes the units it makes stale (an added alpha redoes the eval only)
-EXPERIMENT_KEYS = (("model", "id"), ("model", "target"), ("behavior", "name"),
-                   ("behavior", "file"))  # fmt: skip
+# redoes the units it makes stale (an added alpha, or another model.target, redoes the
+# eval and the comparison only)
+EXPERIMENT_KEYS = (("model", "id"), ("behavior", "name"), ("behavior", "file"))
 
 
 def check_same_experiment(root: Path, old: dict, cfg: RunConfig) -> None:
@@ -44,7 +44,7 @@ def check_same_experiment(root: Path, old: dict, cfg: RunConfig) -> None:
     diff = [
         f"{a}.{b}: {old.get(a, {}).get(b)!r} -> {new.get(a, {}).get(b)!r}"
         for a, b in EXPERIMENT_KEYS
-        if isinstance(old.get(a), dict) and old[a].get(b) != new.get(a, {}).get(b)
+        if isinstance(old.get(a), dict) and b in old[a] and old[a][b] != new.get(a, {}).get(b)
     ]
     if diff:
         raise UserError(
