@@ -60,14 +60,17 @@ def test_dilemmas_keep_only_actions_with_their_own_honesty_flag():
 
 
 def test_tinymfv_asks_each_vignette_in_both_frames(tiny):
+    """With the two-frame wrongness; the seeds' is_wrong (the default) asks one frame only
+    (tests/test_mfv_metrics.py)."""
     _, tok = tiny
-    s = suites("tinymfv", tinymfv={"source": "builtin:tinymfv-sample", "target": "Authority"})
-    s = s["tinymfv"]
+    both = {"source": "builtin:tinymfv-sample", "target": "Authority", "wrongness": "two_frame"}
+    s = suites("tinymfv", tinymfv=both)["tinymfv"]
     assert len(s.rows) == 42 and s.choices.name == "true/false"  # 14 + 7 vignettes x 2 frames
     ids = [r.row_id for r in s.rows]
     assert ids[:2] == ["other_violate/care-1:wrong", "other_violate/care-1:acceptable"]
     assert "self_violate/care-1:wrong" in ids and s.meta["missing_conditions"] == []
-    only = {"source": "builtin:tinymfv-sample", "conditions": ["self_violate", "absent"]}
+    only = {"source": "builtin:tinymfv-sample", "conditions": ["self_violate", "absent"],
+            "wrongness": "two_frame"}  # fmt: skip
     one = suites("tinymfv", tinymfv=only)["tinymfv"]
     assert len(one.rows) == 14 and one.meta["missing_conditions"] == ["absent"]
     assert labels(s)[:2] == [1, -1] and s.rows[0].group == "Care"
@@ -92,9 +95,11 @@ def test_sycophancy_asks_both_ways_and_follows_the_behaviour():
 
 
 def test_rows_per_suite_caps_items_not_frames():
-    cfg = {"source": "builtin:tinymfv-sample"}
+    cfg = {"source": "builtin:tinymfv-sample", "wrongness": "two_frame"}
     s = suites("tinymfv", tinymfv=cfg, rows_per_suite=3)["tinymfv"]
     assert len(s.rows) == 12 and s.rows[-1].row_id.endswith(":acceptable")  # x 2 conditions
+    one = suites("tinymfv", tinymfv={"source": "builtin:tinymfv-sample"}, rows_per_suite=3)
+    assert len(one["tinymfv"].rows) == 6  # is_wrong: one frame, 3 vignettes x 2 conditions
 
 
 def test_hf_sources_go_through_load_dataset_with_config_and_split(monkeypatch):
@@ -136,7 +141,7 @@ def test_a_file_in_the_wrong_schema_is_refused_with_the_columns(tmp_path):
     [
         ("claims", "builtin:claims-sample", 24),
         ("dilemmas", "dilemmas.parquet", 21),  # a local file in the HF schema
-        ("tinymfv", "builtin:tinymfv-sample", 42),
+        ("tinymfv", "builtin:tinymfv-sample", 21),  # 14 + 7 vignettes, the is_wrong frame
         ("sycophancy", "builtin:sycophancy-sample", 40),  # the cued rows; plain: the condition
     ],
 )

@@ -69,13 +69,22 @@ def results(run_dir):
 
 @pytest.fixture(scope="module")
 def finished(toy_dir, tmp_path_factory):
-    """One uninterrupted run of the small config: (runs dir, config path)."""
+    """One uninterrupted run of the small config: (runs dir, config path). A copy of it as
+    it was finished stays at ``pristine(finished)`` (tests reuse the run in place)."""
+    import shutil
+
     tmp = tmp_path_factory.mktemp("runs")
     cfg = config(tmp)
     with pytest.raises(SystemExit) as e:
         main(["run", "--config", str(cfg), "--runs-dir", str(tmp / "a")])
     assert e.value.code == 0
+    shutil.copytree(tmp / "a" / "small", tmp / "pristine" / "small")
     return tmp / "a" / "small", cfg
+
+
+def pristine(finished):
+    """The finished run folder as the uninterrupted run left it."""
+    return finished[0].parent.parent / "pristine" / "small"
 
 
 def test_run_writes_every_artifact_and_a_report(finished):
@@ -315,7 +324,7 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_results(stage, finished, 
     for name in first:
         pd.testing.assert_frame_equal(again[name], first[name])
     assert not list((runs / "small").rglob(".*.tmp"))
-    same_folders(runs / "small", finished[0])  # the whole folder, byte for byte
+    same_folders(runs / "small", pristine(finished))  # the whole folder, byte for byte
 
 
 def test_ctrl_c_says_how_to_resume_and_the_same_command_resumes(finished, tmp_path):

@@ -10,9 +10,8 @@ Guarantees the contrastive recipe depends on:
   loaded by both, so the start is identical by construction, on any machine, even where
   an initialisation (PiSSA's randomised SVD) does not reproduce bit for bit when
   recomputed;
-* **base untouched**: PEFT modules are unloaded afterwards and, for families whose
-  initialisation rewrites the base (PiSSA), the original weights are restored, so the
-  same loaded model can train POS then NEG;
+* **base untouched**: PEFT modules are unloaded afterwards, and weights an initialisation
+  rewrote (PiSSA) are restored: one loaded model trains POS then NEG;
 * **exact reload**: PiSSA is saved converted for the original base (rank 2r).
 """
 
@@ -282,14 +281,12 @@ def train_pair(
     return dirs[0], dirs[1]
 
 
-# the module lists PEFT writes from a set, in an order that moves with PYTHONHASHSEED
 SET_FIELDS = ("target_modules", "feedforward_modules", "exclude_modules", "modules_to_save")
 
 
 def _sort_target_modules(config_path: Path) -> None:
-    """PEFT writes ``target_modules`` (and IA3's ``feedforward_modules``, ...) from a set,
-    in another order in every process; sorted, two identical trainings give byte-identical
-    adapter folders."""
+    """PEFT writes ``SET_FIELDS`` (IA3's ``feedforward_modules`` too) from sets, in another
+    order in every process; sorted, identical trainings give byte-identical folders."""
     cfg = json.loads(config_path.read_text())
     for key in SET_FIELDS:
         if isinstance(cfg.get(key), list):
