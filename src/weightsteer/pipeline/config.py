@@ -21,6 +21,7 @@ from weightsteer.adapters import FAMILIES
 from weightsteer.adapters.train_config import TrainConfig
 from weightsteer.analysis import ANALYSES, AnalysisConfig
 from weightsteer.core.config import Section, content_key, own_dump, with_entry_sections
+from weightsteer.core.engine import EngineConfig
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import ModelConfig
 from weightsteer.evals import EvalSettings, eval_config_class
@@ -51,6 +52,7 @@ class RunConfig(Section):
     behavior: BehaviorConfig = BehaviorConfig()
     questions: QuestionsConfig = QuestionsConfig()
     data: DataConfig = DataConfig()
+    engine: EngineConfig = EngineConfig()
     train: RunTrainConfig = RunTrainConfig()
     eval: EvalConfig = EvalConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -66,6 +68,8 @@ class RunConfig(Section):
             value = getattr(self, name)
             if isinstance(value, BaseModel):
                 data[name] = own_dump(value)
+        if self.engine == EngineConfig():  # added later: at its defaults it moves no hash
+            data.pop("engine")
         return content_key(data)
 
     def eval_key(self) -> dict[str, Any]:

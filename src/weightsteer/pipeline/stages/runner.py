@@ -54,6 +54,10 @@ def preflight(cfg: RunConfig) -> list:
         check_device(cfg.model.device)
     dist.check_device_map(cfg.model.device_map)
     check_filter(cfg.data.filter)
+    if cfg.engine.name == "vllm":  # the engine is there before any stage starts
+        from weightsteer.core.engine import check_server, vllm_python
+
+        check_server(cfg.engine.url) if cfg.engine.url else vllm_python()
     check_methods(cfg.compare.methods, pair, cfg)
     if cfg.compare.methods:
         calibration_prompts(cfg.compare, cfg.questions, set())

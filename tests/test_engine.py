@@ -1,0 +1,104 @@
+"""The vLLM engine (core/engine.py): what is refused before any stage starts, and, with a
+vLLM environment (``make vllm``; ``make test-vllm``), persona data generated on a server
+equal to transformers' own."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+import pytest
+
+from helpers import cli
+from weightsteer.core.engine import LOCAL_ENV, PYTHON_ENV, EngineConfig, free_port, start_server
+from weightsteer.core.errors import UserError
+
+ENGINE = (
+    'name = "r"\n[model]\nid = "smollm2"\n[questions]\nn_train = 4\nn_eval = 0\n'
+    '[compare]\nmethods = []\n[eval]\nsuites = []\n[engine]\nname = "vllm"\n'
+)
+
+
+def run_vllm(tmp_path, capsys, extra: str = ""):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(ENGINE + extra)
+    return cli(["run", "--config", cfg, "--runs-dir", tmp_path / "runs"], capsys)
+
+
+def one_line_and_nothing_made(code, err, tmp_path, phrase):
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and phrase in " ".join(err.split()), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_vllm_install_is_one_line_before_any_stage(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(PYTHON_ENV, str(tmp_path / "no-such-python"))
+    code, _, err = run_vllm(tmp_path, capsys)
+    one_line_and_nothing_made(code, err, tmp_path, "no vLLM environment")
+
+
+def test_an_unreachable_engine_url_is_one_line_before_any_stage(tmp_path, capsys):
+    code, _, err = run_vllm(tmp_path, capsys, f'url = "http://127.0.0.1:{free_port()}"\n')
+    one_line_and_nothing_made(code, err, tmp_path, "no vLLM server answers")
+
+
+def test_a_port_in_use_is_refused_before_a_server_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv(PYTHON_ENV, sys.executable)  # a python is there; the port is not free
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with (
+            pytest.raises(UserError, match=f"port {port}"),
+            start_server(tmp_path, tmp_path / "log", EngineConfig(), port=port),
+        ):
+            pass  # pragma: no cover
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not LOCAL_ENV.is_file(), reason="no .vllm environment (make vllm)")
+def test_greedy_persona_data_from_the_server_equals_transformers(tmp_path):
+    """SmolLM2 in float32, 24 questions x 2 personas, 32 greedy tokens: the answers of a
+    vLLM server equal HF generate's (text and whether the turn ended) on >= 95%."""
+    from weightsteer.core.engine import served_complete
+    from weightsteer.core.generation import end_token_ids
+    from weightsteer.core.models import load_model, load_tokenizer, render_chat
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.pairs.generate import generate_pair_data, pair_items
+    from weightsteer.pairs.personas import PAIRS
+    from weightsteer.pairs.questions import QuestionsConfig, split_questions
+
+    folder = resolve_source("smollm2")
+    model, tok = load_model(folder, dtype="float32"), load_tokenizer(folder)
+    qs = split_questions(QuestionsConfig(source="builtin:chat-prompts", column="prompt",
+                                         n_train=24, n_eval=0)).train  # fmt: skip
+    items = pair_items(qs, paraphrases=1, samples=1)
+    pair = PAIRS["french"]
+    ends = end_token_ids(model, tok)
+    hf = generate_pair_data(model, tok, items, pair, work_dir=tmp_path / "hf",
+                            max_new_tokens=32, truncated="keep")  # fmt: skip
+    with start_server(folder, tmp_path / "engine.log", EngineConfig()) as url:
+
+        def engine(chats, *, max_new_tokens, temperature, top_p, seed):
+            from weightsteer.core.generation import Completion
+
+            ids = [tok.encode(render_chat(tok, c), add_special_tokens=False) for c in chats]
+            out = served_complete(url, ids, max_new_tokens=max_new_tokens, ends=ends,
+                                  temperature=temperature, top_p=top_p, seed=seed)  # fmt: skip
+            return [Completion(t, f) for t, f in out]
+
+        served = generate_pair_data(model, tok, items, pair, work_dir=tmp_path / "vllm",
+                                    max_new_tokens=32, truncated="keep", engine=engine)  # fmt: skip
+    assert hf is not None and served is not None
+
+    def answers(work):
+        rows = [r for f in sorted(work.glob("chunk-*.json")) for r in json.loads(f.read_text())]
+        return [(r[side]["text"], r[side]["finished"]) for r in rows for side in ("pos", "neg")]
+
+    pairs = list(zip(answers(tmp_path / "hf"), answers(tmp_path / "vllm"), strict=True))
+    same = sum(a == b for a, b in pairs)
+    differing = next(((a, b) for a, b in pairs if a != b), None)
+    print(f"equal: {same} of {len(pairs)}; first differing: {differing}")
+    assert len(pairs) == 48 and same >= 0.95 * len(pairs)
