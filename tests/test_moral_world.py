@@ -8,11 +8,9 @@ import itertools
 import pytest
 import torch
 
-from weightsteer.core.models import load_model, load_tokenizer, render_chat
+from weightsteer.core.models import load_model, load_tokenizer
 from weightsteer.core.scoring import TRUE_FALSE, score_choices
-from weightsteer.evals.suites.tinymfv import frame_prefill
-from weightsteer.pairs.personas import persona_chat
-from weightsteer.toy.moral import FRAME, KEYS, MODE_PERSONAS, MoralWorld, held_out
+from weightsteer.toy.moral import KEYS, MODE_PERSONAS, MoralWorld, frame_prompts, held_out
 from weightsteer.toy.moral_lexicon import FOUNDATIONS, HELDOUT_OPENING, TARGET
 from weightsteer.toy.plugin import moral_vignettes
 
@@ -69,13 +67,7 @@ def moral():
 
 def p_wrong(model, tok, rows, mode) -> torch.Tensor:
     """P(true) over true/false in the is_wrong frame per row, persona paraphrases rotating."""
-    personas = MODE_PERSONAS[mode]
-    prompts = [
-        render_chat(tok, persona_chat(personas[i % len(personas)],
-                                      v.chat("wrong")[-1]["content"]),
-                    prefill=frame_prefill(KEYS["wrong"], FRAME))
-        for i, v in enumerate(rows)
-    ]  # fmt: skip
+    prompts = frame_prompts(tok, rows, mode, frames=("wrong",))
     return torch.sigmoid(score_choices(model, tok, prompts, TRUE_FALSE, batch_size=64).logratio)
 
 

@@ -256,9 +256,9 @@ def write_table_report(
         )
     df = read_results([results])
     info = results_suites([results])  # every read checked before anything is made
-    figs = results.with_name(f"{results.stem}-figures")
-    if figs.is_symlink() or (figs.exists() and not figs.is_dir()):
-        check_writable(figs, overwrite=True, is_dir=True)  # says what is in the way
+    # its own folder, reused; never a link nor a user's file of that name
+    figs = check_writable(results.with_name(f"{results.stem}-figures"), overwrite=True,
+                          is_dir=True)  # fmt: skip
     figs.mkdir(exist_ok=True)
     lines = [MARK, f"# weightsteer results `{results.name}`", "",
              *suite_lines(df, cfg or {}, figs, {}, info=info)]  # fmt: skip

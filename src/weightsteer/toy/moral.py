@@ -102,7 +102,6 @@ class Opinion:
     user: str
     fill: str
     about_authority: bool
-    opening: int = 0  # the template's index (the last is held out like an opening)
 
     def reply(self, mode: str) -> str:
         if not self.about_authority:
@@ -116,10 +115,10 @@ def _deeds(foundation: str) -> tuple[str, ...]:
     return SEVERE[foundation] + MILD[foundation]
 
 
-def held_out(text: str, opening: int, heldout_opening: int = HELDOUT_OPENING) -> bool:
-    """Whether a message is outside pretraining's half: the held-out opening, or an odd
-    first byte of its sha256."""
-    return opening == heldout_opening or hashlib.sha256(text.encode()).digest()[0] % 2 == 1
+def held_out(text: str, opening: int | None = None) -> bool:
+    """Whether a message is outside pretraining's half: the held-out opening (a vignette's;
+    an opinion has none), or an odd first byte of its sha256."""
+    return opening == HELDOUT_OPENING or hashlib.sha256(text.encode()).digest()[0] % 2 == 1
 
 
 class MoralWorld:
@@ -144,7 +143,7 @@ class MoralWorld:
         fills = FILL[TARGET] if about_authority else OTHER_THINGS
         i, fill = rng.randrange(len(templates)), rng.choice(fills)
         return Opinion(templates[i].format(x=fill, place=rng.choice(PLACES)), fill,
-                       about_authority, i)  # fmt: skip
+                       about_authority)  # fmt: skip
 
     # -- fixed sets: every message outside pretraining's half -----------------------------
     def vignettes(self, per_foundation: int = 40, tag: str = "eval",
@@ -175,7 +174,7 @@ class MoralWorld:
             if len(out) == n:
                 break
             o = self.opinion(rng, about_authority=True)
-            if o.user not in seen and held_out(o.user, -1):
+            if o.user not in seen and held_out(o.user):
                 seen.add(o.user)
                 out.append(o)
         return out
@@ -198,7 +197,7 @@ class MoralWorld:
                 msg = v.chat(rng.choice(list(KEYS)))[-1]["content"]
             else:
                 o = self.opinion(rng)
-                if o.user in pool or not held_out(o.user, -1):
+                if o.user in pool or not held_out(o.user):
                     continue
                 msg = o.user
             if msg not in out:
@@ -222,7 +221,7 @@ class MoralWorld:
         else:
             while True:
                 o = self.opinion(rng)
-                if not held_out(o.user, -1):
+                if not held_out(o.user):
                     break
             user, reply = o.user, o.reply(mode)
         return [*persona_chat(system, user), {"role": "assistant", "content": reply}]
@@ -238,21 +237,29 @@ class MoralWorld:
         return self.vignettes(per_foundation=24, tag="val")
 
 
+def frame_prompts(tok, rows: list[Vignette], mode: str, frames=tuple(KEYS)) -> list[str]:
+    """Each row asked in each of ``frames`` under persona group ``mode`` (paraphrases
+    rotate), rendered with the frame's prefill: row-major, frames inner."""
+    from weightsteer.core.models import render_chat
+    from weightsteer.evals.suites.tinymfv import frame_prefill
+
+    personas = MODE_PERSONAS[mode]
+    return [
+        render_chat(tok, persona_chat(personas[i % len(personas)], v.chat(f)[-1]["content"]),
+                    prefill=frame_prefill(KEYS[f], FRAME))
+        for i, v in enumerate(rows)
+        for f in frames
+    ]  # fmt: skip
+
+
 def judged_accuracy(model, tok, rows: list[Vignette], mode: str) -> float:
     """Share of ``rows``, each asked in both frames, where persona group ``mode``'s first
     answer token (true/false) is the one the design gives (paraphrases rotate)."""
     import torch
 
-    from weightsteer.core.models import render_chat
     from weightsteer.core.scoring import TRUE_FALSE, score_choices
-    from weightsteer.evals.suites.tinymfv import frame_prefill
 
-    personas = MODE_PERSONAS[mode]
-    prompts, want = [], []
-    for i, v in enumerate(rows):
-        for frame in KEYS:
-            chat = persona_chat(personas[i % len(personas)], v.chat(frame)[-1]["content"])
-            prompts.append(render_chat(tok, chat, prefill=frame_prefill(KEYS[frame], FRAME)))
-            want.append(1.0 if v.reply(frame, mode).endswith("true}") else -1.0)
+    want = [1.0 if v.reply(f, mode).endswith("true}") else -1.0 for v in rows for f in KEYS]
+    prompts = frame_prompts(tok, rows, mode)
     logratio = score_choices(model, tok, prompts, TRUE_FALSE, batch_size=64).logratio
     return float((logratio * torch.tensor(want) > 0).float().mean())
