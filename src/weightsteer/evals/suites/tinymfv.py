@@ -3,18 +3,19 @@
 Rows: ``id``, ``foundation_coarse`` (Care, Fairness, Loyalty, Authority, Sanctity,
 Liberty, Social Norms) and ``text``, from HF ``wassname/tiny-mfv`` (132 vignettes per
 condition; each condition in ``conditions`` is a split, and those the dataset lacks are
-skipped and counted) or a local file (its ``condition`` column, when it has one). Each
-vignette is asked in two frames, the assistant prefilled ``{"is_wrong": `` and
-``{"is_acceptable": ``, and true vs false is scored. Both frames go to the results table
-(row ids ``<condition>/<id>:wrong`` / ``...:acceptable``, group = the foundation),
-labelled so that ``score > 0`` leans "wrong" in either frame.
+skipped and counted), a local file (its ``condition`` column, when it has one) or a
+vignette source (``VIGNETTE_SOURCES``: ``toyworld-moral``). Each vignette is asked in the
+is_wrong frame (``wrongness = "is_wrong"``, the seeds' ΔAuth) or in both frames
+(``"two_frame"``), phrased by ``frame`` (``frame_chat``, ``frame_prefill``), and true vs
+false is scored. Row ids ``<condition>/<id>:wrong`` / ``...:acceptable``, group = the
+foundation, labelled so that ``score > 0`` leans "wrong" in either frame.
 
-``foundation_table`` (below) combines the frames into the wrongness
-``w = (p_true[is_wrong] + 1 - p_true[is_acceptable]) / 2`` (p_true normalised over
-true/false; asking both ways cancels a prior toward "true") and reports, per
-foundation, the paired change in ``logit(w)`` against strength 0. The target foundation
-and the direction the behaviour should move it come from ``eval.tinymfv``, per condition,
-both over the vignettes the model answers in format at both strengths and over all.
+``foundation_table`` (below) turns the frames into a wrongness per vignette
+(``mfv_metrics.wrongness``) and reports, per condition and foundation, the paired change
+in ``logit(w)`` against strength 0, over the vignettes in format at both strengths and
+over all; ``mfv_metrics.seeds_table`` gives the seeds' columns (conditions pooled), and
+``mfv_report`` the tables and the three questions. The target foundation and the
+direction the behaviour should move it come from ``eval.tinymfv``.
 Its rows are not Yes/No behaviour rows, so the report reads them only through this
 file's own tables (``SuiteReport``): one per strength sweep, one at the verdict's budget.
 """
