@@ -102,3 +102,93 @@ def test_greedy_persona_data_from_the_server_equals_transformers(tmp_path):
     differing = next(((a, b) for a, b in pairs if a != b), None)
     print(f"equal: {same} of {len(pairs)}; first differing: {differing}")
     assert len(pairs) == 48 and same >= 0.95 * len(pairs)
+
+
+def random_lowrank_vector(model, rank: int = 16, scale: float = 0.02, layers=range(8, 24)):
+    """A rank-``rank`` delta on every attention and MLP projection of ``layers``: a
+    stand-in for a trained LoRA vector (exported exactly, as a trained one is)."""
+    import torch
+
+    from weightsteer.core.fingerprint import fingerprint
+    from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
+
+    g = torch.Generator().manual_seed(0)
+    deltas = {}
+    for name, p in model.named_parameters():
+        if p.dim() == 2 and ".layers." in name and int(name.split(".")[2]) in layers:
+            out, inp = p.shape
+            deltas[name] = LowRank(torch.randn(out, rank, generator=g) * scale,
+                                   torch.randn(rank, inp, generator=g) * scale)  # fmt: skip
+    return WeightVector(deltas, VectorMeta(base=fingerprint(model), family="lora"))
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not LOCAL_ENV.is_file(), reason="no .vllm environment (make vllm)")
+def test_served_steering_equals_in_process_steering(tmp_path):
+    """One server of SmolLM2 (float32) with a vector at alpha -1 and +1 as LoRA modules
+    (``weightsteer serve``): the next-token log-probs of each (top 20) equal in-process
+    steering to 1e-3, while steering moves them far more; and the eval path (adapters
+    loaded at runtime, one per strength, per request) gives the greedy answers of
+    in-process steered generation."""
+    import torch
+
+    from weightsteer.core.engine import served_logprobs
+    from weightsteer.core.generation import end_token_ids, generate_ids
+    from weightsteer.core.models import load_model, load_tokenizer, render_chat
+    from weightsteer.core.served import Served, serving, steering_served
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.core.steer import Steerer
+    from weightsteer.export import export_lora
+    from weightsteer.export.serve import Steering, serve_steerings, served_name
+    from weightsteer.methods.weight import WeightSteering
+
+    folder = resolve_source("smollm2")
+    model, tok = load_model(folder, dtype="float32"), load_tokenizer(folder)
+    vec = random_lowrank_vector(model)
+    chats = [[{"role": "user", "content": q}] for q in
+             ("What is the capital of France?", "Write a haiku about rain.",
+              "How do I boil an egg?", "Name three colours.")]  # fmt: skip
+    prompts = [tok.encode(render_chat(tok, c), add_special_tokens=False) for c in chats]
+
+    def next_logprobs(ids):
+        with torch.no_grad():
+            return model(torch.tensor([ids])).logits[0, -1].float().log_softmax(-1)
+
+    base = [next_logprobs(p) for p in prompts]
+    with serve_steerings(folder, [Steering("v", vec, (-1.0, 1.0))],
+                         log=tmp_path / "serve.log") as (server, _):  # fmt: skip
+        worst, moved = 0.0, 0.0
+        for alpha in (-1.0, 1.0):
+            with Steerer(model, vec) as s:
+                s.set_alpha(alpha)
+                ref = [next_logprobs(p) for p in prompts]
+            for p, r, b in zip(prompts, ref, base, strict=True):
+                got = served_logprobs(server.url, p, model=served_name("v", alpha))
+                ids = torch.tensor(list(got))
+                worst = max(worst, float((torch.tensor(list(got.values())) - r[ids]).abs().max()))
+                moved = max(moved, float((r - b).abs().max()))
+        print(f"served vs in-process: max |d log p| {worst:.2e}; steering moved {moved:.2f}")
+        assert worst < 1e-3 and moved > 0.1
+
+        def export(vector, strength, path):
+            export_lora(vector, path, alpha=strength, overwrite=True)
+            return ""
+
+        served = Served(server.url, end_token_ids(model, tok), EngineConfig(name="vllm"),
+                        folder=tmp_path / "adapters", export=export)  # fmt: skip
+        steering = WeightSteering(vector=vec, family="lora")
+        answers = {}
+        for alpha in (-1.0, 0.0, 1.0):
+            with steering.attach(model) as set_alpha:
+                set_alpha(alpha)
+                want = generate_ids(model, tok, prompts, max_new_tokens=16)
+            with (serving(model, served), steering.attach(model) as in_process,
+                  steering_served(model, steering, in_process) as set_both):  # fmt: skip
+                set_both(alpha)
+                got_ids = generate_ids(model, tok, prompts, max_new_tokens=16)
+                assert served.adapters or alpha == 0
+            same = sum(a == b for a, b in zip(want, got_ids, strict=True))
+            print(f"alpha {alpha:+g}: {same} of {len(want)} greedy answers equal")
+            assert same == len(want)
+            answers[alpha] = want
+        assert answers[-1.0] != answers[0.0] != answers[1.0]  # the vector steers them

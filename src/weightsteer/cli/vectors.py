@@ -152,3 +152,59 @@ def export_lora_cmd(
     ):
         console.print(line, highlight=False, soft_wrap=True)
     print(out_dir)
+
+
+@app.command()
+def serve(
+    model: ModelOpt,
+    vector: Annotated[
+        list[str],
+        typer.Option(help="NAME=PATH@S1,S2,...: a vector served at each strength (repeat)"),
+    ],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
+    rank: Annotated[int | None, typer.Option(help="SVD rank of dense tensors")] = None,
+    max_error: Annotated[
+        float | None,
+        typer.Option(help="or: the smallest rank with at most this relative error per tensor"),
+    ] = None,
+    engine_arg: Annotated[
+        list[str] | None,
+        typer.Option(help="passed to vllm serve (--engine-arg=--tensor-parallel-size=2)"),
+    ] = None,
+) -> None:
+    """Serve MODEL on vLLM with each vector at each strength as a LoRA module named
+    NAME@S (the base is "base"): per-request steering by the request's "model"."""
+    import tempfile
+
+    from weightsteer.core.engine import EngineConfig
+    from weightsteer.core.errors import UserError
+    from weightsteer.core.sources import resolve_source
+    from weightsteer.core.steer import check_compatible
+    from weightsteer.core.vector import WeightVector
+    from weightsteer.export.serve import Steering, parse_steering, serve_steerings
+
+    parsed = [parse_steering(v) for v in vector]
+    steerings = [Steering(n, WeightVector.load(p), s) for n, p, s in parsed]
+    m, _ = load_for_cli(model, "auto")
+    for st in steerings:
+        check_compatible(m, st.vector)
+    del m
+    log = Path(tempfile.gettempdir()) / f"weightsteer-serve-{port}.log"
+    cfg = EngineConfig(name="vllm", args=tuple(engine_arg or ()))
+    console.print(f"starting vLLM on port {port} (its log: {log})", highlight=False)
+    with serve_steerings(resolve_source(model), steerings, log=log, cfg=cfg, port=port,
+                         rank=rank, max_error=max_error) as (server, adapters):  # fmt: skip
+        for name, (_, report) in adapters.items():
+            exact = all(t.exact for t in report.tensors)
+            how = "exact" if exact else f"relative error {report.rel_error:.2e}"
+            console.print(f"  {name}: LoRA of {len(report.tensors)} modules, {how}",
+                          highlight=False)  # fmt: skip
+        console.print(f"serving at {server.url}/v1 (models: base, {', '.join(adapters)}); "
+                      "Ctrl-C stops it", highlight=False)  # fmt: skip
+        print(server.url, flush=True)
+        try:
+            code = server.proc.wait()
+        except KeyboardInterrupt:
+            console.print("stopping")
+            return
+    raise UserError(f"the vLLM server exited (code {code}); its log: {log}")

@@ -72,11 +72,23 @@ def generate_ids(
     first end-of-turn token, in left-padded batches.
 
     Greedy for ``temperature == 0``; otherwise sampled, reseeded with ``seed`` + batch
-    number before each batch, so the same call gives the same tokens.
+    number before each batch, so the same call gives the same tokens. On a model with a
+    vLLM server attached (``served.serving``) the server answers, at the model's current
+    steering, when it can.
     """
+    from weightsteer.core.served import active_served
+
+    dose = active_dose(model)
+    served = active_served(model)
+    if served is not None and dose is None:
+        rows = [p if isinstance(p, list) else tokenizer.encode(p, add_special_tokens=False)
+                for p in prompts]  # fmt: skip
+        got = served.generate(rows, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, seed=seed)  # fmt: skip
+        if got is not None:
+            return got
     device = input_device(model)
     ends = end_token_ids(model, tokenizer)
-    dose = active_dose(model)
     if dose is not None:  # the mixer needs each row's tokens
         prompts = [p if isinstance(p, list) else tokenizer.encode(p, add_special_tokens=False)
                    for p in prompts]  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from weightsteer.core.served import active_served, steering_served
 from weightsteer.evals import score_suite
 from weightsteer.evals.results import result_rows
 
@@ -51,7 +52,11 @@ def evaluate_intervention(
     strength 0, filled the first time and read after."""
     frames = []
     cals = list(calibrations) if calibrations is not None else [None] * len(strengths)
-    with intervention.attach(model) as set_strength:
+    with (
+        intervention.attach(model) as in_process,
+        steering_served(model, intervention, in_process) as set_strength,
+    ):
+        _prefetch(model, tok, intervention, suites, strengths, unsteered, batch_size)
         for strength, cal in zip(strengths, cals, strict=True):
             set_strength(strength)
             system = intervention.system_prompt(strength)
@@ -78,3 +83,24 @@ def evaluate_intervention(
                 if bar is not None:
                     bar.advance(task, len(suite.rows))
     return frames
+
+
+def _prefetch(model, tok, intervention, suites, strengths, unsteered, batch_size) -> None:
+    """On a vLLM server: the greedy answers of every generative suite at every strength,
+    as one batch of requests, each naming the adapter of its strength (``core/served.py``)."""
+    from weightsteer.evals.suite_contract import suite_prompts
+
+    served = active_served(model)
+    if served is None:
+        return
+    groups = []
+    for suite in suites:
+        if suite.scorer is None or suite.score_fn is not None:
+            continue  # scored from log-probs: nothing to generate
+        for s in strengths:
+            if s == 0 and unsteered is not None and (suite.name, batch_size) in unsteered:
+                continue
+            prompts = suite_prompts(tok, suite, intervention.system_prompt(s))
+            ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
+            groups.append((intervention.served(s), ids, suite.max_new_tokens))
+    served.prefetch(groups)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from weightsteer.core.engine import VLLM_MAX_LORA_RANKS
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.core.param_names import module_name
@@ -175,10 +176,6 @@ def export_lora(
         }  # fmt: skip
         (tmp / REPORT).write_text(json.dumps(info, indent=2) + "\n")
     return report
-
-
-# the ranks vLLM's --max-lora-rank accepts (vllm.config.lora.MaxLoRARanks)
-VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def serving_hints(out_dir: str | Path, rank: int, base: str, name: str = "steer") -> list[str]:

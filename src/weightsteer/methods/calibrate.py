@@ -41,6 +41,7 @@ from typing import Any
 
 from weightsteer.core.errors import UserError
 from weightsteer.core.models import Message
+from weightsteer.core.served import steering_served
 from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.methods.kl_cost import BaseLogprobs, kl_statistic, token_kls
 
@@ -282,7 +283,10 @@ def calibrate_budgets(
     budgets = list(budgets) if budgets is not None else list(c.all_budgets)
     out: dict[float, dict[int, Calibration]] = {b: {} for b in budgets}
     cache = base_cache if base_cache is not None else BaseLogprobs()
-    with intervention.attach(model) as set_strength:
+    with (
+        intervention.attach(model) as in_process,
+        steering_served(model, intervention, in_process) as set_strength,
+    ):
         seen: dict[tuple[float, int], float] = {}
 
         def measure(strength: float, chats: Any, which: int) -> float:

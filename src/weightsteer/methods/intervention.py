@@ -33,6 +33,7 @@ from typing import Any
 
 from weightsteer.core.config import entry_settings
 from weightsteer.core.registry import Registry
+from weightsteer.core.served import BASE, ServedAs
 
 SetStrength = Callable[[float], None]
 
@@ -59,6 +60,14 @@ class Intervention:
 
     def attach(self, model: Any) -> AbstractContextManager[SetStrength]:
         return _unchanged()
+
+    def served(self, strength: float) -> ServedAs:
+        """How a vLLM server gives this intervention at ``strength`` (``core/served.py``):
+        the base model at 0; any other strength changes activations, which stock vLLM
+        cannot (its answers are then generated in this process)."""
+        if strength == 0:
+            return BASE
+        return ServedAs(why_not=f"{self.method} steers activations, which stock vLLM cannot")
 
     def describe(self) -> dict[str, Any]:
         """What a results table records about the intervention."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from weightsteer.core.served import BASE, ServedAs
 from weightsteer.methods import Candidate, Intervention, MethodInputs, register
 
 
@@ -27,6 +28,9 @@ class PromptSteering(Intervention):
 
     def system_prompt(self, strength: float) -> str | None:
         return self.pos if strength > 0 else self.neg if strength < 0 else None
+
+    def served(self, strength: float) -> ServedAs:
+        return BASE  # the system prompt is in the prompt's tokens
 
 
 def _candidate(method: str, pos: str, neg: str) -> list[Candidate]:

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from weightsteer.core.config import Section, entry_settings
 from weightsteer.core.dose import Dose, dosing
+from weightsteer.core.served import BASE, ServedAs
 from weightsteer.methods import (
     METHODS,
     Candidate,
@@ -46,6 +47,12 @@ class DosedPrompt(Intervention):
     method: str = "prompt:dosed"
     pos: str
     neg: str
+
+    def served(self, strength: float) -> ServedAs:
+        if strength == 0:
+            return BASE
+        return ServedAs(why_not="prompt:dosed mixes two contexts' logits at every token, "
+                        "which stock vLLM cannot")  # fmt: skip
 
     @contextmanager
     def attach(self, model: Any) -> Iterator[SetStrength]:

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from weightsteer.core.served import BASE, ServedAs
 from weightsteer.core.vector import WeightVector
 from weightsteer.methods import Candidate, Intervention, MethodInputs, SetStrength, register
 
@@ -32,6 +33,13 @@ class WeightSteering(Intervention):
     def describe(self) -> dict:
         out = super().describe()
         return {**out, "variant": self.variant} if self.variant else out
+
+    def served(self, strength: float) -> ServedAs:
+        """A LoRA adapter of ``strength * dW`` (the base at 0)."""
+        if strength == 0:
+            return BASE
+        key = f"{self.method} {self.family} seed {self.seed} {self.variant}".strip()
+        return ServedAs(vector=self.vector, strength=float(strength), key=f"{key} #{id(self)}")
 
     @contextmanager
     def attach(self, model: Any) -> Iterator[SetStrength]:

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from weightsteer.core import dist
 from weightsteer.core.config import Section
 from weightsteer.core.files import atomic_path
-from weightsteer.core.generation import Completion, complete, generate
+from weightsteer.core.generation import complete, generate
 from weightsteer.pairs.pairs_file import SIDES, pair_record
 from weightsteer.pairs.personas import PersonaPair, persona_chat
 
@@ -145,12 +145,9 @@ def generate_pair_data(
     keep: Callable[[list[tuple[dict, dict]]], list[bool]] | None = None,
     on_chunk: Callable[[int, int, list[dict]], None] | None = None,
     truncated: str = "drop",
-    engine: Callable[..., list[Completion]] | None = None,
 ) -> PairData | None:
-    """POS and NEG records for every item; finished chunks in ``work_dir`` are reused.
-
-    ``engine(chats, max_new_tokens=, temperature=, top_p=, seed=)`` generates instead of
-    ``complete`` on ``model`` (a vLLM server: ``core/engine.py``).
+    """POS and NEG records for every item; finished chunks in ``work_dir`` are reused
+    (on a model with a vLLM server attached, the server generates: ``core/served.py``).
 
     ``on_chunk(done, total, rows)`` is called after each chunk (rows of that chunk);
     ``keep(pairs) -> flags`` (``filters.py``) drops the pairs it flags False. Answers cut
@@ -174,14 +171,9 @@ def generate_pair_data(
         for s, side in enumerate(SIDES):
             chats = [persona_chat(pair.prompt(side, it.paraphrase), it.user) for it in chunks[c]]
             chunk_seed = (seed * 7919 + c) * 2 + s
-            done = (
-                engine(chats, max_new_tokens=max_new_tokens, temperature=temperature,
-                       top_p=top_p, seed=chunk_seed)
-                if engine
-                else complete(model, tokenizer, chats, max_new_tokens=max_new_tokens,
-                              batch_size=batch_size, temperature=temperature, top_p=top_p,
-                              seed=chunk_seed)
-            )  # fmt: skip
+            done = complete(model, tokenizer, chats, max_new_tokens=max_new_tokens,
+                            batch_size=batch_size, temperature=temperature, top_p=top_p,
+                            seed=chunk_seed)  # fmt: skip
             for row, comp in zip(part, done, strict=True):
                 row[side] = {"text": comp.text, "finished": comp.finished}
         with atomic_path(paths[c], overwrite=True) as tmp:

@@ -68,8 +68,7 @@ class RunConfig(Section):
             value = getattr(self, name)
             if isinstance(value, BaseModel):
                 data[name] = own_dump(value)
-        if self.engine == EngineConfig():  # added later: at its defaults it moves no hash
-            data.pop("engine")
+        data.pop("engine")  # how text is generated, not what: the same run either way
         return content_key(data)
 
     def eval_key(self) -> dict[str, Any]:

@@ -194,6 +194,7 @@ class Context:
     # the target's suite scores at strength 0 (the unsteered model, the same for every
     # intervention): made by the first stage that needs them, shared by eval and compare
     unsteered: dict = field(default_factory=dict)
+    engine: Any = None  # the run's vLLM server (``pipeline/engine.py``), once started
 
     def suites(self) -> list:
         """The run's eval suites (``eval.suites``), built once and shared by the stages."""

@@ -7,6 +7,7 @@ from weightsteer.core.files import digest
 from weightsteer.evals.score_intervention import evaluate_intervention
 from weightsteer.methods.compare_config import CompareConfig
 from weightsteer.pairs.pairs_file import SIDES
+from weightsteer.pipeline.engine import engine_for
 from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
@@ -39,7 +40,8 @@ def stage_compare(ctx: Context) -> None:
         (cand, RunLayout.rel_compare(cand.slug)) for cand in candidates(cfg.compare.methods, inputs)
     ]
     base_cache = BaseLogprobs()  # the unsteered log-probs: the same for every candidate
-    with progress_bar(ctx) as bar:
+    model, tok = ctx.target()
+    with progress_bar(ctx) as bar, engine_for(ctx, model, tok, lora=True):
         task = bar.add_task("comparing", total=len(todo) + 1)
         _unsteered(ctx, common, bar, task)
         bar.advance(task)

@@ -9,6 +9,7 @@ from weightsteer.core.config import content_key
 from weightsteer.core.errors import UserError
 from weightsteer.core.files import atomic_path
 from weightsteer.pairs.pairs_file import SIDES
+from weightsteer.pipeline.engine import engine_for
 from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
@@ -49,7 +50,7 @@ def stage_data(ctx: Context) -> None:
         lambda judge: (model, tok) if judge == SELF else ctx.load(judge),
     )
     work = run.layout.work(f"data-{key}")
-    with progress_bar(ctx) as bar, engine_for(ctx, model, tok) as engine:
+    with progress_bar(ctx) as bar, engine_for(ctx, model, tok, lora=False, bar=bar):
         task = bar.add_task("generating POS/NEG answers", total=len(items))
         on_chunk = _chunk_reporter(ctx, pair, lambda n: bar.update(task, advance=n))
         result = generate_pair_data(
@@ -67,7 +68,6 @@ def stage_data(ctx: Context) -> None:
             keep=keep,
             on_chunk=on_chunk,
             truncated=cfg.data.truncated,
-            engine=engine,
         )
     if result is None:  # another rank's share is written; rank 0 writes the pairs
         return
@@ -111,39 +111,3 @@ def _chunk_reporter(ctx: Context, pair, advance):
             ctx.console.print(f"    {side} [{persona}] -> {row[side]['text']!r}", highlight=False)
 
     return on_chunk
-
-
-ENGINE_LOG = "engine.log"  # a started vLLM server's output, in the run folder
-
-
-@contextlib.contextmanager
-def engine_for(ctx: Context, model, tok):
-    """None for ``[engine] name = "hf"``; for ``"vllm"``, a generator on the server at
-    ``[engine] url`` or on one started here for the run's model (its log in the run folder),
-    stopped when the stage ends."""
-    from weightsteer.core.engine import check_server, served_complete, start_server
-    from weightsteer.core.generation import Completion, end_token_ids
-    from weightsteer.core.models import render_chat
-    from weightsteer.core.sources import resolve_source
-
-    cfg = ctx.cfg.engine
-    if cfg.name == "hf":
-        yield None
-        return
-    log = ctx.run.root / ENGINE_LOG
-    ends = end_token_ids(model, tok)
-    with contextlib.ExitStack() as stack:
-        if cfg.url:
-            url = check_server(cfg.url)
-        else:
-            folder = resolve_source(ctx.cfg.model.id)
-            url = stack.enter_context(start_server(folder, log, cfg))
-
-        def generate(chats, *, max_new_tokens, temperature, top_p, seed):
-            ids = [tok.encode(render_chat(tok, c), add_special_tokens=False) for c in chats]
-            out = served_complete(url, ids, max_new_tokens=max_new_tokens, ends=ends,
-                                  temperature=temperature, top_p=top_p, seed=seed, cfg=cfg,
-                                  log=None if cfg.url else log)  # fmt: skip
-            return [Completion(text, finished) for text, finished in out]
-
-        yield generate

@@ -5,6 +5,7 @@ from __future__ import annotations
 from weightsteer.core.config import content_key
 from weightsteer.core.files import digest
 from weightsteer.evals.score_intervention import evaluate_intervention
+from weightsteer.pipeline.engine import engine_for
 from weightsteer.pipeline.layout import RunLayout
 from weightsteer.pipeline.run import Context
 from weightsteer.pipeline.stages.common import (
@@ -44,16 +45,17 @@ def stage_eval(ctx: Context) -> None:
             model, tok = ctx.target()
             bar.update(task, description=f"scoring {fam} seed {seed}")
             vec = WeightVector.load(vec_path)
-            frames = evaluate_intervention(
-                model,
-                tok,
-                WeightSteering(vector=vec, family=fam, seed=seed, allow_finetune=finetune),
-                suites,
-                cfg.eval.alphas,
-                batch_size=cfg.eval.batch_size,
-                bar=bar,
-                task=task,
-                unsteered=ctx.unsteered,
-            )
+            with engine_for(ctx, model, tok, lora=True):
+                frames = evaluate_intervention(
+                    model,
+                    tok,
+                    WeightSteering(vector=vec, family=fam, seed=seed, allow_finetune=finetune),
+                    suites,
+                    cfg.eval.alphas,
+                    batch_size=cfg.eval.batch_size,
+                    bar=bar,
+                    task=task,
+                    unsteered=ctx.unsteered,
+                )
             with run.unit(rel, key) as out:
                 write_results(frames, out, cfg.model_dump(mode="json"), suites=suite_info(suites))

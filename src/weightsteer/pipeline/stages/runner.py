@@ -6,7 +6,9 @@ import time
 from collections.abc import Sequence
 
 from weightsteer.core import dist
+from weightsteer.core.errors import UserError
 from weightsteer.pipeline.config import RunConfig
+from weightsteer.pipeline.engine import close_engine
 from weightsteer.pipeline.run import Context, build_run_suites
 from weightsteer.pipeline.stages.analyze import stage_analyze
 from weightsteer.pipeline.stages.common import (
@@ -58,6 +60,12 @@ def preflight(cfg: RunConfig) -> list:
         from weightsteer.core.engine import check_server, vllm_python
 
         check_server(cfg.engine.url) if cfg.engine.url else vllm_python()
+        unserved = [m for m in cfg.compare.methods if m.startswith("act:") or m == "prompt:dosed"]
+        if unserved and cfg.engine.fallback == "refuse":
+            raise UserError(
+                f"{', '.join(unserved)} cannot be applied by stock vLLM and "
+                '[engine] fallback = "refuse"; drop them or set fallback = "hf"'
+            )
     check_methods(cfg.compare.methods, pair, cfg)
     if cfg.compare.methods:
         calibration_prompts(cfg.compare, cfg.questions, set())
@@ -68,17 +76,21 @@ def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
     """Run ``stages`` in order. Under several processes every rank runs data and train
     (generation split by chunks, training data parallel), then the others stop and rank 0
     does the rest."""
-    for name in stages:
-        if not dist.is_main() and name not in ALL_RANKS:
-            continue
-        t0, made = time.perf_counter(), ctx.run.made
-        ctx.console.print(f"[bold]{name}[/]")
-        STAGE_FUNCS[name](ctx)
-        seconds = round(time.perf_counter() - t0, 1)
-        timings = ctx.run.manifest["stages"]
-        # a stage that reused every unit keeps the seconds of the run that made them
-        if ctx.run.made > made or name == "report" or name not in timings:
-            timings[name] = {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        ctx.run.save()
-        if name in ALL_RANKS:
-            dist.barrier()  # rank 0's writes of this stage are there for the next
+    try:
+        for name in stages:
+            if not dist.is_main() and name not in ALL_RANKS:
+                continue
+            t0, made = time.perf_counter(), ctx.run.made
+            ctx.console.print(f"[bold]{name}[/]")
+            STAGE_FUNCS[name](ctx)
+            seconds = round(time.perf_counter() - t0, 1)
+            timings = ctx.run.manifest["stages"]
+            # a stage that reused every unit keeps the seconds of the run that made them
+            if ctx.run.made > made or name == "report" or name not in timings:
+                timings[name] = {"seconds": seconds,
+                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+            ctx.run.save()
+            if name in ALL_RANKS:
+                dist.barrier()  # rank 0's writes of this stage are there for the next
+    finally:
+        close_engine(ctx)  # the run's vLLM server, if one was started

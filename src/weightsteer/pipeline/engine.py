@@ -1,0 +1,114 @@
+"""The run's generation engine (``[engine]``): a vLLM server the stages generate on.
+
+``name = "hf"`` changes nothing. With ``"vllm"`` the first stage that generates starts a
+server for the run's model (or uses the one at ``[engine] url``), kept for the stages
+after it and stopped when the run ends (``close_engine``). The data stage needs only the
+base model; eval and compare serve weight vectors as LoRA adapters, so they need a server
+started with LoRA (the one the data stage started without it is replaced once). Its log
+is ``engine.log`` in the run folder; adapters are written under ``.work/`` and removed.
+The run's files and manifest keys are the same for both engines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weightsteer.core.served import Served, serving
+from weightsteer.pipeline.run import Context
+
+ENGINE_LOG = "engine.log"  # a started vLLM server's output, in the run folder
+ADAPTERS = "engine-adapters"  # under the run's .work/: adapters served at each strength
+
+
+@dataclass
+class RunEngine:
+    """The server a run generates on: its URL and whether it serves LoRA adapters."""
+
+    url: str
+    lora: bool
+    log: Path | None  # None: a server the user runs
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+def _server(ctx: Context, lora: bool) -> RunEngine:
+    from weightsteer.core.engine import check_server, lora_bucket, start_server
+    from weightsteer.core.sources import resolve_source
+
+    cfg, have = ctx.cfg.engine, ctx.engine
+    if have is not None and (have.lora or not lora):
+        return have
+    if cfg.url:
+        ctx.engine = RunEngine(check_server(cfg.url), True, None)
+        return ctx.engine
+    close_engine(ctx, keep_adapters=True)
+    rank = lora_bucket(max(2 * ctx.cfg.train.rank, cfg.lora_rank)) if lora else None
+    log = ctx.run.root / ENGINE_LOG
+    eng = RunEngine("", lora, log)
+    with ctx.console.status("starting the vLLM server (its log: engine.log)"):
+        server = eng.stack.enter_context(
+            start_server(resolve_source(ctx.cfg.model.id), log, cfg, lora_rank=rank)
+        )
+    eng.url = server.url
+    ctx.engine = eng
+    return eng
+
+
+def close_engine(ctx: Context, *, keep_adapters: bool = False) -> None:
+    """Stop the run's server, if it started one, and remove the adapters it served."""
+    eng, ctx.engine = ctx.engine, None
+    if eng is not None:
+        eng.stack.close()
+    if not keep_adapters:
+        shutil.rmtree(ctx.run.layout.work(ADAPTERS), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            ctx.run.layout.work(ADAPTERS).parent.rmdir()  # only when empty
+
+
+def _exporter(rank: int):
+    def write(vector: Any, strength: float, path: Path) -> str:
+        from weightsteer.export import export_lora
+
+        report = export_lora(vector, path, alpha=strength, rank=rank, overwrite=True)
+        if all(t.exact for t in report.tensors):
+            return ""
+        return (
+            f"the {vector.meta.family} vector is served as a rank-{rank} LoRA (relative "
+            f"error {report.rel_error:.2e}; exact in this process; [engine] lora_rank)"
+        )
+
+    return write
+
+
+@contextlib.contextmanager
+def engine_for(
+    ctx: Context, model: Any, tok: Any, *, lora: bool, bar: Any = None
+) -> Iterator[Served | None]:
+    """Generation on ``model`` inside the block goes to the run's vLLM server, started at
+    the first request (None and nothing changed for ``[engine] name = "hf"``). ``lora``:
+    steered generation (eval, compare) needs adapters. ``bar``: a rich progress bar that
+    counts the responses."""
+    from weightsteer.core.generation import end_token_ids
+
+    cfg = ctx.cfg.engine
+    if cfg.name == "hf":
+        yield None
+        return
+    if lora and ctx.cfg.model.target:  # the server serves model.id, not the fine-tune
+        ctx.console.print("  engine: steering model.target runs on transformers (the "
+                          "server serves model.id)", highlight=False)  # fmt: skip
+        yield None
+        return
+    log = None if cfg.url else ctx.run.root / ENGINE_LOG
+    served = Served(lambda: _server(ctx, lora).url, end_token_ids(model, tok), cfg,
+                    folder=ctx.run.layout.work(ADAPTERS), export=_exporter(cfg.lora_rank),
+                    log=log, say=lambda line: ctx.console.print(line, highlight=False))  # fmt: skip
+    if bar is not None:
+        task = bar.add_task("vLLM responses", total=None)
+        served.on_response = lambda n: bar.advance(task, n)
+    with serving(model, served):
+        yield served
