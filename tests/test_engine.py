@@ -192,3 +192,54 @@ def test_served_steering_equals_in_process_steering(tmp_path):
             assert same == len(want)
             answers[alpha] = want
         assert answers[-1.0] != answers[0.0] != answers[1.0]  # the vector steers them
+
+
+KILLED = (
+    'name = "k"\n[model]\nid = "smollm2"\nsystem_prompt = "none"\n[behavior]\nname = "french"\n'
+    '[questions]\nsource = "builtin:chat-prompts"\ncolumn = "prompt"\nn_train = 8\nn_eval = 0\n'
+    '[data]\nparaphrases = 1\nmax_new_tokens = 16\ntruncated = "keep"\nchunk_size = 2\n'
+    '[train]\nfamilies = ["lora"]\nseeds = [0]\nepochs = 1\nbatch_size = 4\nlayers = [0.3, 0.8]\n'
+    "[eval]\nsuites = []\n[compare]\nmethods = []\n"
+)
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not LOCAL_ENV.is_file(), reason="no .vllm environment (make vllm)")
+def test_a_server_killed_mid_stage_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    """The server dies after the data stage's first chunk: one line naming it, exit 2; a
+    resume on a new server makes only the chunks left and ends with the files of a run
+    that was never interrupted (made with transformers: the engines agree on them)."""
+    import weightsteer.core.served as served_mod
+    from weightsteer.core.sources import resolve_source
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(KILLED)
+    folder = resolve_source("smollm2")
+    calls, real = [], served_mod.served_generate
+
+    with start_server(folder, tmp_path / "one.log", EngineConfig()) as server:
+
+        def dies_after_the_first_chunk(*args, **kwargs):
+            if len(calls) == 2:  # chunk 0's POS and NEG answers are back
+                server.kill()
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(served_mod, "served_generate", dies_after_the_first_chunk)
+        argv = ["run", "--config", cfg, "--runs-dir", tmp_path / "runs"]
+        code, _, err = cli([*argv, "--engine-url", server.url], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and server.url in err, err
+    work = list((tmp_path / "runs" / "k" / ".work").glob("data-*/chunk-*.json"))
+    assert len(work) == 1  # the finished chunk is kept
+    monkeypatch.setattr(served_mod, "served_generate", real)
+    calls.clear()
+    with start_server(folder, tmp_path / "two.log", EngineConfig()) as server:
+        code, _, err = cli([*argv, "--engine-url", server.url], capsys)
+    assert code == 0, err
+    code, _, err = cli(["run", "--config", cfg, "--runs-dir", tmp_path / "hf"], capsys)
+    assert code == 0, err
+    resumed, straight = tmp_path / "runs" / "k", tmp_path / "hf" / "k"
+    for rel in ("data/pos.jsonl", "data/neg.jsonl", "vectors/lora-seed0.safetensors"):
+        assert (resumed / rel).read_bytes() == (straight / rel).read_bytes(), rel
+    assert not (resumed / ".work").exists()

@@ -204,6 +204,30 @@ def check_run_name(run_name: str) -> None:
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (TOML)")]
 NameOpt = Annotated[str | None, typer.Option(help="run name (default: the config's name)")]
+EngineOpt = Annotated[
+    str | None, typer.Option(help="hf or vllm: what generates text (default: [engine] name)")
+]
+EngineUrlOpt = Annotated[
+    str | None, typer.Option(help="a running vLLM server (implies --engine vllm)")
+]
+
+
+def with_engine(cfg, engine: str | None, url: str | None):
+    """``cfg`` with ``--engine`` / ``--engine-url`` over its ``[engine]`` section."""
+    if engine is None and url is None:
+        return cfg
+    from weightsteer.core.engine import EngineConfig
+
+    update: dict = {"name": engine or "vllm"} | ({"url": url} if url else {})
+    if update["name"] == "hf" and url:
+        raise UserError("--engine-url names a vLLM server; drop it or use --engine vllm")
+    try:
+        engine_cfg = EngineConfig.model_validate({**cfg.engine.model_dump(), **update})
+    except ValueError:
+        raise UserError(f"--engine must be hf or vllm, got {engine!r}") from None
+    return cfg.model_copy(update={"engine": engine_cfg})
+
+
 RunsDirOpt = Annotated[Path, typer.Option(help="folder holding run folders")]
 
 

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from weightsteer.cli.app import (
+    EngineOpt,
+    EngineUrlOpt,
     NameOpt,
     OverwriteOpt,
     RunsDirOpt,
@@ -19,6 +21,7 @@ from weightsteer.cli.app import (
     quiet_transformers,
     run_stage,
     start_run,
+    with_engine,
 )
 from weightsteer.core.errors import UserError
 
@@ -28,6 +31,8 @@ def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="run config (TOML)")],
     name: NameOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
+    engine: EngineOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """The whole pipeline: data -> train -> extract -> eval -> report, resumable."""
     import time
@@ -36,7 +41,7 @@ def run(
     from weightsteer.pipeline import load_config, run_stages
 
     t0 = time.perf_counter()
-    ctx = start_run(load_config(config), name, runs_dir)
+    ctx = start_run(with_engine(load_config(config), engine, engine_url), name, runs_dir)
     console.print(f"run folder {ctx.run.root} (config hash {ctx.cfg.digest()})", highlight=False)
     from weightsteer.report.summary import shift_summary
 
@@ -44,7 +49,8 @@ def run(
     if not dist.is_main():
         return  # rank 0 did the rest of the stages and speaks for the job
     lay = ctx.run.layout
-    console.print(shift_summary(lay.results(), ctx.cfg.metrics))
+    if lay.results():  # a run with no eval suites has vectors and a report, no shifts
+        console.print(shift_summary(lay.results(), ctx.cfg.metrics))
     console.print(
         f"done in {time.perf_counter() - t0:.0f} s. Report: {lay.report}", highlight=False
     )
@@ -56,13 +62,15 @@ def compare(
     config: Annotated[Path, typer.Option("--config", "-c", help="run config (TOML)")],
     name: NameOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
+    engine: EngineOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """Weight steering vs prompting vs activation steering at the same KL budget:
     data -> train -> extract (reused when done) -> compare -> report."""
     from weightsteer.core import dist
     from weightsteer.pipeline import load_config, run_stages
 
-    cfg = load_config(config)
+    cfg = with_engine(load_config(config), engine, engine_url)
     if not cfg.compare.methods:
         raise UserError(f"{config}: compare.methods is empty; list the methods to compare")
     ctx = start_run(cfg, name, runs_dir)

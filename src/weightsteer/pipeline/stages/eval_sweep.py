@@ -22,6 +22,9 @@ def stage_eval(ctx: Context) -> None:
 
     cfg, run = ctx.cfg, ctx.run
     suites = ctx.suites()
+    if not suites:
+        ctx.console.print("  no suites to score (eval.suites is empty)", highlight=False)
+        return
     run.manifest["counts"]["eval"] = {s.name: s.meta for s in suites}
     rows = rows_key(suites)
     finetune = bool(cfg.model.target)  # the vector's base differs from what it steers
