@@ -2,6 +2,8 @@
 # virtual environment on first use (plain pip: it finds the CPU build of torch).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# the vLLM engine's own environment (make vllm)
+VLLM ?= .vllm
 
 .PHONY: demo test lint docs bench bench-threads clean readme-numbers docs-numbers mutants parity kl-holdout vllm test-vllm
 
@@ -14,7 +16,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/weightsteer run --config configs/demo.toml
 
-test: lint parity
+# the suite includes the tests that start a vLLM server (tests/test_engine.py, ~4 min):
+# they need the engine's own environment, .vllm/ (about 75 s to install, 3.5 GB)
+test: lint parity $(VLLM)/.installed
 	$(PY) -m pytest -q
 
 # our activation steering against steering-vectors and repeng (scripts/parity.py): both pin
@@ -53,6 +57,7 @@ readme-numbers docs-numbers:
 	for r in authority-toy authority-smollm2; do test ! -f runs/$$r/report.md || \
 		$(PY) scripts/docs_numbers.py $$r runs/$$r || exit 1; done
 	test ! -f runs/mfv-frames/smollm2.md || $(PY) scripts/docs_numbers.py mfv-frames runs/mfv-frames
+	test ! -f runs/smollm2-demo-vllm/manifest.json || $(PY) scripts/docs_numbers.py engine runs
 
 # does the KL budget hold on prompts it was not tuned on (docs/methods.md's table)
 kl-holdout: $(VENV)/.installed
@@ -61,7 +66,6 @@ kl-holdout: $(VENV)/.installed
 # the vLLM engine (issue 33): its own environment, locked in constraints-vllm.txt (vLLM
 # pins a transformers below ours); its torchvision, torchaudio and torchcodec do not load
 # against this torch, and text models do not need them
-VLLM ?= .vllm
 $(VLLM)/.installed: constraints-vllm.txt
 	python3 -m venv $(VLLM)
 	$(VLLM)/bin/python -m pip install -q --upgrade pip
@@ -71,11 +75,11 @@ $(VLLM)/.installed: constraints-vllm.txt
 
 vllm: $(VLLM)/.installed
 
-# the tests that start a vLLM server (about 2 minutes; not part of `make test` yet)
+# only the tests that start a vLLM server (part of `make test`)
 test-vllm: $(VENV)/.installed $(VLLM)/.installed
 	$(PY) -m pytest -q -m vllm tests/test_engine.py
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(VLLM)/.installed
 	$(PY) benchmarks/run_all.py
 
 # the wait-policy measurement behind the CLI's default (4 min; not part of `make bench`)

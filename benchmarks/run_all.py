@@ -25,6 +25,7 @@ BENCHES = (
     "bench_scoring",
     "bench_inference",
     "bench_generation",
+    "bench_engine",
     "bench_training",
     "bench_calibration",
     "bench_methods",

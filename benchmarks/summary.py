@@ -120,6 +120,12 @@ def main() -> None:
             lambda c: f"{c.get('model', 'toyworld')} batch {c['batch']} vs bare generate",
             0.9,
         ),
+        "engine": lambda cs: ratios(
+            "engine",
+            cs,
+            lambda c: f"SmolLM2 {c['workload']}: vLLM ({c['vllm']}) vs transformers",
+            2,
+        ),
         "training": lambda cs: ratios(
             "training",
             cs,

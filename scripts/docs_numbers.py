@@ -61,7 +61,27 @@ def authority_block(run: Path) -> str:
     return "\n\n".join([head, table, questions.replace("### ", "#### ", 1)])
 
 
+def engine_block(runs: Path) -> str:
+    """The vLLM engine's bench table, and the seconds of each stage of the SmolLM2 demo
+    run with each engine (``runs/smollm2-demo``, ``runs/smollm2-demo-vllm``)."""
+    parts = []
+    bench = ROOT / "benchmarks" / "results" / "engine.md"
+    if bench.is_file():
+        parts += ["`make bench` (`benchmarks/results/engine.md`):", "", bench.read_text().strip()]
+    hf, vllm = (json.loads((runs / n / "manifest.json").read_text())["stages"]
+                for n in ("smollm2-demo", "smollm2-demo-vllm"))  # fmt: skip
+    rows = ["| stage | transformers s | vLLM s | ratio |", "|---|---|---|---|"]
+    for stage in ("data", "eval", "compare"):
+        a, b = hf[stage]["seconds"], vllm[stage]["seconds"]
+        rows.append(f"| {stage} | {a:.0f} | {b:.0f} | {a / b:.2f}x |")
+    parts += ["", "`configs/smollm2-demo.toml`, run with each engine (`runs/smollm2-demo`, "
+              "`runs/smollm2-demo-vllm`; each vLLM stage counts its server's start):", "",
+              *rows]  # fmt: skip
+    return "\n".join(parts).strip()
+
+
 SOURCES = {
+    "engine": engine_block,
     "demo": lambda path: (path / "headline.md").read_text().strip(),
     "authority-toy": authority_block,
     "authority-smollm2": authority_block,

@@ -52,3 +52,21 @@ def cli(argv, capsys) -> tuple[int, str, str]:
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def random_lowrank_vector(model, rank: int = 16, scale: float = 0.02, layers=range(8, 24)):
+    """A rank-``rank`` delta on every attention and MLP projection of ``layers``: a
+    stand-in for a trained LoRA vector (exported exactly, as a trained one is)."""
+    import torch
+
+    from weightsteer.core.fingerprint import fingerprint
+    from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
+
+    g = torch.Generator().manual_seed(0)
+    deltas = {}
+    for name, p in model.named_parameters():
+        if p.dim() == 2 and ".layers." in name and int(name.split(".")[2]) in layers:
+            out, inp = p.shape
+            deltas[name] = LowRank(torch.randn(out, rank, generator=g) * scale,
+                                   torch.randn(rank, inp, generator=g) * scale)  # fmt: skip
+    return WeightVector(deltas, VectorMeta(base=fingerprint(model), family="lora"))

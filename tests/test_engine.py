@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
-from helpers import cli
+from helpers import cli, random_lowrank_vector
 from weightsteer.core.engine import LOCAL_ENV, PYTHON_ENV, EngineConfig, free_port, start_server
 from weightsteer.core.errors import UserError
+
+# tests start servers without torch.compile: ~45 s less per start on 2 cores (the answers
+# are the same; `make bench` times the compiled engine)
+EAGER = EngineConfig(name="vllm", args=("--enforce-eager",))
 
 ENGINE = (
     'name = "r"\n[model]\nid = "smollm2"\n[questions]\nn_train = 4\nn_eval = 0\n'
@@ -57,14 +62,90 @@ def test_a_port_in_use_is_refused_before_a_server_starts(tmp_path, monkeypatch):
     assert not (tmp_path / "log").exists()
 
 
+def test_fallback_refuse_with_an_activation_method_is_one_line_before_any_stage(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv(PYTHON_ENV, sys.executable)  # an environment is there
+    cfg = tmp_path / "c.toml"
+    methods = 'methods = ["weight", "act:mean_diff"]'
+    cfg.write_text(ENGINE.replace("methods = []", methods) + 'fallback = "refuse"\n')
+    code, _, err = cli(["run", "--config", cfg, "--runs-dir", tmp_path / "runs"], capsys)
+    one_line_and_nothing_made(code, err, tmp_path, "act:mean_diff cannot be applied")
+
+
+class ActLike:
+    """What the server cannot apply: an activation method's ``served`` (the base class's)."""
+
+    method = "act:fake"
+
+    def served(self, strength):
+        from weightsteer.methods.intervention import Intervention
+
+        return Intervention.served(self, strength)  # type: ignore[arg-type]
+
+
+def test_what_the_server_cannot_apply_is_generated_here_with_one_line(tiny):
+    """On a model with a server attached, an activation method's answers come from
+    transformers (equal to no server at all), said once; with fallback = "refuse" it
+    stops with one line; the base at strength 0 goes to the server (here unreachable:
+    one line naming it)."""
+    from weightsteer.core.generation import generate_ids
+    from weightsteer.core.served import Served, serving, steering_served
+
+    model, tok = tiny
+    prompts = ["Is the sky blue?", "Is water dry?"]
+    want = generate_ids(model, tok, prompts, max_new_tokens=4)
+    said: list[str] = []
+    url = f"http://127.0.0.1:{free_port()}"
+    cfg = EngineConfig(name="vllm", retries=0)
+    served = Served(url, [tok.eos_token_id], cfg, folder=Path("unused"), say=said.append)
+    with serving(model, served), steering_served(model, ActLike(), lambda s: None) as set_s:
+        set_s(1.0)
+        assert generate_ids(model, tok, prompts, max_new_tokens=4) == want
+        assert generate_ids(model, tok, prompts, max_new_tokens=4) == want
+        assert len(said) == 1 and "act:fake" in said[0] and "transformers" in said[0]
+        set_s(0.0)
+        with pytest.raises(UserError, match="failed a request"):
+            generate_ids(model, tok, prompts, max_new_tokens=4)
+    refuse = Served(url, [tok.eos_token_id], EngineConfig(name="vllm", fallback="refuse"),
+                    folder=Path("unused"))  # fmt: skip
+    with serving(model, refuse), steering_served(model, ActLike(), lambda s: None) as set_s:
+        set_s(-1.0)
+        with pytest.raises(UserError, match='fallback = "refuse"'):
+            generate_ids(model, tok, prompts, max_new_tokens=4)
+
+
+@pytest.mark.parametrize(
+    ("spec", "phrase"),
+    [
+        ("nonsense", "NAME=PATH@STRENGTHS"),
+        ("v=missing.safetensors@1", "missing.safetensors"),
+        ("v=x.safetensors@0", "non-zero"),
+        ("v=x.safetensors@one", "must be numbers"),
+    ],
+)
+def test_serve_refuses_a_bad_vector_spec_in_one_line(tmp_path, capsys, spec, phrase):
+    code, _, err = cli(["serve", "--model", "toyworld", "--vector", spec], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and phrase in err, err
+
+
+def test_engine_hf_with_an_engine_url_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(ENGINE)
+    argv = ["run", "--config", cfg, "--engine", "hf", "--engine-url", "http://x:1"]
+    code, _, err = cli(argv, capsys)
+    assert code == 2 and "--engine-url" in err and not (tmp_path / "runs").exists(), err
+
+
 @pytest.mark.vllm
 @pytest.mark.skipif(not LOCAL_ENV.is_file(), reason="no .vllm environment (make vllm)")
 def test_greedy_persona_data_from_the_server_equals_transformers(tmp_path):
     """SmolLM2 in float32, 24 questions x 2 personas, 32 greedy tokens: the answers of a
     vLLM server equal HF generate's (text and whether the turn ended) on >= 95%."""
-    from weightsteer.core.engine import served_complete
     from weightsteer.core.generation import end_token_ids
-    from weightsteer.core.models import load_model, load_tokenizer, render_chat
+    from weightsteer.core.models import load_model, load_tokenizer
+    from weightsteer.core.served import Served, serving
     from weightsteer.core.sources import resolve_source
     from weightsteer.pairs.generate import generate_pair_data, pair_items
     from weightsteer.pairs.personas import PAIRS
@@ -79,18 +160,11 @@ def test_greedy_persona_data_from_the_server_equals_transformers(tmp_path):
     ends = end_token_ids(model, tok)
     hf = generate_pair_data(model, tok, items, pair, work_dir=tmp_path / "hf",
                             max_new_tokens=32, truncated="keep")  # fmt: skip
-    with start_server(folder, tmp_path / "engine.log", EngineConfig()) as url:
-
-        def engine(chats, *, max_new_tokens, temperature, top_p, seed):
-            from weightsteer.core.generation import Completion
-
-            ids = [tok.encode(render_chat(tok, c), add_special_tokens=False) for c in chats]
-            out = served_complete(url, ids, max_new_tokens=max_new_tokens, ends=ends,
-                                  temperature=temperature, top_p=top_p, seed=seed)  # fmt: skip
-            return [Completion(t, f) for t, f in out]
-
-        served = generate_pair_data(model, tok, items, pair, work_dir=tmp_path / "vllm",
-                                    max_new_tokens=32, truncated="keep", engine=engine)  # fmt: skip
+    with start_server(folder, tmp_path / "engine.log", EAGER) as server:
+        on_server = Served(server.url, ends, EAGER, folder=tmp_path / "adapters")
+        with serving(model, on_server):
+            served = generate_pair_data(model, tok, items, pair, work_dir=tmp_path / "vllm",
+                                        max_new_tokens=32, truncated="keep")  # fmt: skip
     assert hf is not None and served is not None
 
     def answers(work):
@@ -102,24 +176,6 @@ def test_greedy_persona_data_from_the_server_equals_transformers(tmp_path):
     differing = next(((a, b) for a, b in pairs if a != b), None)
     print(f"equal: {same} of {len(pairs)}; first differing: {differing}")
     assert len(pairs) == 48 and same >= 0.95 * len(pairs)
-
-
-def random_lowrank_vector(model, rank: int = 16, scale: float = 0.02, layers=range(8, 24)):
-    """A rank-``rank`` delta on every attention and MLP projection of ``layers``: a
-    stand-in for a trained LoRA vector (exported exactly, as a trained one is)."""
-    import torch
-
-    from weightsteer.core.fingerprint import fingerprint
-    from weightsteer.core.vector import LowRank, VectorMeta, WeightVector
-
-    g = torch.Generator().manual_seed(0)
-    deltas = {}
-    for name, p in model.named_parameters():
-        if p.dim() == 2 and ".layers." in name and int(name.split(".")[2]) in layers:
-            out, inp = p.shape
-            deltas[name] = LowRank(torch.randn(out, rank, generator=g) * scale,
-                                   torch.randn(rank, inp, generator=g) * scale)  # fmt: skip
-    return WeightVector(deltas, VectorMeta(base=fingerprint(model), family="lora"))
 
 
 @pytest.mark.vllm
@@ -155,7 +211,7 @@ def test_served_steering_equals_in_process_steering(tmp_path):
             return model(torch.tensor([ids])).logits[0, -1].float().log_softmax(-1)
 
     base = [next_logprobs(p) for p in prompts]
-    with serve_steerings(folder, [Steering("v", vec, (-1.0, 1.0))],
+    with serve_steerings(folder, [Steering("v", vec, (-1.0, 1.0))], cfg=EAGER,
                          log=tmp_path / "serve.log") as (server, _):  # fmt: skip
         worst, moved = 0.0, 0.0
         for alpha in (-1.0, 1.0):
@@ -174,7 +230,7 @@ def test_served_steering_equals_in_process_steering(tmp_path):
             export_lora(vector, path, alpha=strength, overwrite=True)
             return ""
 
-        served = Served(server.url, end_token_ids(model, tok), EngineConfig(name="vllm"),
+        served = Served(server.url, end_token_ids(model, tok), EAGER,
                         folder=tmp_path / "adapters", export=export)  # fmt: skip
         steering = WeightSteering(vector=vec, family="lora")
         answers = {}
@@ -217,7 +273,7 @@ def test_a_server_killed_mid_stage_is_one_line_and_the_run_resumes(tmp_path, cap
     folder = resolve_source("smollm2")
     calls, real = [], served_mod.served_generate
 
-    with start_server(folder, tmp_path / "one.log", EngineConfig()) as server:
+    with start_server(folder, tmp_path / "one.log", EAGER) as server:
 
         def dies_after_the_first_chunk(*args, **kwargs):
             if len(calls) == 2:  # chunk 0's POS and NEG answers are back
@@ -234,7 +290,7 @@ def test_a_server_killed_mid_stage_is_one_line_and_the_run_resumes(tmp_path, cap
     assert len(work) == 1  # the finished chunk is kept
     monkeypatch.setattr(served_mod, "served_generate", real)
     calls.clear()
-    with start_server(folder, tmp_path / "two.log", EngineConfig()) as server:
+    with start_server(folder, tmp_path / "two.log", EAGER) as server:
         code, _, err = cli([*argv, "--engine-url", server.url], capsys)
     assert code == 0, err
     code, _, err = cli(["run", "--config", cfg, "--runs-dir", tmp_path / "hf"], capsys)

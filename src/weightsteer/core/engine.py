@@ -53,7 +53,7 @@ class EngineConfig(Section):
         None, description="a running vLLM server (http://host:port); none: start one here"
     )
     start_timeout: float = Field(300, gt=0, description="seconds a started server may take")
-    concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    concurrency: int = Field(64, ge=1, description="requests in flight at once")
     retries: int = Field(2, ge=0, description="retries of a failed request")
     args: tuple[str, ...] = Field(
         (), description="more `vllm serve` arguments (--tensor-parallel-size 2, ...)"
@@ -162,6 +162,8 @@ def start_server(
            "--dtype", "float32", "--seed", "0", *cfg.args]  # fmt: skip
     cmd += _kv_cache_args(cfg)
     env = dict(os.environ)
+    if _on_cpu():  # vLLM-CPU keeps a core for its front end: on 2 cores, half the machine
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")  # measured: 1.6x the tokens/s
     if lora_rank or loras:
         lora_rank = lora_bucket(lora_rank or 1)
         cpu = max(4 * cfg.max_loras, len(loras or ()))
@@ -182,14 +184,18 @@ def start_server(
         _stop(proc)
 
 
+def _on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def _kv_cache_args(cfg: EngineConfig) -> list[str]:
     if any(a.startswith(("--kv-cache-memory", "--gpu-memory-utilization")) for a in cfg.args):
         return []  # the user's own setting
     gib = cfg.kv_cache_gib
     if gib is None:
-        import torch
-
-        if torch.cuda.is_available():
+        if not _on_cpu():
             return []
         gib = 2
     return ["--kv-cache-memory-bytes", str(int(gib * 2**30))]

@@ -46,7 +46,7 @@ def _server(ctx: Context, lora: bool) -> RunEngine:
         ctx.engine = RunEngine(check_server(cfg.url), True, None)
         return ctx.engine
     close_engine(ctx, keep_adapters=True)
-    rank = lora_bucket(max(2 * ctx.cfg.train.rank, cfg.lora_rank)) if lora else None
+    rank = lora_bucket(served_rank(ctx.cfg)) if lora else None
     log = ctx.run.root / ENGINE_LOG
     eng = RunEngine("", lora, log)
     with ctx.console.status("starting the vLLM server (its log: engine.log)"):
@@ -56,6 +56,18 @@ def _server(ctx: Context, lora: bool) -> RunEngine:
     eng.url = server.url
     ctx.engine = eng
     return eng
+
+
+def served_rank(cfg: Any) -> int:
+    """The largest LoRA rank the run's vectors need on the server: ``2r`` for a low-rank
+    family (LoRA, PiSSA: exact), ``[engine] lora_rank`` for a dense one (truncated). A
+    smaller ``--max-lora-rank`` is less work per token on every adapter."""
+    from weightsteer.adapters.family import get_family
+
+    return max(
+        2 * cfg.train.spec(fam, 0).rank if get_family(fam).lowrank else cfg.engine.lora_rank
+        for fam in cfg.train.families
+    )
 
 
 def close_engine(ctx: Context, *, keep_adapters: bool = False) -> None:
