@@ -130,6 +130,35 @@ def test_serve_refuses_a_bad_vector_spec_in_one_line(tmp_path, capsys, spec, phr
     assert code == 2 and len(errors) == 1 and phrase in err, err
 
 
+def test_a_server_that_answers_without_token_ids_is_one_line():
+    """An OpenAI-compatible server that is not vLLM (no token ids in its answer)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from weightsteer.core.engine import served_generate
+
+    class NotVllm(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"choices": [{"text": "hi", "finish_reason": "stop"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotVllm)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(UserError, match="without token_ids"):
+            served_generate(url, [[1, 2]], max_new_tokens=2, ends=[0])
+    finally:
+        server.shutdown()
+
+
 def test_engine_hf_with_an_engine_url_is_one_line(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(ENGINE)
@@ -299,3 +328,26 @@ def test_a_server_killed_mid_stage_is_one_line_and_the_run_resumes(tmp_path, cap
     for rel in ("data/pos.jsonl", "data/neg.jsonl", "vectors/lora-seed0.safetensors"):
         assert (resumed / rel).read_bytes() == (straight / rel).read_bytes(), rel
     assert not (resumed / ".work").exists()
+
+
+def test_a_vector_with_a_1d_delta_is_not_served_and_says_which(tiny):
+    """A LoRA adapter carries 2-D weights only: a vector that also changes a norm or a
+    bias is generated with transformers (``Served`` says so), never half served."""
+    import torch
+
+    from weightsteer.core.fingerprint import fingerprint
+    from weightsteer.core.served import BASE
+    from weightsteer.core.vector import VectorMeta, WeightVector
+    from weightsteer.methods.weight import WeightSteering
+
+    model, _ = tiny
+    flat = next(n for n, p in model.named_parameters() if p.dim() == 1)
+    square = next(n for n, p in model.named_parameters() if p.dim() == 2)
+    params = dict(model.named_parameters())
+    deltas = {n: torch.zeros_like(params[n]) for n in (flat, square)}
+    vec = WeightVector(deltas, VectorMeta(base=fingerprint(model)))
+    steering = WeightSteering(vector=vec, family="dora")
+    assert steering.served(0.0) == BASE
+    assert flat in steering.served(1.0).why_not
+    two_d = WeightSteering(vector=WeightVector({square: deltas[square]}, vec.meta))
+    assert two_d.served(-1.0).vector is two_d.vector and two_d.served(-1.0).strength == -1.0

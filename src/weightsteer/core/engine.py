@@ -4,10 +4,12 @@ vLLM pins its own transformers, so it never shares the project's process: the se
 in its own environment, either started here (``start_server``: 127.0.0.1, a free port, a
 bounded start-up, its log kept where the caller says, stopped on exit) or already running
 (``[engine] url``). Requests carry the prompt as token ids rendered by the project's own
-tokenizer and chat template, so both engines see the same tokens; the answer's text and
-whether it ended its turn (``finish_reason`` "stop") come back as HF's ``complete`` gives
-them. Requests go out ``concurrency`` at a time; a failed one is retried ``retries``
-times, then the stage stops with one line naming the server (and its log).
+tokenizer and chat template, and the answer comes back as token ids
+(``return_token_ids``), cut after the first end of turn as ``generation.generate_ids``
+cuts it, so both engines see and give the same tokens. A request names the base model
+or a LoRA adapter (loaded at runtime: ``load_adapter``; ``served.py`` steers with them).
+Requests go out ``concurrency`` at a time; a failed one is retried ``retries`` times,
+then the stage stops with one line naming the server (and its log).
 
 What maps one to one: ``max_new_tokens`` (``max_tokens``), temperature, top-p, the
 per-chunk seed, the end-of-turn tokens (``stop_token_ids``). What does not: sampled
@@ -163,7 +165,7 @@ def start_server(
     cmd += _kv_cache_args(cfg)
     env = dict(os.environ)
     if _on_cpu():  # vLLM-CPU keeps a core for its front end: on 2 cores, half the machine
-        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")  # measured: 1.6x the tokens/s
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     if lora_rank or loras:
         lora_rank = lora_bucket(lora_rank or 1)
         cpu = max(4 * cfg.max_loras, len(loras or ()))
@@ -173,7 +175,9 @@ def start_server(
             cmd += ["--lora-modules", *(f"{n}={p}" for n, p in loras.items())]
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
+    with log.open("a") as out:  # a run's later server adds to the same log
+        out.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n")
+        out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", proc, log, lora_rank)
@@ -276,7 +280,7 @@ def served_generate(
                 "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                 "seed": seed * 1_000_003 + i, "stop_token_ids": list(ends),
                 "return_token_ids": True, "skip_special_tokens": True}  # fmt: skip
-        choice = _request(url, "/v1/completions", body, cfg, log)["choices"][0]
+        choice = _choice(url, _request(url, "/v1/completions", body, cfg, log), "token_ids")
         ids = [int(t) for t in choice["token_ids"]]
         stop = next((k for k, t in enumerate(ids) if t in ends), None)
         if stop is not None:
@@ -297,9 +301,22 @@ def served_logprobs(
     """``{token id: log-prob}`` of the ``top`` likeliest next tokens after ``prompt``."""
     body = {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0,
             "logprobs": top, "return_tokens_as_token_ids": True}  # fmt: skip
-    choice = _request(url, "/v1/completions", body, EngineConfig(), None)["choices"][0]
+    choice = _choice(url, _request(url, "/v1/completions", body, EngineConfig(), None),
+                     "logprobs")  # fmt: skip
     tops = choice["logprobs"]["top_logprobs"][0]
     return {int(k.removeprefix("token_id:")): float(v) for k, v in tops.items()}
+
+
+def _choice(url: str, answer: Any, field: str) -> dict:
+    """The first choice of a completion, which must carry ``field``; else one line."""
+    try:
+        choice = answer["choices"][0]
+        if choice.get(field) is None:
+            raise KeyError(field)
+        return choice
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise UserError(f"the server at {url} answered without {field} ({str(answer)[:200]}); "
+                        "is it a vLLM recent enough for return_token_ids?") from None  # fmt: skip
 
 
 def _request(url: str, path: str, body: dict, cfg: EngineConfig, log: Path | None) -> Any:
@@ -310,7 +327,7 @@ def _request(url: str, path: str, body: dict, cfg: EngineConfig, log: Path | Non
             return _post(f"{url}{path}", body)
         except urllib.error.HTTPError as e:  # the server answered with an error
             err = RuntimeError(f"HTTP {e.code}: {e.read()[:300].decode(errors='replace')}")
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError) as e:
             err = e
         if attempt < cfg.retries:
             time.sleep(0.5 * (attempt + 1))

@@ -38,6 +38,10 @@ class WeightSteering(Intervention):
         """A LoRA adapter of ``strength * dW`` (the base at 0)."""
         if strength == 0:
             return BASE
+        flat = next((n for n in self.vector if len(self.vector.shape(n)) != 2), None)
+        if flat is not None:
+            return ServedAs(why_not=f"the {self.family} vector changes {flat}, which a LoRA "
+                            "adapter cannot carry")  # fmt: skip
         key = f"{self.method} {self.family} seed {self.seed} {self.variant}".strip()
         return ServedAs(vector=self.vector, strength=float(strength), key=f"{key} #{id(self)}")
 
