@@ -119,8 +119,10 @@ def engine_for(
     served = Served(lambda: _server(ctx, lora).url, end_token_ids(model, tok), cfg,
                     folder=ctx.run.layout.work(ADAPTERS), export=_exporter(cfg.lora_rank),
                     log=log, say=lambda line: ctx.console.print(line, highlight=False))  # fmt: skip
-    if bar is not None:
-        task = bar.add_task("vLLM responses", total=None)
+    if bar is not None:  # one line per bar, however many blocks use it
+        label = "vLLM responses"
+        task = next((t.id for t in bar.tasks if t.description == label), None)
+        task = bar.add_task(label, total=None) if task is None else task
         served.on_response = lambda n: bar.advance(task, n)
     with serving(model, served):
         yield served

@@ -41,7 +41,7 @@ def stage_compare(ctx: Context) -> None:
     ]
     base_cache = BaseLogprobs()  # the unsteered log-probs: the same for every candidate
     model, tok = ctx.target()
-    with progress_bar(ctx) as bar, engine_for(ctx, model, tok, lora=True):
+    with progress_bar(ctx) as bar, engine_for(ctx, model, tok, lora=True, bar=bar):
         task = bar.add_task("comparing", total=len(todo) + 1)
         _unsteered(ctx, common, bar, task)
         bar.advance(task)

@@ -48,7 +48,7 @@ def stage_eval(ctx: Context) -> None:
             model, tok = ctx.target()
             bar.update(task, description=f"scoring {fam} seed {seed}")
             vec = WeightVector.load(vec_path)
-            with engine_for(ctx, model, tok, lora=True):
+            with engine_for(ctx, model, tok, lora=True, bar=bar):
                 frames = evaluate_intervention(
                     model,
                     tok,
