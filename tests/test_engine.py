@@ -351,3 +351,30 @@ def test_a_vector_with_a_1d_delta_is_not_served_and_says_which(tiny):
     assert flat in steering.served(1.0).why_not
     two_d = WeightSteering(vector=WeightVector({square: deltas[square]}, vec.meta))
     assert two_d.served(-1.0).vector is two_d.vector and two_d.served(-1.0).strength == -1.0
+
+
+def test_a_vector_its_exporter_refuses_is_generated_here_said_once(tiny):
+    """A dense vector whose LoRA would be off by more than [engine] max_error: the
+    exporter refuses it (``NotServable``), the answers come from transformers, the line is
+    said once, and no server is asked (none answers here)."""
+    from weightsteer.core.generation import generate_ids
+    from weightsteer.core.served import NotServable, Served, ServedAs, serving
+
+    model, tok = tiny
+    prompts = ["Is the sky blue?"]
+    want = generate_ids(model, tok, prompts, max_new_tokens=4)
+
+    def refuse(vector, strength, path):
+        raise NotServable("off by 1.9e-01")
+
+    said: list[str] = []
+    url = f"http://127.0.0.1:{free_port()}"
+    served = Served(url, [tok.eos_token_id], EngineConfig(name="vllm", retries=0),
+                    folder=Path("unused"), export=refuse, say=said.append)  # fmt: skip
+    dense = ServedAs(vector=object(), strength=1.0, key="dora")
+    with serving(model, served):
+        served.prefetch([(dense, [[1, 2]], 4)])
+        for strength in (1.0, -1.0):
+            served.state = ServedAs(vector=dense.vector, strength=strength, key="dora")
+            assert generate_ids(model, tok, prompts, max_new_tokens=4) == want
+    assert said == ["  engine: off by 1.9e-01"]

@@ -68,6 +68,12 @@ class EngineConfig(Section):
     lora_rank: int = Field(
         64, ge=1, description="the SVD rank of a dense vector's tensors served as a LoRA"
     )
+    max_error: float = Field(
+        0.01,
+        ge=0,
+        description="a dense vector whose rank-lora_rank LoRA is off by more (relative "
+        "Frobenius error) is generated with transformers instead of served",
+    )
     max_loras: int = Field(8, ge=1, description="adapters in one batch on the server")
     kv_cache_gib: float | None = Field(
         None,

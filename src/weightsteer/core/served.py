@@ -11,8 +11,9 @@ with each request: interventions say how the server gives them at a strength
   strength is asked for and loaded into the server at runtime, so a sweep's strengths are
   one batch of requests, each naming its own adapter (``prefetch``);
 * nothing the server can do (activation steering, the dosed prompt: stock vLLM has no
-  hooks and no logit mixing): ``generate`` returns None and the caller generates in this
-  process, saying so once per method (``[engine] fallback = "hf"``).
+  hooks and no logit mixing; a dense vector whose LoRA truncation is off by more than
+  ``[engine] max_error``): ``generate`` returns None and the caller generates in this
+  process, saying so once per method or vector (``[engine] fallback = "hf"``).
 
 Greedy answers asked for before (``prefetch``) are kept by (adapter, prompt, length).
 """
@@ -50,6 +51,12 @@ class ServedAs:
 
 BASE = ServedAs()
 
+
+class NotServable(Exception):
+    """Raised by an ``Exporter``: this vector cannot be served faithfully (the message
+    says why); its answers are generated in this process."""
+
+
 # (vector, strength, folder) -> a one-line description of the adapter written there
 Exporter = Callable[[Any, float, Path], str]
 
@@ -78,6 +85,7 @@ class Served:
         self.adapters: dict[tuple[str, float], str] = {}
         self.kept: dict[tuple, list[int]] = {}
         self.said: set[str] = set()
+        self.refused: set[str] = set()  # vector keys the exporter refused
         self.on_response: Callable[[int], None] | None = None
         self.made = 0  # adapters written so far (their names stay unique)
 
@@ -88,17 +96,25 @@ class Served:
             self._url = self._url()
         return self._url
 
-    def _model(self, served: ServedAs) -> str:
-        """The served name of ``served`` (the base, or its adapter, loaded on first use)."""
+    def _model(self, served: ServedAs) -> str | None:
+        """The served name of ``served`` (the base, or its adapter, loaded on first use);
+        None for a vector its exporter refused (``NotServable``)."""
         if served.vector is None:
             return SERVED
         key = (served.key, float(served.strength))
+        if served.key in self.refused:
+            return None
         if key not in self.adapters:
             assert self.export is not None, "a weight vector needs an exporter"
             self.made += 1
             name = f"steer-{self.made}"
             path = self.folder / name
-            note = self.export(served.vector, float(served.strength), path)
+            try:
+                note = self.export(served.vector, float(served.strength), path)
+            except NotServable as e:
+                self.refused.add(served.key)
+                self.say(f"  engine: {e}")
+                return None
             if note and served.key not in self.said:
                 self.said.add(served.key)
                 self.say(f"  engine: {note}")
@@ -135,6 +151,8 @@ class Served:
         if not self.servable(self.state):
             return None
         name = self._model(self.state)
+        if name is None:
+            return None
         keys = [(name, tuple(p), max_new_tokens) for p in prompts]
         if temperature == 0 and all(k in self.kept for k in keys):
             return [list(self.kept[k]) for k in keys]
@@ -153,7 +171,8 @@ class Served:
             if served.why_not:
                 continue
             name = self._model(served)
-            by_len.setdefault(n, []).extend((name, p) for p in prompts)
+            if name is not None:
+                by_len.setdefault(n, []).extend((name, p) for p in prompts)
         for n, reqs in by_len.items():
             todo = [(m, p) for m, p in reqs if (m, tuple(p), n) not in self.kept]
             if not todo:

@@ -81,17 +81,22 @@ def close_engine(ctx: Context, *, keep_adapters: bool = False) -> None:
             ctx.run.layout.work(ADAPTERS).parent.rmdir()  # only when empty
 
 
-def _exporter(rank: int):
+def _exporter(rank: int, max_error: float):
     def write(vector: Any, strength: float, path: Path) -> str:
+        from weightsteer.core.served import NotServable
         from weightsteer.export import export_lora
 
         report = export_lora(vector, path, alpha=strength, rank=rank, overwrite=True)
         if all(t.exact for t in report.tensors):
             return ""
-        return (
-            f"the {vector.meta.family} vector is served as a rank-{rank} LoRA (relative "
-            f"error {report.rel_error:.2e}; exact in this process; [engine] lora_rank)"
-        )
+        what = (f"the {vector.meta.family} vector as a rank-{rank} LoRA is off by "
+                f"{report.rel_error:.2e} (relative; exact in this process)")  # fmt: skip
+        if report.rel_error > max_error:
+            shutil.rmtree(path, ignore_errors=True)
+            raise NotServable(f"{what}, above [engine] max_error {max_error:g}: its answers "
+                              "are generated with transformers (a higher lora_rank serves "
+                              "it)")  # fmt: skip
+        return f"{what}: served"
 
     return write
 
@@ -116,9 +121,11 @@ def engine_for(
         yield None
         return
     log = None if cfg.url else ctx.run.root / ENGINE_LOG
+    say = lambda line: ctx.console.print(line, highlight=False, markup=False)  # noqa: E731
+    export = _exporter(cfg.lora_rank, cfg.max_error)
+    folder = ctx.run.layout.work(ADAPTERS)
     served = Served(lambda: _server(ctx, lora).url, end_token_ids(model, tok), cfg,
-                    folder=ctx.run.layout.work(ADAPTERS), export=_exporter(cfg.lora_rank),
-                    log=log, say=lambda line: ctx.console.print(line, highlight=False))  # fmt: skip
+                    folder=folder, export=export, log=log, say=say)  # fmt: skip
     if bar is not None:  # one line per bar, however many blocks use it
         label = "vLLM responses"
         task = next((t.id for t in bar.tasks if t.description == label), None)
