@@ -65,14 +65,17 @@ class EngineConfig(Section):
         description="a method the server cannot apply (activation steering, the dosed "
         "prompt): hf generates its answers here; refuse: the run stops before any stage",
     )
-    lora_rank: int = Field(
-        64, ge=1, description="the SVD rank of a dense vector's tensors served as a LoRA"
+    lora_rank: int | None = Field(
+        None,
+        ge=1,
+        description="the SVD rank of a dense vector served as a LoRA; none: the server's "
+        "rank, 2 x train.rank (a larger --max-lora-rank slows every adapter)",
     )
     max_error: float = Field(
         0.01,
         ge=0,
-        description="a dense vector whose rank-lora_rank LoRA is off by more (relative "
-        "Frobenius error) is generated with transformers instead of served",
+        description="a dense vector whose LoRA is off by more (relative Frobenius error) "
+        "is generated with transformers instead of served",
     )
     max_loras: int = Field(8, ge=1, description="adapters in one batch on the server")
     kv_cache_gib: float | None = Field(

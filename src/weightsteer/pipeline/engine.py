@@ -59,15 +59,14 @@ def _server(ctx: Context, lora: bool) -> RunEngine:
 
 
 def served_rank(cfg: Any) -> int:
-    """The largest LoRA rank the run's vectors need on the server: ``2r`` for a low-rank
-    family (LoRA, PiSSA: exact), ``[engine] lora_rank`` for a dense one (truncated). A
-    smaller ``--max-lora-rank`` is less work per token on every adapter."""
+    """The LoRA rank the run's vectors get on the server: ``2r`` of a low-rank family
+    (LoRA, PiSSA: exact), or ``[engine] lora_rank`` when set (a dense family's SVD rank).
+    A larger ``--max-lora-rank`` is more work per token for every adapter."""
     from weightsteer.adapters.family import get_family
 
-    return max(
-        2 * cfg.train.spec(fam, 0).rank if get_family(fam).lowrank else cfg.engine.lora_rank
-        for fam in cfg.train.families
-    )
+    ranks = [2 * cfg.train.spec(f, 0).rank for f in cfg.train.families if get_family(f).lowrank]
+    given = [cfg.engine.lora_rank] if cfg.engine.lora_rank else []
+    return max(ranks + given) if ranks + given else 2 * cfg.train.rank
 
 
 def close_engine(ctx: Context, *, keep_adapters: bool = False) -> None:
@@ -122,7 +121,7 @@ def engine_for(
         return
     log = None if cfg.url else ctx.run.root / ENGINE_LOG
     say = lambda line: ctx.console.print(line, highlight=False, markup=False)  # noqa: E731
-    export = _exporter(cfg.lora_rank, cfg.max_error)
+    export = _exporter(cfg.lora_rank or served_rank(ctx.cfg), cfg.max_error)
     folder = ctx.run.layout.work(ADAPTERS)
     served = Served(lambda: _server(ctx, lora).url, end_token_ids(model, tok), cfg,
                     folder=folder, export=export, log=log, say=say)  # fmt: skip
