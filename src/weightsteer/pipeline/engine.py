@@ -1,10 +1,10 @@
 """The run's generation engine (``[engine]``): a vLLM server the stages generate on.
 
-``name = "hf"`` changes nothing. With ``"vllm"`` the first stage that generates starts a
-server for the run's model (or uses the one at ``[engine] url``), kept for the stages
-after it and stopped when the run ends (``close_engine``). The data stage needs only the
-base model; eval and compare serve weight vectors as LoRA adapters, so they need a server
-started with LoRA (the one the data stage started without it is replaced once). Its log
+``name = "hf"`` changes nothing. With ``"vllm"`` a stage that generates starts a server
+for the run's model at its first request (or uses the one at ``[engine] url``); it is
+kept while the next stages generate too and stopped before one that does not, and when
+the run ends (``close_engine``). The data stage needs only the base model; eval and
+compare serve weight vectors as LoRA adapters, so they need a server started with LoRA. Its log
 is ``engine.log`` in the run folder; adapters are written under ``.work/`` and removed.
 The run's files and manifest keys are the same for both engines.
 """

@@ -22,6 +22,7 @@ from weightsteer.pipeline.stages.extract import stage_extract
 from weightsteer.pipeline.stages.report import stage_report
 from weightsteer.pipeline.stages.train import stage_train
 
+GENERATES = ("data", "eval", "compare")  # the stages that may generate on the run's engine
 STAGE_FUNCS = {
     "data": stage_data,
     "train": stage_train,
@@ -80,6 +81,8 @@ def run_stages(ctx: Context, stages: Sequence[str] = STAGES) -> None:
         for name in stages:
             if not dist.is_main() and name not in ALL_RANKS:
                 continue
+            if name not in GENERATES:
+                close_engine(ctx)  # no idle vLLM server beside a stage that does not generate
             t0, made = time.perf_counter(), ctx.run.made
             ctx.console.print(f"[bold]{name}[/]")
             STAGE_FUNCS[name](ctx)
