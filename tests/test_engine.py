@@ -378,3 +378,27 @@ def test_a_vector_its_exporter_refuses_is_generated_here_said_once(tiny):
             served.state = ServedAs(vector=dense.vector, strength=strength, key="dora")
             assert generate_ids(model, tok, prompts, max_new_tokens=4) == want
     assert said == ["  engine: off by 1.9e-01"]
+
+
+def test_the_dosed_prompt_is_generated_here_and_says_so(tiny):
+    """The dosed prompt mixes logits in this process: with a server attached its answers
+    equal no server's, and one line says why."""
+    from weightsteer.core.generation import generate_ids
+    from weightsteer.core.served import Served, serving, steering_served
+    from weightsteer.methods.prompt_dosed import DosedPrompt
+
+    model, tok = tiny
+    prompts = ["Is the sky blue?"]
+    dosed = DosedPrompt(pos="Always say yes.", neg="Always say no.")
+    with dosed.attach(model) as set_strength:
+        set_strength(0.5)
+        want = generate_ids(model, tok, prompts, max_new_tokens=4)
+    said: list[str] = []
+    served = Served(f"http://127.0.0.1:{free_port()}", [tok.eos_token_id],
+                    EngineConfig(name="vllm", retries=0), folder=Path("unused"),
+                    say=said.append)  # fmt: skip
+    with (serving(model, served), dosed.attach(model) as in_process,
+          steering_served(model, dosed, in_process) as set_both):  # fmt: skip
+        set_both(0.5)
+        assert generate_ids(model, tok, prompts, max_new_tokens=4) == want
+    assert len(said) == 1 and "prompt:dosed" in said[0]

@@ -80,7 +80,9 @@ def generate_ids(
 
     dose = active_dose(model)
     served = active_served(model)
-    if served is not None and dose is None:
+    if served is not None and dose is not None:
+        served.servable(served.state)  # says once why the server cannot (a dosed prompt)
+    elif served is not None:
         rows = [p if isinstance(p, list) else tokenizer.encode(p, add_special_tokens=False)
                 for p in prompts]  # fmt: skip
         got = served.generate(rows, max_new_tokens=max_new_tokens, temperature=temperature,
