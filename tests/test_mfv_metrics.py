@@ -219,3 +219,14 @@ def test_without_the_clip_a_sure_models_change_is_its_logratio_change():
     pick = lambda t: t[(t["strength"] == 1) & (t["foundation"] == "Authority")].iloc[0]  # noqa: E731
     assert pick(clipped)["delta"] == pytest.approx(2 * math.log(0.01 / 0.99))
     assert pick(exact)["delta"] == -17.0
+
+
+def test_the_seeds_table_reads_without_any_si_row():
+    """No SI row at all (an empty head table, without columns, as SmolLM2's demo made in
+    the json frame): the table still prints, its SI cells –."""
+    from weightsteer.evals.mfv_report import seeds_lines
+
+    found, _ = table(hand_case())
+    lines = seeds_lines(found, pd.DataFrame(), 1.0, target="Authority", watch="Care",
+                        sign=-1, fixed=set(), missed=set(), unit="")  # fmt: skip
+    assert lines[-1].startswith("| lora") and lines[-1].count("–") == 5

@@ -136,7 +136,8 @@ def seeds_lines(
     for (method, family), rows in f.groupby(["method", "family"], sort=False):
         t = rows[rows["foundation"] == target]
         w = rows[rows["foundation"] == watch]
-        hr = h[(h["method"] == method) & (h["family"] == family)]
+        # no SI row at all (every cell out of format): an empty table without columns
+        hr = h[(h["method"] == method) & (h["family"] == family)] if len(h) else h
         name = label(method, family) + ("*" if (method, family) in fixed else "")
         name += " ⚠" if (method, family) in missed else ""
         tc = t.iloc[0] if len(t) else None
