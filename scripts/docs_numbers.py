@@ -62,21 +62,22 @@ def authority_block(run: Path) -> str:
 
 
 def engine_block(runs: Path) -> str:
-    """The vLLM engine's bench table, and the seconds of each stage of the SmolLM2 demo
-    run with each engine (``runs/smollm2-demo``, ``runs/smollm2-demo-vllm``)."""
+    """The vLLM engine's bench table, and the data and eval stages' seconds of the SmolLM2
+    demo config with each engine (``runs/smollm2-demo-hf``, ``runs/smollm2-demo-vllm``)."""
     parts = []
     bench = ROOT / "benchmarks" / "results" / "engine.md"
     if bench.is_file():
         parts += ["`make bench` (`benchmarks/results/engine.md`):", "", bench.read_text().strip()]
     hf, vllm = (json.loads((runs / n / "manifest.json").read_text())["stages"]
-                for n in ("smollm2-demo", "smollm2-demo-vllm"))  # fmt: skip
-    rows = ["| stage | transformers s | vLLM s | ratio |", "|---|---|---|---|"]
-    for stage in ("data", "eval", "compare"):
+                for n in ("smollm2-demo-hf", "smollm2-demo-vllm"))  # fmt: skip
+    rows = ["| stage | transformers s | vLLM s | vLLM over transformers |", "|---|---|---|---|"]
+    for stage in ("data", "eval"):
         a, b = hf[stage]["seconds"], vllm[stage]["seconds"]
         rows.append(f"| {stage} | {a:.0f} | {b:.0f} | {a / b:.2f}x |")
-    parts += ["", "`configs/smollm2-demo.toml`, run with each engine (`runs/smollm2-demo`, "
-              "`runs/smollm2-demo-vllm`; each vLLM stage counts its server's start):", "",
-              *rows]  # fmt: skip
+    parts += ["", "The stages of `configs/smollm2-demo.toml` with each engine "
+              "(`runs/smollm2-demo-hf`, `runs/smollm2-demo-vllm`; each vLLM stage counts its "
+              "server's start, and eval generates the DoRA vector's answers with transformers):",
+              "", *rows]  # fmt: skip
     return "\n".join(parts).strip()
 
 

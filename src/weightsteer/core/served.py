@@ -20,6 +20,7 @@ Greedy answers asked for before (``prefetch``) are kept by (adapter, prompt, len
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from weightsteer.core.engine import (
 )
 
 _ATTR = "_weightsteer_served"
+_NAMES = itertools.count(1)  # adapter names on the server
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,6 @@ class Served:
         self.said: set[str] = set()
         self.refused: set[str] = set()  # vector keys the exporter refused
         self.on_response: Callable[[int], None] | None = None
-        self.made = 0  # adapters written so far (their names stay unique)
 
     @property
     def url(self) -> str:
@@ -106,8 +107,7 @@ class Served:
             return None
         if key not in self.adapters:
             assert self.export is not None, "a weight vector needs an exporter"
-            self.made += 1
-            name = f"steer-{self.made}"
+            name = f"steer-{next(_NAMES)}"  # never reused in this process
             path = self.folder / name
             try:
                 note = self.export(served.vector, float(served.strength), path)
