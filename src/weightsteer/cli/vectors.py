@@ -176,7 +176,7 @@ def serve(
     NAME@S (the base is "base"): per-request steering by the request's "model"."""
     import tempfile
 
-    from weightsteer.core.engine import EngineConfig
+    from weightsteer.core.engine import EngineConfig, vllm_python
     from weightsteer.core.errors import UserError
     from weightsteer.core.sources import resolve_source
     from weightsteer.core.steer import check_compatible
@@ -185,6 +185,7 @@ def serve(
 
     parsed = [parse_steering(v) for v in vector]
     steerings = [Steering(n, WeightVector.load(p), s) for n, p, s in parsed]
+    vllm_python()  # a missing vLLM environment is one line before the model loads
     m, _ = load_for_cli(model, "auto")
     for st in steerings:
         check_compatible(m, st.vector)
