@@ -200,7 +200,7 @@ class Served:
 
 def active_served(model: Any) -> Served | None:
     """The server attached to ``model`` (None: generation stays in this process)."""
-    return model.__dict__.get(_ATTR)
+    return getattr(model, "__dict__", {}).get(_ATTR)  # a stand-in model may be None
 
 
 @contextmanager
