@@ -128,7 +128,6 @@ class Server:
     url: str
     proc: subprocess.Popen
     log: Path
-    lora_rank: int | None  # --max-lora-rank; None: started without LoRA
 
     def kill(self) -> None:
         """Stop it at once (SIGKILL to its process group), as a crash would."""
@@ -189,7 +188,7 @@ def start_server(
         out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", proc, log, lora_rank)
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
     try:
         _wait(proc, server.url, log, cfg.start_timeout)
         yield server

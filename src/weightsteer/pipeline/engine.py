@@ -31,7 +31,6 @@ class RunEngine:
 
     url: str
     lora: bool
-    log: Path | None  # None: a server the user runs
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
@@ -43,12 +42,12 @@ def _server(ctx: Context, lora: bool) -> RunEngine:
     if have is not None and (have.lora or not lora):
         return have
     if cfg.url:
-        ctx.engine = RunEngine(check_server(cfg.url), True, None)
+        ctx.engine = RunEngine(check_server(cfg.url), True)
         return ctx.engine
     close_engine(ctx, keep_adapters=True)
     rank = lora_bucket(served_rank(ctx.cfg)) if lora else None
     log = ctx.run.root / ENGINE_LOG
-    eng = RunEngine("", lora, log)
+    eng = RunEngine("", lora)
     with ctx.console.status("starting the vLLM server (its log: engine.log)"):
         server = eng.stack.enter_context(
             start_server(resolve_source(ctx.cfg.model.id), log, cfg, lora_rank=rank)
